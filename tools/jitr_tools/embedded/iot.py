@@ -1,0 +1,196 @@
+"""The embedded AWS IoT: one account and region of moto's IoT, completed by `backend.install()`, plus what happens
+when a device connects for the first time (JITR) and the event bus that carries the registration events.
+
+In-process use needs moto's `mock_aws()` active; `serve()` also exposes it on 127.0.0.1 so boto3 in any process can
+reach it with `endpoint_url`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from moto.iot.models import FakeCaCertificate, IoTBackend, iot_backends
+from moto.moto_server.threaded_moto_server import ThreadedMotoServer
+
+from jitr.certificates import certificate_id, certificate_parameters, load_certificate, load_certificates
+
+from . import errors
+from .backend import install
+from .register_thing import register_thing
+from .state import Extension, Subscriber, TokenBucket, extension
+
+DEFAULT_ACCOUNT = "123456789012"
+DEFAULT_REGION = "us-east-1"
+REGISTERED_TOPIC = "$aws/events/certificates/registered/{ca_id}"
+
+
+class Connect(StrEnum):
+    """What a device sees when it sends MQTT CONNECT over mutual TLS."""
+
+    CONNECTED = "CONNECTED"  # certificate ACTIVE with a policy
+    REGISTERED = "REGISTERED"  # first connect: registered PENDING_ACTIVATION, event published, connection closed
+    PENDING = "PENDING"  # still PENDING_ACTIVATION: event published again, connection closed
+    REFUSED = "REFUSED"  # TLS or authorization failed: see reason
+
+
+@dataclass(frozen=True)
+class ConnectResult:
+    outcome: Connect
+    certificate_id: str
+    ca_certificate_id: str | None = None
+    reason: str = ""
+
+
+def topic_matches(topic_filter: str, topic: str) -> bool:
+    """MQTT topic filter matching with `+` (one level) and `#` (the rest)."""
+    wanted, actual = topic_filter.split("/"), topic.split("/")
+    for i, part in enumerate(wanted):
+        if part == "#":
+            return True
+        if i >= len(actual) or (part != "+" and part != actual[i]):
+            return False
+    return len(wanted) == len(actual)
+
+
+class EmbeddedIoT:
+    """One account and region of the embedded AWS IoT."""
+
+    def __init__(self, account_id: str = DEFAULT_ACCOUNT, region: str = DEFAULT_REGION) -> None:
+        install()
+        self.account_id = account_id
+        self.region = region
+
+    @property
+    def backend(self) -> IoTBackend:
+        return iot_backends[self.account_id][self.region]
+
+    @property
+    def state(self) -> Extension:
+        return extension(self.backend)
+
+    # -- knobs for tests, the simulator and the benchmarks -------------------------------------------------------------
+
+    def set_quota(self, operation: str, per_second: float, burst: float | None = None) -> None:
+        """Enforce an AWS-style TPS quota on `operation` (ThrottlingException beyond it)."""
+        self.state.quotas[operation] = TokenBucket(per_second, burst)
+
+    def inject_faults(self, operation: str, *faults: errors._Error) -> None:
+        """Make the next calls of `operation` fail with these errors, in order."""
+        self.state.faults.setdefault(operation, __import__("collections").deque()).extend(faults)
+
+    def set_latency(self, operation: str, seconds: float) -> None:
+        self.state.latency_s[operation] = seconds
+
+    def subscribe(self, topic_filter: str, callback: Subscriber) -> None:
+        self.state.subscribers.append((topic_filter, callback))
+
+    def publish(self, topic: str, payload: dict[str, Any]) -> None:
+        for topic_filter, callback in list(self.state.subscribers):
+            if topic_matches(topic_filter, topic):
+                callback(topic, payload)
+
+    # -- a device's connect -----------------------------------------------------------------------------------------
+
+    def connect(self, certificate_pem: str, chain_pem: str | Sequence[str] = ()) -> ConnectResult:
+        """A device's MQTT CONNECT with this certificate (and the chain it presents), as AWS IoT handles it."""
+        leaf = load_certificate(certificate_pem)
+        presented = load_certificates("".join(chain_pem) if not isinstance(chain_pem, str) else chain_pem)
+        cert_id = certificate_id(leaf)
+        with self.state.lock:
+            known = self.backend.certificates.get(cert_id)
+            if known is not None:
+                return self._reconnect(known.status, cert_id, known.ca_certificate_id, known.arn)
+            ca = self._signing_ca(leaf, presented)
+            if ca is None:
+                return ConnectResult(Connect.REFUSED, cert_id, None, "no ACTIVE registered CA with auto-registration signed it")
+            pem = certificate_pem if isinstance(certificate_pem, str) else certificate_pem.decode()
+            record = self.backend.register_certificate_without_ca(pem, status="PENDING_ACTIVATION")
+            record.ca_certificate_id = ca.certificate_id
+            record.certificate_mode = getattr(ca, "certificate_mode", "DEFAULT")
+            registered_at = int(time.time() * 1000)
+            config = ca.registration_config or {}
+        if config.get("templateBody") or config.get("templateName"):
+            self._run_jitp(ca, leaf)  # JITP: AWS provisions with the CA's template, nobody is asked
+        self._publish_registered(cert_id, ca.certificate_id, registered_at)
+        return ConnectResult(Connect.REGISTERED, cert_id, ca.certificate_id)
+
+    def _reconnect(self, status: str, cert_id: str, ca_id: str | None, arn: str) -> ConnectResult:
+        if status == "PENDING_ACTIVATION" and ca_id:
+            ca = self.backend.ca_certificates.get(ca_id)
+            if ca is not None and ca.status == "ACTIVE":
+                self._publish_registered(cert_id, ca_id, None)
+                return ConnectResult(Connect.PENDING, cert_id, ca_id)
+            return ConnectResult(Connect.REFUSED, cert_id, ca_id, "certificate pending and its CA is not ACTIVE")
+        if status != "ACTIVE":
+            return ConnectResult(Connect.REFUSED, cert_id, ca_id, f"certificate is {status}")
+        if not any(target == arn for (target, _) in self.backend.principal_policies):
+            return ConnectResult(Connect.REFUSED, cert_id, ca_id, "certificate has no policy attached")
+        return ConnectResult(Connect.CONNECTED, cert_id, ca_id)
+
+    def _signing_ca(self, leaf: x509.Certificate, presented: list[x509.Certificate]) -> FakeCaCertificate | None:
+        """The ACTIVE, auto-registering CA that signed the leaf, directly or through the presented chain."""
+        candidates = [
+            (load_certificate(ca.certificate_pem), ca)
+            for ca in self.backend.ca_certificates.values()
+            if ca.status == "ACTIVE" and getattr(ca, "auto_registration_status", "DISABLE") == "ENABLE"
+        ]
+        chain = [leaf, *presented]
+        for i, certificate in enumerate(chain):
+            for ca_cert, record in candidates:
+                if _issued_by(certificate, ca_cert):
+                    return record
+            if i + 1 < len(chain) and not _issued_by(certificate, chain[i + 1]):
+                return None  # the presented chain is broken here
+        return None
+
+    def _run_jitp(self, ca: FakeCaCertificate, leaf: x509.Certificate) -> None:
+        config = ca.registration_config
+        body = config.get("templateBody")
+        if not body:
+            body = self.state.templates[config["templateName"]].body
+        parameters = certificate_parameters(leaf)
+        parameters["AWS::IoT::Certificate::CACertificateId"] = ca.certificate_id
+        register_thing(self.backend, body, parameters)
+
+    def _publish_registered(self, cert_id: str, ca_id: str, registered_at: int | None) -> None:
+        self.publish(
+            REGISTERED_TOPIC.format(ca_id=ca_id),
+            {
+                "certificateId": cert_id,
+                "caCertificateId": ca_id,
+                "timestamp": int(time.time() * 1000),
+                "certificateStatus": "PENDING_ACTIVATION",
+                "awsAccountId": self.account_id,
+                "certificateRegistrationTimestamp": registered_at,
+            },
+        )
+
+
+def _issued_by(certificate: x509.Certificate, issuer: x509.Certificate) -> bool:
+    if certificate.issuer != issuer.subject:
+        return False
+    try:
+        certificate.verify_directly_issued_by(issuer)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
+
+
+@contextmanager
+def serve(host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
+    """Serve the embedded IoT (and every other moto service) over HTTP; yields the endpoint URL."""
+    install()
+    server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
+    server.start()
+    try:
+        bound_host, bound_port = server.get_host_and_port()
+        yield f"http://{bound_host}:{bound_port}"
+    finally:
+        server.stop()

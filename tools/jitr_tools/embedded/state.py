@@ -1,0 +1,111 @@
+"""What the embedded IoT keeps beside moto's backend: templates, quotas, injected faults, subscribers, counters."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from moto.iot.models import IoTBackend
+
+from .errors import ConflictingResourceUpdateException, ThrottlingException, _Error
+
+Subscriber = Callable[[str, dict[str, Any]], None]
+
+
+class TokenBucket:
+    """A per-second quota as AWS enforces it: `rate` calls per second with a burst of `burst`."""
+
+    def __init__(self, rate: float, burst: float | None = None) -> None:
+        self.rate = rate
+        self.burst = burst if burst is not None else max(rate, 1.0)
+        self.tokens = self.burst
+        self.stamp = time.monotonic()
+        self.lock = threading.Lock()
+
+    def take(self) -> bool:
+        with self.lock:
+            now = time.monotonic()
+            self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+            self.stamp = now
+            if self.tokens >= 1:
+                self.tokens -= 1
+                return True
+            return False
+
+
+@dataclass
+class ProvisioningTemplateRecord:
+    name: str
+    arn: str
+    body: str
+    role_arn: str
+    type: str
+    enabled: bool
+    description: str
+    created: datetime
+    modified: datetime
+    version: int = 1
+    pre_provisioning_hook: dict[str, Any] | None = None
+
+
+@dataclass
+class Extension:
+    """State of one embedded account and region, beside moto's `IoTBackend` of the same account and region."""
+
+    templates: dict[str, ProvisioningTemplateRecord] = field(default_factory=dict)
+    quotas: dict[str, TokenBucket] = field(default_factory=dict)
+    faults: dict[str, deque[_Error]] = field(default_factory=dict)
+    latency_s: dict[str, float] = field(default_factory=dict)
+    subscribers: list[tuple[str, Subscriber]] = field(default_factory=list)
+    calls: Counter[str] = field(default_factory=Counter)
+    throttled: Counter[str] = field(default_factory=Counter)
+    lock: threading.RLock = field(default_factory=threading.RLock)
+    in_flight: set[str] = field(default_factory=set)
+
+    def admit(self, operation: str) -> None:
+        """Count a call, then raise an injected fault or ThrottlingException when the quota is spent."""
+        with self.lock:
+            self.calls[operation] += 1
+            queued = self.faults.get(operation)
+            if queued:
+                raise queued.popleft()
+        bucket = self.quotas.get(operation)
+        if bucket is not None and not bucket.take():
+            with self.lock:
+                self.throttled[operation] += 1
+            raise ThrottlingException(f"Rate exceeded for {operation}")
+        delay = self.latency_s.get(operation)
+        if delay:
+            time.sleep(delay)
+
+    @contextmanager
+    def claim(self, certificate_id: str | None) -> Iterator[None]:
+        """Hold `certificate_id` for one RegisterThing; a concurrent one on the same certificate conflicts."""
+        if certificate_id is None:
+            yield
+            return
+        with self.lock:
+            if certificate_id in self.in_flight:
+                raise ConflictingResourceUpdateException(
+                    f"Another provisioning request is updating certificate {certificate_id}"
+                )
+            self.in_flight.add(certificate_id)
+        try:
+            yield
+        finally:
+            with self.lock:
+                self.in_flight.discard(certificate_id)
+
+
+def extension(backend: IoTBackend) -> Extension:
+    """The extension state that lives on `backend` (created on first use, reset with the backend)."""
+    state = backend.__dict__.get("_jitr_extension")
+    if state is None:
+        state = backend.__dict__.setdefault("_jitr_extension", Extension())
+    return state

@@ -1,0 +1,191 @@
+"""A development PKI: CAs, device certificates (good ones and every defect the handler refuses), verification certs.
+
+Used by `jitr pki`, `jitr simulate`, the tests and the benchmarks. Nothing here is for production keys.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Literal
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+KeyKind = Literal["ec256", "ec384", "rsa2048", "rsa3072", "rsa1024", "ec192"]
+HashKind = Literal["sha256", "sha384", "sha512", "sha1"]
+
+_HASHES: dict[str, type[hashes.HashAlgorithm]] = {
+    "sha256": hashes.SHA256,
+    "sha384": hashes.SHA384,
+    "sha512": hashes.SHA512,
+    "sha1": hashes.SHA1,
+}
+
+
+def new_key(kind: KeyKind = "ec256") -> CertificateIssuerPrivateKeyTypes:
+    if kind.startswith("rsa"):
+        return rsa.generate_private_key(public_exponent=65537, key_size=int(kind[3:]))
+    curve = {"ec256": ec.SECP256R1(), "ec384": ec.SECP384R1(), "ec192": ec.SECP192R1()}[kind]
+    return ec.generate_private_key(curve)
+
+
+def now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(microsecond=0)
+
+
+@dataclass
+class Issued:
+    """A certificate with its private key."""
+
+    certificate: x509.Certificate
+    key: CertificateIssuerPrivateKeyTypes
+    chain: list[x509.Certificate] = field(default_factory=list)
+
+    @property
+    def pem(self) -> str:
+        return self.certificate.public_bytes(serialization.Encoding.PEM).decode()
+
+    @property
+    def key_pem(self) -> str:
+        return self.key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        ).decode()
+
+    @property
+    def chain_pem(self) -> str:
+        return "".join(c.public_bytes(serialization.Encoding.PEM).decode() for c in self.chain)
+
+
+def _name(common_name: str, **attributes: str) -> x509.Name:
+    oids = {
+        "serial_number": NameOID.SERIAL_NUMBER,
+        "organization": NameOID.ORGANIZATION_NAME,
+        "organizational_unit": NameOID.ORGANIZATIONAL_UNIT_NAME,
+        "country": NameOID.COUNTRY_NAME,
+        "state": NameOID.STATE_OR_PROVINCE_NAME,
+        "dn_qualifier": NameOID.DN_QUALIFIER,
+    }
+    parts = [x509.NameAttribute(oids[k], v) for k, v in attributes.items() if v]
+    return x509.Name([*parts, x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+
+
+def make_ca(
+    common_name: str = "jitr development root CA",
+    *,
+    issuer: Issued | None = None,
+    key: KeyKind = "ec256",
+    days: int = 3650,
+    key_usage: bool = True,
+    path_length: int | None = None,
+    organization: str = "jitr dev",
+) -> Issued:
+    """A root CA, or an intermediate when `issuer` is given."""
+    private = new_key(key)
+    subject = _name(common_name, organization=organization)
+    start = now() - dt.timedelta(days=1)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer.certificate.subject if issuer else subject)
+        .public_key(private.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start)
+        .not_valid_after(start + dt.timedelta(days=days))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=path_length), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(private.public_key()), critical=False)
+    )
+    if key_usage:
+        builder = builder.add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+    if issuer:
+        builder = builder.add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.key.public_key()),  # type: ignore[arg-type]
+            critical=False,
+        )
+    signer = issuer.key if issuer else private
+    certificate = builder.sign(signer, hashes.SHA256())
+    chain = [issuer.certificate, *issuer.chain] if issuer else []
+    return Issued(certificate, private, chain)
+
+
+def make_device(
+    issuer: Issued,
+    common_name: str,
+    *,
+    key: KeyKind = "ec256",
+    hash_name: HashKind = "sha256",
+    not_before: dt.datetime | None = None,
+    days: int = 365,
+    signer: CertificateIssuerPrivateKeyTypes | None = None,
+    eku: list[x509.ObjectIdentifier] | None = None,
+    san: list[str] | None = None,
+    key_usage: bool = True,
+    serial_number: str | None = None,
+    organization: str | None = None,
+    country: str | None = None,
+) -> Issued:
+    """A device certificate signed by `issuer` (or by `signer`, to forge one under the issuer's name)."""
+    private = new_key(key)
+    start = not_before or (now() - dt.timedelta(minutes=5))
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(
+            _name(common_name, serial_number=serial_number or "", organization=organization or "", country=country or "")
+        )
+        .issuer_name(issuer.certificate.subject)
+        .public_key(private.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start)
+        .not_valid_after(start + dt.timedelta(days=days))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.key.public_key()),  # type: ignore[arg-type]
+            critical=False,
+        )
+    )
+    if key_usage:
+        builder = builder.add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=isinstance(private, rsa.RSAPrivateKey),
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+    if eku is not None:
+        builder = builder.add_extension(x509.ExtendedKeyUsage(eku), critical=False)
+    if san:
+        builder = builder.add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in san]), critical=False)
+    certificate = builder.sign(signer or issuer.key, _HASHES[hash_name]())
+    return Issued(certificate, private, [issuer.certificate, *issuer.chain])
+
+
+def make_verification_certificate(ca: Issued, registration_code: str) -> Issued:
+    """The certificate AWS IoT asks for to register a CA in DEFAULT mode: CN = registration code, signed by the CA."""
+    return make_device(ca, registration_code, eku=None, key_usage=False)
+
+
+CLIENT_AUTH = [ExtendedKeyUsageOID.CLIENT_AUTH]
+SERVER_AUTH_ONLY = [ExtendedKeyUsageOID.SERVER_AUTH]
