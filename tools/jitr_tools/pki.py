@@ -146,7 +146,9 @@ def make_device(
     builder = (
         x509.CertificateBuilder()
         .subject_name(
-            _name(common_name, serial_number=serial_number or "", organization=organization or "", country=country or "")
+            _name(
+                common_name, serial_number=serial_number or "", organization=organization or "", country=country or ""
+            )
         )
         .issuer_name(issuer.certificate.subject)
         .public_key(private.public_key())

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import limits
-from .intrinsics import UNKNOWN, Evaluator, Value, is_intrinsic
+from .intrinsics import Evaluator, Value, is_intrinsic
 from .problems import Problem, TemplateError, child
 
 
@@ -110,7 +110,7 @@ def render_template(template: Template | str | Mapping[str, Any], parameters: Ma
     return Plan(resources=tuple(walk.resources), parameters=effective)
 
 
-# -- loading and parameters -------------------------------------------------------------------------------------------
+# -- loading and parameters ---
 
 
 def _load(body: str | Mapping[str, Any]) -> tuple[dict[str, Any] | None, list[Problem]]:
@@ -175,7 +175,7 @@ def _effective_parameters(
     return effective, problems
 
 
-# -- the walk ---------------------------------------------------------------------------------------------------------
+# -- the walk ---
 
 
 class _Walk:
@@ -203,7 +203,7 @@ class _Walk:
             self.mappings()
         self.resources_section()
 
-    # -- sections ---------------------------------------------------------------------------------------------------
+    # -- sections ---
 
     def sections(self) -> None:
         for name in self.document:
@@ -273,7 +273,7 @@ class _Walk:
                     f"a certificate takes at most {limits.MAX_POLICIES_PER_CERTIFICATE} policies",
                 )
 
-    # -- one resource -----------------------------------------------------------------------------------------------
+    # -- one resource ---
 
     def resource(self, logical_name: str, resource: Any, path: str) -> PlannedResource | None:
         if not isinstance(resource, dict):
@@ -298,7 +298,8 @@ class _Walk:
             self.error(
                 child(props_path, name),
                 "UNKNOWN_PROPERTY",
-                f"{resource_type} has no property {name!r}; known: {', '.join(sorted(limits.PROPERTIES[resource_type]))}",
+                f"{resource_type} has no property {name!r}; "
+                f"known: {', '.join(sorted(limits.PROPERTIES[resource_type]))}",
             )
         for name in limits.REQUIRED_PROPERTIES[resource_type]:
             if name not in properties:
@@ -340,7 +341,7 @@ class _Walk:
                 result[name] = action
         return result
 
-    # -- resource types -----------------------------------------------------------------------------------------------
+    # -- resource types ---
 
     def thing(self, properties: dict[str, Any], path: str) -> dict[str, Any]:
         resolved: dict[str, Any] = {}
@@ -437,7 +438,8 @@ class _Walk:
             self.error(
                 path,
                 "POLICY_SOURCE",
-                f"declare PolicyName (an existing policy) or PolicyDocument, not both; found {', '.join(given) or 'none'}",
+                "declare PolicyName (an existing policy) or PolicyDocument, not both; "
+                f"found {', '.join(given) or 'none'}",
             )
         resolved: dict[str, Any] = {}
         if "PolicyName" in properties:
@@ -483,13 +485,17 @@ def _jitr_problems(document: dict[str, Any], resources: list[PlannedResource]) -
         )
     if certificate.properties.get("Status") == "INACTIVE":
         problems.append(
-            Problem(child(path, "Properties.Status"), "JITR_INACTIVE", "Status INACTIVE would never let the device in")
+            Problem(
+                child(child(path, "Properties"), "Status"),
+                "JITR_INACTIVE",
+                "Status INACTIVE would never let the device in",
+            )
         )
     action = certificate.overrides.get("Status")
     if action in ("DO_NOTHING", "FAIL"):
         problems.append(
             Problem(
-                child(path, "OverrideSettings.Status"),
+                child(child(path, "OverrideSettings"), "Status"),
                 "JITR_STATUS_OVERRIDE",
                 f"override {action} on Status: the device certificate already exists as PENDING_ACTIVATION, so it "
                 + ("would stay pending and the device could never connect" if action == "DO_NOTHING" else "would fail")

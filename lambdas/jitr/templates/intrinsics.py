@@ -66,7 +66,7 @@ class Evaluator:
         self.problems.append(Problem(path, code, message))
         return UNKNOWN
 
-    # -- entry points ---------------------------------------------------------------------------------------------
+    # -- entry points ---
 
     def value(self, node: Value, path: str) -> Value:
         """Evaluate any JSON value: literals stay, intrinsics are computed, containers are walked."""
@@ -88,7 +88,7 @@ class Evaluator:
     def string_list(self, node: Value, path: str) -> list[str | _Unknown] | _Unknown:
         """Evaluate `node` and insist on a list of strings."""
         result = self.value(node, path)
-        if result is UNKNOWN:
+        if isinstance(result, _Unknown):
             return UNKNOWN
         if not isinstance(result, list):
             return self.fail(path, "TYPE_MISMATCH", f"expected a list of strings, got {_describe(result)}")
@@ -100,7 +100,7 @@ class Evaluator:
                 items.append(self.fail(child(path, i), "TYPE_MISMATCH", f"expected a string, got {_describe(item)}"))
         return items
 
-    # -- intrinsics -----------------------------------------------------------------------------------------------
+    # -- intrinsics ---
 
     def intrinsic(self, node: dict[str, Value], path: str) -> Value:
         ((name, argument),) = node.items()
@@ -138,9 +138,10 @@ class Evaluator:
         if not (isinstance(argument, list) and len(argument) == 2 and isinstance(argument[0], str)):
             return self.fail(path, "BAD_INTRINSIC", "Fn::Join takes [delimiter, [values...]]")
         parts = self.string_list(argument[1], child(path, 1))
-        if parts is UNKNOWN or any(part is UNKNOWN for part in parts):
+        if isinstance(parts, _Unknown):
             return UNKNOWN
-        return argument[0].join(parts)
+        known = [part for part in parts if isinstance(part, str)]
+        return argument[0].join(known) if len(known) == len(parts) else UNKNOWN
 
     def _select(self, argument: Value, path: str) -> Value:
         if not (isinstance(argument, list) and len(argument) == 2):
@@ -164,7 +165,7 @@ class Evaluator:
         if not (isinstance(argument, list) and len(argument) == 2 and isinstance(argument[0], str) and argument[0]):
             return self.fail(path, "BAD_INTRINSIC", "Fn::Split takes [non-empty delimiter, string]")
         source = self.string(argument[1], child(path, 1))
-        if source is UNKNOWN:
+        if isinstance(source, _Unknown):
             return UNKNOWN
         return source.split(argument[0])
 
@@ -189,10 +190,10 @@ class Evaluator:
                 pieces.append("${" + name + "}")
                 continue
             value = variables[name] if name in variables else self._lookup(name, path)
-            if value is UNKNOWN:
-                unknown = True
-            else:
+            if isinstance(value, str):
                 pieces.append(value)
+            else:
+                unknown = True
         pieces.append(text[last:])
         return UNKNOWN if unknown else "".join(pieces)
 
@@ -201,16 +202,16 @@ class Evaluator:
             return self.fail(path, "BAD_INTRINSIC", "Fn::FindInMap takes [MapName, TopLevelKey, SecondLevelKey]")
         keys = [self.string(item, child(path, i)) for i, item in enumerate(argument)]
         map_name, top, second = keys
-        if map_name is UNKNOWN:
+        if isinstance(map_name, _Unknown):
             return UNKNOWN
         if map_name not in self.mappings:
             return self.fail(child(path, 0), "UNKNOWN_MAPPING", f"mapping {map_name!r} is not declared in Mappings")
-        if top is UNKNOWN:
+        if isinstance(top, _Unknown):
             return UNKNOWN
         table = self.mappings[map_name]
         if top not in table:
             return self.fail(child(path, 1), "MAPPING_KEY_NOT_FOUND", f"mapping {map_name!r} has no key {top!r}")
-        if second is UNKNOWN:
+        if isinstance(second, _Unknown):
             return UNKNOWN
         if second not in table[top]:
             return self.fail(

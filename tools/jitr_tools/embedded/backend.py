@@ -10,20 +10,19 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from urllib.parse import unquote
 from datetime import datetime
 from typing import Any
+from urllib.parse import unquote
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
+from jitr.certificates import BadCertificate, certificate_id, load_certificate
+from jitr.templates import TemplateError, parse_template
+from jitr.templates.limits import TEMPLATE_NAME
 from moto.core.responses import ActionResult, EmptyResult
 from moto.core.utils import utcnow
 from moto.iot.models import FakeCaCertificate, FakeCertificate, FakeThing, IoTBackend
 from moto.iot.responses import IoTResponse
-
-from jitr.certificates import BadCertificate, certificate_id, load_certificate
-from jitr.templates import TemplateError, parse_template
-from jitr.templates.limits import TEMPLATE_NAME
 
 from .errors import (
     CertificateStateException,
@@ -56,7 +55,7 @@ def install() -> None:
         _installed = True
 
 
-# -- models -----------------------------------------------------------------------------------------------------------
+# -- models ---
 
 
 def _patch_models() -> None:
@@ -101,7 +100,7 @@ def _validity(pem: str) -> dict[str, datetime]:
     return {"notBefore": certificate.not_valid_before_utc, "notAfter": certificate.not_valid_after_utc}
 
 
-# -- backend operations -------------------------------------------------------------------------------------------------
+# -- backend operations ---
 
 
 def _get_registration_code(self: IoTBackend) -> str:
@@ -137,9 +136,12 @@ def _register_ca_certificate(
     if template_name:
         record = extension(self).templates.get(template_name)
         if record is None or record.type != "JITP":
-            raise InvalidRequestException(f"registrationConfig.templateName {template_name!r} must name a JITP template")
-    ca_cert = FakeCaCertificate(ca_certificate, "ACTIVE" if set_as_active else "INACTIVE", self.account_id,
-                                self.region_name, config)
+            raise InvalidRequestException(
+                f"registrationConfig.templateName {template_name!r} must name a JITP template"
+            )
+    ca_cert = FakeCaCertificate(
+        ca_certificate, "ACTIVE" if set_as_active else "INACTIVE", self.account_id, self.region_name, config
+    )
     ca_cert.arn = ca_cert.arn.replace(":cert/", ":cacert/")
     ca_cert.auto_registration_status = "ENABLE" if allow_auto_registration else "DISABLE"
     ca_cert.certificate_mode = mode
@@ -228,13 +230,11 @@ def _create_thing(
         and (existing.billing_group_name or None) == (billing_group_name or None)
     )
     if not same:
-        raise ResourceAlreadyExistsException(
-            f"Thing {thing_name} already exists with a different configuration"
-        )
+        raise ResourceAlreadyExistsException(f"Thing {thing_name} already exists with a different configuration")
     return existing
 
 
-# -- provisioning templates ------------------------------------------------------------------------------------------
+# -- provisioning templates ---
 
 
 def _create_provisioning_template(
@@ -325,7 +325,7 @@ _BACKEND_METHODS = {
 }
 
 
-# -- HTTP (IoTResponse) -------------------------------------------------------------------------------------------------
+# -- HTTP (IoTResponse) ---
 
 
 def _path_id(response: IoTResponse) -> str:
@@ -374,9 +374,7 @@ def _r_create_provisioning_template(self: IoTResponse) -> ActionResult:
         template_type=self._get_param("type"),
         pre_provisioning_hook=self._get_param("preProvisioningHook"),
     )
-    return ActionResult(
-        {"templateArn": record.arn, "templateName": record.name, "defaultVersionId": record.version}
-    )
+    return ActionResult({"templateArn": record.arn, "templateName": record.name, "defaultVersionId": record.version})
 
 
 def _summary(record: ProvisioningTemplateRecord) -> dict[str, Any]:

@@ -16,10 +16,9 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
+from jitr.certificates import certificate_id, certificate_parameters, load_certificate, load_certificates
 from moto.iot.models import FakeCaCertificate, IoTBackend, iot_backends
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
-
-from jitr.certificates import certificate_id, certificate_parameters, load_certificate, load_certificates
 
 from . import errors
 from .backend import install
@@ -109,7 +108,9 @@ class EmbeddedIoT:
                 return self._reconnect(known.status, cert_id, known.ca_certificate_id, known.arn)
             ca = self._signing_ca(leaf, presented)
             if ca is None:
-                return ConnectResult(Connect.REFUSED, cert_id, None, "no ACTIVE registered CA with auto-registration signed it")
+                return ConnectResult(
+                    Connect.REFUSED, cert_id, None, "no ACTIVE registered CA with auto-registration signed it"
+                )
             pem = certificate_pem if isinstance(certificate_pem, str) else certificate_pem.decode()
             record = self.backend.register_certificate_without_ca(pem, status="PENDING_ACTIVATION")
             record.ca_certificate_id = ca.certificate_id

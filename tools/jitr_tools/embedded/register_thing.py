@@ -15,9 +15,8 @@ import hashlib
 import json
 from typing import Any
 
-from moto.iot.models import FakeCertificate, FakeThing, IoTBackend
-
 from jitr.templates import Plan, PlannedResource, TemplateError, limits, render_template
+from moto.iot.models import FakeCertificate, FakeThing, IoTBackend
 
 from .errors import InvalidRequestException, ResourceRegistrationFailureException
 from .state import extension
@@ -84,7 +83,7 @@ class _Apply:
             arns[self.plan.certificate.logical_name] = certificate.arn  # type: ignore[union-attr]
         return {"certificatePem": certificate.certificate_pem if certificate else None, "resourceArns": arns}
 
-    # -- certificate ----------------------------------------------------------------------------------------------------
+    # -- certificate ---
 
     def resolve_certificate(self) -> FakeCertificate | None:
         resource = self.plan.certificate
@@ -125,7 +124,7 @@ class _Apply:
             )
         return str(wanted)
 
-    # -- thing ----------------------------------------------------------------------------------------------------------
+    # -- thing ---
 
     def find_thing(self, name: str) -> FakeThing | None:
         return next((t for t in self.backend.things.values() if t.thing_name == name), None)
@@ -209,7 +208,7 @@ class _Apply:
         existing.version += 1
         return existing
 
-    # -- policies -------------------------------------------------------------------------------------------------------
+    # -- policies ---
 
     def check_policy(self, resource: PlannedResource) -> str | None:
         """The existing policy's name, or None for a policy to create from its document."""

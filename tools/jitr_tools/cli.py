@@ -1,0 +1,114 @@
+"""The `jitr` command: operator tools over the domain package.
+
+jitr template check FILE [--jitr] [--json]
+jitr template render FILE [--cert PEM] [--param NAME=VALUE]... [--json]
+jitr demo
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from jitr.certificates import BadCertificate, certificate_parameters, load_certificate
+from jitr.templates import Problem, TemplateError, check_template, render_template
+
+EXIT_OK = 0
+EXIT_REFUSED = 1
+EXIT_USAGE = 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "run"):
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return int(args.run(args))
+    except (OSError, BadCertificate) as exc:
+        print(f"jitr: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="jitr", description="Just-in-time registration for AWS IoT Core.")
+    commands = parser.add_subparsers(title="commands")
+
+    template = commands.add_parser("template", help="check or render a provisioning template")
+    template_commands = template.add_subparsers(title="template commands")
+    check = template_commands.add_parser("check", help="check a template as AWS IoT would; list every problem")
+    check.add_argument("file", type=Path)
+    check.add_argument("--jitr", action="store_true", help="also apply the rules for a JITR template")
+    check.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    check.set_defaults(run=_template_check)
+
+    render = template_commands.add_parser("render", help="render a template into the plan RegisterThing would run")
+    render.add_argument("file", type=Path)
+    render.add_argument("--cert", type=Path, help="device certificate PEM: adds the AWS::IoT::Certificate::* values")
+    render.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="a parameter value")
+    render.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    render.set_defaults(run=_template_render)
+
+    demo = commands.add_parser("demo", help="the main job on the embedded AWS IoT, no account needed")
+    demo.set_defaults(run=_demo)
+    return parser
+
+
+def _print_problems(problems: Sequence[Problem], as_json: bool, extra: dict[str, Any] | None = None) -> None:
+    if as_json:
+        print(json.dumps({**(extra or {}), "problems": [p.to_dict() for p in problems]}, indent=2))
+        return
+    for problem in problems:
+        print(problem, file=sys.stderr if problem.severity == "error" else sys.stdout)
+
+
+def _template_check(args: argparse.Namespace) -> int:
+    problems = check_template(args.file.read_text(), for_jitr=args.jitr)
+    errors = [p for p in problems if p.severity == "error"]
+    _print_problems(problems, args.json, {"file": str(args.file), "ok": not errors})
+    if not args.json:
+        verdict = f"{len(errors)} error(s)" if errors else "OK"
+        print(f"{args.file}: {verdict}, {len(problems) - len(errors)} warning(s)")
+    return EXIT_REFUSED if errors else EXIT_OK
+
+
+def _template_render(args: argparse.Namespace) -> int:
+    parameters: dict[str, str] = {}
+    if args.cert:
+        parameters.update(certificate_parameters(load_certificate(args.cert.read_bytes())))
+    for item in args.param:
+        name, sep, value = item.partition("=")
+        if not sep:
+            print(f"jitr: --param takes NAME=VALUE, got {item!r}", file=sys.stderr)
+            return EXIT_USAGE
+        parameters[name] = value
+    try:
+        plan = render_template(args.file.read_text(), parameters)
+    except TemplateError as exc:
+        _print_problems(exc.problems, args.json, {"file": str(args.file), "ok": False})
+        return EXIT_REFUSED
+    if args.json:
+        print(json.dumps({"file": str(args.file), "ok": True, "plan": plan.to_dict()}, indent=2))
+    else:
+        for resource in plan.resources:
+            print(f"{resource.type} {resource.logical_name}")
+            for name, value in resource.properties.items():
+                print(f"  {name}: {json.dumps(value)}")
+            for name, action in resource.overrides.items():
+                print(f"  override {name}: {action}")
+    return EXIT_OK
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    return run_demo()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
