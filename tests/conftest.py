@@ -10,9 +10,10 @@ from typing import Any
 
 import boto3
 import pytest
+from moto import mock_aws
+
 from jitr_tools import pki
 from jitr_tools.embedded import EmbeddedIoT
-from moto import mock_aws
 
 DATA = Path(__file__).parent / "data"
 REPO = Path(__file__).resolve().parents[1]

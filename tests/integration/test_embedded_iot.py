@@ -13,11 +13,11 @@ import boto3
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
+
 from jitr.certificates import certificate_id
 from jitr_tools import pki
 from jitr_tools.embedded import Connect, EmbeddedIoT, serve
 from jitr_tools.embedded.errors import ThrottlingException
-
 from tests.conftest import DEVICE_POLICY, Account, data
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 
 from cryptography.hazmat.primitives.serialization import Encoding
+
 from jitr.certificates import certificate_parameters
 from jitr_tools import pki
 

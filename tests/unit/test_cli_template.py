@@ -6,10 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
+
 from jitr.certificates import certificate_id
 from jitr_tools import pki
 from jitr_tools.cli import main
-
 from tests.conftest import DATA, REPO
 
 

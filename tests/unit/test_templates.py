@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from jitr.templates import TemplateError, check_template, parse_template, render_template
 from jitr.templates.limits import TEMPLATE_BODY_MAX_CHARS
-
 from tests.conftest import data
 
 CERT_ID = "ab" * 32

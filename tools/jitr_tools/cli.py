@@ -11,10 +11,18 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from jitr.certificates import BadCertificate, certificate_parameters, load_certificate
+from jitr.certificates import (
+    PROFILES,
+    BadCertificate,
+    CertificateRejected,
+    certificate_parameters,
+    load_certificate,
+    verify_device_certificate,
+)
 from jitr.templates import Problem, TemplateError, check_template, render_template
 
 EXIT_OK = 0
@@ -53,6 +61,18 @@ def _parser() -> argparse.ArgumentParser:
     render.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="a parameter value")
     render.add_argument("--json", action="store_true", help="print machine-readable JSON")
     render.set_defaults(run=_template_render)
+
+    verify = commands.add_parser("verify", help="why was this device refused? check a certificate as the handler does")
+    verify.add_argument("--cert", type=Path, required=True, help="device certificate PEM")
+    verify.add_argument("--ca", type=Path, required=True, help="the registered CA certificate PEM")
+    verify.add_argument("--intermediate", type=Path, action="append", default=[], help="an intermediate PEM")
+    verify.add_argument("--root", type=Path, help="a root above the registered CA, used as the trust anchor")
+    verify.add_argument("--at", help="ISO-8601 time to verify at (default: now, UTC)")
+    verify.add_argument("--profile", default="strict", choices=sorted(PROFILES), help="device profile")
+    verify.add_argument("--cn-pattern", help="regular expression the common name must match")
+    verify.add_argument("--max-validity-days", type=int, help="longest validity period allowed")
+    verify.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    verify.set_defaults(run=_verify)
 
     demo = commands.add_parser("demo", help="the main job on the embedded AWS IoT, no account needed")
     demo.set_defaults(run=_demo)
@@ -101,6 +121,35 @@ def _template_render(args: argparse.Namespace) -> int:
                 print(f"  {name}: {json.dumps(value)}")
             for name, action in resource.overrides.items():
                 print(f"  override {name}: {action}")
+    return EXIT_OK
+
+
+def _verify(args: argparse.Namespace) -> int:
+    at = None
+    if args.at:
+        at = datetime.fromisoformat(args.at)
+        at = at if at.tzinfo else at.replace(tzinfo=UTC)
+    profile = PROFILES[args.profile].with_options(args.cn_pattern, args.max_validity_days)
+    try:
+        verified = verify_device_certificate(
+            args.cert.read_bytes(),
+            args.ca.read_bytes(),
+            [p.read_bytes() for p in args.intermediate],
+            at,
+            profile=profile,
+            root_pem=args.root.read_bytes() if args.root else None,
+        )
+    except CertificateRejected as exc:
+        if args.json:
+            print(json.dumps({"accepted": False, "reason": exc.reason, "message": exc.message}))
+        else:
+            print(f"REFUSED {exc.reason}: {exc.message}")
+        return EXIT_REFUSED
+    subjects = [c.subject.rfc4514_string() for c in verified.chain]
+    if args.json:
+        print(json.dumps({"accepted": True, "profile": verified.profile, "chain": subjects}))
+    else:
+        print(f"ACCEPTED ({verified.profile} profile): {' <- '.join(subjects)}")
     return EXIT_OK
 
 

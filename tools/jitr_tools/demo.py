@@ -6,9 +6,10 @@ import json
 from pathlib import Path
 
 import boto3
+from moto import mock_aws
+
 from jitr.certificates import certificate_parameters
 from jitr.templates import render_template
-from moto import mock_aws
 
 from . import pki
 from .embedded import EmbeddedIoT

@@ -191,3 +191,70 @@ def make_verification_certificate(ca: Issued, registration_code: str) -> Issued:
 
 CLIENT_AUTH = [ExtendedKeyUsageOID.CLIENT_AUTH]
 SERVER_AUTH_ONLY = [ExtendedKeyUsageOID.SERVER_AUTH]
+
+
+# -- certificates cryptography will not build: SHA-1 signatures and version 1 -------------------------------------
+
+_SIGNATURE_ALGORITHMS = {
+    ("ec", "sha1"): bytes.fromhex("300906072a8648ce3d0401"),
+    ("ec", "sha256"): bytes.fromhex("300a06082a8648ce3d040302"),
+    ("rsa", "sha1"): bytes.fromhex("300d06092a864886f70d0101050500"),
+    ("rsa", "sha256"): bytes.fromhex("300d06092a864886f70d01010b0500"),
+}
+
+
+def _read(data: bytes, at: int) -> tuple[int, int, int]:
+    """(tag, content start, content end) of the DER element at `at`."""
+    length = data[at + 1]
+    if length < 0x80:
+        return data[at], at + 2, at + 2 + length
+    size = length & 0x7F
+    start = at + 2 + size
+    return data[at], start, start + int.from_bytes(data[at + 2 : start], "big")
+
+
+def _encode(tag: int, content: bytes) -> bytes:
+    n = len(content)
+    if n < 0x80:
+        return bytes([tag, n]) + content
+    size = (n.bit_length() + 7) // 8
+    return bytes([tag, 0x80 | size]) + n.to_bytes(size, "big") + content
+
+
+def resign(
+    template: Issued,
+    signer: CertificateIssuerPrivateKeyTypes,
+    *,
+    hash_name: HashKind = "sha256",
+    version1: bool = False,
+) -> Issued:
+    """Re-sign `template`'s certificate with `signer` using `hash_name`, optionally as an X.509 version 1 certificate
+    (no version field, no extensions), as AWS's documented openssl commands produce."""
+    tbs = template.certificate.tbs_certificate_bytes
+    _, start, end = _read(tbs, 0)
+    children: list[bytes] = []
+    at = start
+    while at < end:
+        _tag, _, stop = _read(tbs, at)
+        children.append(tbs[at:stop])
+        at = stop
+    kind = "rsa" if isinstance(signer, rsa.RSAPrivateKey) else "ec"
+    algorithm = _SIGNATURE_ALGORITHMS[(kind, hash_name)]
+    if children[0][0] == 0xA0:  # explicit version
+        version, rest = children[0], children[1:]
+    else:
+        version, rest = b"", children
+    serial, _old_algorithm, issuer, validity, subject, spki, *extensions = rest
+    parts = [serial, algorithm, issuer, validity, subject, spki]
+    if not version1:
+        parts = [version, *parts, *extensions]
+    new_tbs = _encode(0x30, b"".join(parts))
+    digest = _HASHES[hash_name]()
+    if isinstance(signer, rsa.RSAPrivateKey):
+        from cryptography.hazmat.primitives.asymmetric import padding
+
+        signature = signer.sign(new_tbs, padding.PKCS1v15(), digest)
+    else:
+        signature = signer.sign(new_tbs, ec.ECDSA(digest))  # type: ignore[call-arg,union-attr]
+    der = _encode(0x30, new_tbs + algorithm + _encode(0x03, b"\x00" + signature))
+    return Issued(x509.load_der_x509_certificate(der), template.key, template.chain)

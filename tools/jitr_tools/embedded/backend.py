@@ -16,13 +16,14 @@ from urllib.parse import unquote
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
-from jitr.certificates import BadCertificate, certificate_id, load_certificate
-from jitr.templates import TemplateError, parse_template
-from jitr.templates.limits import TEMPLATE_NAME
 from moto.core.responses import ActionResult, EmptyResult
 from moto.core.utils import utcnow
 from moto.iot.models import FakeCaCertificate, FakeCertificate, FakeThing, IoTBackend
 from moto.iot.responses import IoTResponse
+
+from jitr.certificates import BadCertificate, certificate_id, load_certificate
+from jitr.templates import TemplateError, parse_template
+from jitr.templates.limits import TEMPLATE_NAME
 
 from .errors import (
     CertificateStateException,

@@ -16,9 +16,10 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
-from jitr.certificates import certificate_id, certificate_parameters, load_certificate, load_certificates
 from moto.iot.models import FakeCaCertificate, IoTBackend, iot_backends
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
+
+from jitr.certificates import certificate_id, certificate_parameters, load_certificate, load_certificates
 
 from . import errors
 from .backend import install
@@ -121,6 +122,16 @@ class EmbeddedIoT:
             self._run_jitp(ca, leaf)  # JITP: AWS provisions with the CA's template, nobody is asked
         self._publish_registered(cert_id, ca.certificate_id, registered_at)
         return ConnectResult(Connect.REGISTERED, cert_id, ca.certificate_id)
+
+    def register_pending(self, certificate_pem: str, ca_certificate_id: str) -> ConnectResult:
+        """Register a certificate PENDING_ACTIVATION under a CA *without* the signature check AWS does during the
+        TLS handshake, and publish its event: for rehearsing what the handler does if that check ever lets one by."""
+        leaf = load_certificate(certificate_pem)
+        with self.state.lock:
+            record = self.backend.register_certificate_without_ca(certificate_pem, status="PENDING_ACTIVATION")
+            record.ca_certificate_id = ca_certificate_id
+        self._publish_registered(certificate_id(leaf), ca_certificate_id, int(time.time() * 1000))
+        return ConnectResult(Connect.REGISTERED, certificate_id(leaf), ca_certificate_id)
 
     def _reconnect(self, status: str, cert_id: str, ca_id: str | None, arn: str) -> ConnectResult:
         if status == "PENDING_ACTIVATION" and ca_id:

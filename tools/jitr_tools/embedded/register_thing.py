@@ -15,8 +15,9 @@ import hashlib
 import json
 from typing import Any
 
-from jitr.templates import Plan, PlannedResource, TemplateError, limits, render_template
 from moto.iot.models import FakeCertificate, FakeThing, IoTBackend
+
+from jitr.templates import Plan, PlannedResource, TemplateError, limits, render_template
 
 from .errors import InvalidRequestException, ResourceRegistrationFailureException
 from .state import extension
@@ -31,8 +32,12 @@ def register_thing(backend: IoTBackend, template_body: str, parameters: dict[str
         raise InvalidRequestException(f"Invalid template or parameters: {exc}") from exc
     certificate = plan.certificate
     certificate_id = certificate.properties.get("CertificateId") if certificate else None
-    with state.claim(certificate_id), state.lock:
-        return _Apply(backend, plan).run()
+    with state.claim(certificate_id):
+        state.pause("RegisterThing")  # while the certificate is held, as a slow AWS call would
+        with state.lock:
+            response = _Apply(backend, plan).run()
+            state.succeeded["RegisterThing"] += 1
+            return response
 
 
 def policy_name_for_document(document: str) -> str:

@@ -65,6 +65,7 @@ class Extension:
     subscribers: list[tuple[str, Subscriber]] = field(default_factory=list)
     calls: Counter[str] = field(default_factory=Counter)
     throttled: Counter[str] = field(default_factory=Counter)
+    succeeded: Counter[str] = field(default_factory=Counter)
     lock: threading.RLock = field(default_factory=threading.RLock)
     in_flight: set[str] = field(default_factory=set)
 
@@ -80,6 +81,9 @@ class Extension:
             with self.lock:
                 self.throttled[operation] += 1
             raise ThrottlingException(f"Rate exceeded for {operation}")
+
+    def pause(self, operation: str) -> None:
+        """Take as long as the configured latency of `operation` (AWS's own processing time)."""
         delay = self.latency_s.get(operation)
         if delay:
             time.sleep(delay)

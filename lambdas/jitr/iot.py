@@ -1,0 +1,169 @@
+"""The AWS IoT adapter: the only code that talks to boto3. It returns plain records and raises a few typed errors,
+keyed on the AWS error code, never on message text. Retries of throttling, 5xx and timeouts are botocore's
+(standard mode); what still fails after them surfaces as `Retryable`."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from .templates import Template, TemplateError, parse_template
+
+RETRYABLE_CODES = frozenset(
+    {
+        "ThrottlingException",
+        "Throttling",
+        "TooManyRequestsException",
+        "ServiceUnavailableException",
+        "InternalFailureException",
+        "InternalException",
+        "InternalServerException",
+        "RequestTimeout",
+    }
+)
+MISCONFIGURED_CODES = frozenset({"UnauthorizedException", "AccessDeniedException", "AccessDenied"})
+
+
+class IoTError(Exception):
+    """An AWS IoT call failed. `code` is the AWS error code (or the botocore error class)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+class NotFound(IoTError):
+    """The resource does not exist."""
+
+
+class Retryable(IoTError):
+    """Transient: throttling, 5xx or a timeout that outlasted botocore's retries."""
+
+
+class Conflict(Retryable):
+    """ConflictingResourceUpdate: another request is changing the same resources."""
+
+
+class Misconfigured(IoTError):
+    """Our permissions or stored configuration are wrong; no device is at fault."""
+
+
+class Refused(IoTError):
+    """AWS refused the request permanently (InvalidRequest, ResourceRegistrationFailure, ...)."""
+
+
+@dataclass(frozen=True)
+class CertificateRecord:
+    certificate_id: str
+    status: str
+    pem: str
+    ca_certificate_id: str | None
+
+
+@dataclass(frozen=True)
+class CaRecord:
+    certificate_id: str
+    status: str
+    pem: str
+    auto_registration: str | None
+
+
+def _translate(exc: Exception) -> IoTError:
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        code = str(error.get("Code", "Unknown"))
+        message = str(error.get("Message", ""))
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+        if code == "ResourceNotFoundException":
+            return NotFound(code, message)
+        if code == "ConflictingResourceUpdateException":
+            return Conflict(code, message)
+        if code in RETRYABLE_CODES or status >= 500:
+            return Retryable(code, message)
+        if code in MISCONFIGURED_CODES:
+            return Misconfigured(code, message)
+        return Refused(code, message)
+    return Retryable(type(exc).__name__, str(exc))
+
+
+def client_config(max_attempts: int) -> Config:
+    """botocore's standard retry mode (exponential backoff with jitter) and bounded timeouts."""
+    return Config(
+        retries={"mode": "standard", "total_max_attempts": max_attempts},
+        connect_timeout=3,
+        read_timeout=10,
+        tcp_keepalive=True,
+    )
+
+
+class IoT:
+    """AWS IoT as the use case sees it. The stored template is cached across warm invocations for `template_ttl_s`."""
+
+    def __init__(self, client: Any, template_ttl_s: float = 300.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.client = client
+        self.template_ttl_s = template_ttl_s
+        self.clock = clock
+        self._templates: dict[str, tuple[float, Template]] = {}
+
+    @classmethod
+    def connect(cls, *, max_attempts: int = 5, template_ttl_s: float = 300.0, endpoint_url: str | None = None) -> IoT:
+        client = boto3.client("iot", config=client_config(max_attempts), endpoint_url=endpoint_url)
+        return cls(client, template_ttl_s)
+
+    def _call(self, operation: str, **kwargs: Any) -> dict[str, Any]:
+        try:
+            response: dict[str, Any] = getattr(self.client, operation)(**kwargs)
+        except (ClientError, BotoCoreError) as exc:
+            raise _translate(exc) from exc
+        return response
+
+    def describe_certificate(self, certificate_id: str) -> CertificateRecord:
+        description = self._call("describe_certificate", certificateId=certificate_id)["certificateDescription"]
+        return CertificateRecord(
+            certificate_id=description["certificateId"],
+            status=description["status"],
+            pem=description["certificatePem"],
+            ca_certificate_id=description.get("caCertificateId"),
+        )
+
+    def describe_ca_certificate(self, certificate_id: str) -> CaRecord:
+        description = self._call("describe_ca_certificate", certificateId=certificate_id)["certificateDescription"]
+        return CaRecord(
+            certificate_id=description["certificateId"],
+            status=description["status"],
+            pem=description["certificatePem"],
+            auto_registration=description.get("autoRegistrationStatus"),
+        )
+
+    def template(self, name: str) -> Template:
+        """The stored template, checked with the JITR rules. A broken one is `Misconfigured` (no device is at fault)."""
+        cached = self._templates.get(name)
+        now = self.clock()
+        if cached is not None and now - cached[0] < self.template_ttl_s:
+            return cached[1]
+        try:
+            body = self._call("describe_provisioning_template", templateName=name)["templateBody"]
+        except NotFound as exc:
+            raise Misconfigured(exc.code, f"provisioning template {name!r} does not exist") from exc
+        try:
+            template = parse_template(body, for_jitr=True)
+        except TemplateError as exc:
+            raise Misconfigured(
+                "InvalidStoredTemplate", f"provisioning template {name!r} is not usable: {exc}"
+            ) from exc
+        self._templates[name] = (now, template)
+        return template
+
+    def register_thing(self, template_body: str, parameters: dict[str, str]) -> dict[str, str]:
+        response = self._call("register_thing", templateBody=template_body, parameters=parameters)
+        return dict(response.get("resourceArns") or {})
+
+    def update_certificate(self, certificate_id: str, status: str) -> None:
+        self._call("update_certificate", certificateId=certificate_id, newStatus=status)

@@ -1,0 +1,70 @@
+"""The handler's settings: read once, lazily, from the environment the stack sets, into one typed object."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from .certificates import PROFILES, DeviceProfile
+
+REJECTION_ACTIONS = ("REVOKED", "INACTIVE", "NONE")
+
+
+class SettingsError(ValueError):
+    """The function is misconfigured; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    template_name: str
+    rejection_action: str = "REVOKED"
+    profile: DeviceProfile = field(default_factory=DeviceProfile)
+    trust_root_pem: str | None = None
+    extra_parameters: dict[str, str] = field(default_factory=dict)
+    template_cache_seconds: float = 300.0
+    max_attempts: int = 5
+    endpoint_url: str | None = None
+
+    @classmethod
+    def from_environment(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        name = env.get("JITR_TEMPLATE_NAME", "")
+        if not name:
+            raise SettingsError("JITR_TEMPLATE_NAME must name the stored provisioning template")
+        action = env.get("JITR_REJECTION_ACTION", "REVOKED").upper()
+        if action not in REJECTION_ACTIONS:
+            raise SettingsError(f"JITR_REJECTION_ACTION must be one of {', '.join(REJECTION_ACTIONS)}, got {action!r}")
+        profile_name = env.get("JITR_DEVICE_PROFILE", "strict")
+        if profile_name not in PROFILES:
+            raise SettingsError(f"JITR_DEVICE_PROFILE must be one of {', '.join(PROFILES)}, got {profile_name!r}")
+        max_days = env.get("JITR_MAX_VALIDITY_DAYS")
+        try:
+            extras = json.loads(env.get("JITR_EXTRA_PARAMETERS", "{}"))
+            profile = PROFILES[profile_name].with_options(
+                cn_pattern=env.get("JITR_CN_PATTERN") or None, max_validity_days=int(max_days) if max_days else None
+            )
+            cache = float(env.get("JITR_TEMPLATE_CACHE_SECONDS", "300"))
+            attempts = int(env.get("JITR_MAX_ATTEMPTS", "5"))
+        except ValueError as exc:
+            raise SettingsError(f"a JITR_* setting is not valid: {exc}") from exc
+        if not isinstance(extras, dict) or not all(isinstance(v, str) for v in extras.values()):
+            raise SettingsError("JITR_EXTRA_PARAMETERS must be a JSON object of string values")
+        return cls(
+            template_name=name,
+            rejection_action=action,
+            profile=profile,
+            trust_root_pem=env.get("JITR_TRUST_ROOT_PEM") or None,
+            extra_parameters=extras,
+            template_cache_seconds=cache,
+            max_attempts=attempts,
+            endpoint_url=env.get("JITR_IOT_ENDPOINT_URL") or None,
+        )
+
+
+@lru_cache(maxsize=1)
+def current() -> Settings:
+    """The settings of this process (warm invocations reuse them)."""
+    return Settings.from_environment()

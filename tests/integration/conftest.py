@@ -1,0 +1,110 @@
+"""The handler against the embedded IoT: an account with a registered CA, the stored template and the device policy."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import AmazonCloudWatchEMFProvider
+
+from jitr import settings as jitr_settings
+from jitr_handlers import registration
+from jitr_tools import pki
+from tests.conftest import DEVICE_POLICY, REPO, Account
+
+TEMPLATE_NAME = "jitr-device"
+
+
+@dataclass
+class FakeLambdaContext:
+    """The attributes and method of the real Lambda context object that Powertools reads."""
+
+    function_name: str = "jitr-registration"
+    function_version: str = "$LATEST"
+    memory_limit_in_mb: int = 256
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:jitr-registration"
+    aws_request_id: str = "5f0b3c52-0000-4000-8000-000000000000"
+    log_group_name: str = "/aws/lambda/jitr-registration"
+    log_stream_name: str = "2026/11/22/[$LATEST]0"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 30_000
+
+
+@pytest.fixture
+def lambda_context() -> FakeLambdaContext:
+    return FakeLambdaContext()
+
+
+@pytest.fixture(autouse=True)
+def handler_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setenv("JITR_TEMPLATE_NAME", TEMPLATE_NAME)
+    monkeypatch.setenv("JITR_MAX_ATTEMPTS", "4")
+    monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
+    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "jitr")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    jitr_settings.current.cache_clear()
+    registration._iot.cache_clear()
+    yield
+    jitr_settings.current.cache_clear()
+    registration._iot.cache_clear()
+    registration.metrics.clear_metrics()
+    AmazonCloudWatchEMFProvider().clear_metrics()
+
+
+@dataclass
+class Fleet:
+    account: Account
+    ca: pki.Issued
+    ca_id: str
+
+    def device(self, name: str = "sensor-1", **options: Any) -> pki.Issued:
+        return pki.make_device(self.ca, name, **options)
+
+    def first_connect(self, device: pki.Issued) -> dict[str, Any]:
+        before = len(self.account.events)
+        if self.account.iot.connect(device.pem).outcome == "REFUSED":
+            # AWS's TLS handshake would refuse it too; the handler must refuse it on its own as well
+            self.account.iot.register_pending(device.pem, self.ca_id)
+        assert len(self.account.events) == before + 1
+        return self.account.events[-1]
+
+    def status(self, certificate_id: str) -> str:
+        return str(
+            self.account.client.describe_certificate(certificateId=certificate_id)["certificateDescription"]["status"]
+        )
+
+
+@pytest.fixture
+def fleet(account: Account, issuing_ca: pki.Issued) -> Fleet:
+    ca_id = account.register_ca(issuing_ca)
+    account.client.create_policy(policyName="jitr-device", policyDocument=DEVICE_POLICY)
+    account.client.create_provisioning_template(
+        templateName=TEMPLATE_NAME,
+        templateBody=(REPO / "templates" / "jitr-device.json").read_text(),
+        provisioningRoleArn="arn:aws:iam::123456789012:role/jitr-provisioning",
+        enabled=True,
+    )
+    return Fleet(account, issuing_ca, ca_id)
+
+
+def sqs_event(*bodies: str | dict[str, Any]) -> dict[str, Any]:
+    return {
+        "Records": [
+            {
+                "messageId": f"m-{i}",
+                "receiptHandle": f"r-{i}",
+                "body": body if isinstance(body, str) else json.dumps(body),
+                "attributes": {"ApproximateReceiveCount": "1"},
+                "messageAttributes": {},
+                "md5OfBody": "",
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:jitr-intake",
+                "awsRegion": "us-east-1",
+            }
+            for i, body in enumerate(bodies)
+        ]
+    }
