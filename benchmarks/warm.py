@@ -1,0 +1,93 @@
+"""Warm per-event overhead of the handler with AWS IoT answering instantly (an in-memory botocore stand-in).
+
+What is measured is jitr's own work per event: parsing, the adapter, chain validation, rendering, logging and
+metrics. The stand-in returns the responses AWS would, with no network and no moto in the way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import statistics
+import time
+from typing import Any
+
+from jitr.certificates import certificate_id
+from jitr_tools import pki
+
+EVENTS = 2000
+TEMPLATE = (__import__("pathlib").Path(__file__).resolve().parents[1] / "templates" / "jitr-device.json").read_text()
+
+
+class InstantIoT:
+    """Answers the four calls the handler makes, instantly."""
+
+    def __init__(self, device: pki.Issued, ca: pki.Issued) -> None:
+        self.cert = {
+            "certificateId": certificate_id(device.certificate),
+            "status": "PENDING_ACTIVATION",
+            "certificatePem": device.pem,
+            "caCertificateId": certificate_id(ca.certificate),
+        }
+        self.ca = {"certificateId": self.cert["caCertificateId"], "status": "ACTIVE", "certificatePem": ca.pem}
+
+    def describe_certificate(self, **_: Any) -> dict[str, Any]:
+        return {"certificateDescription": self.cert}
+
+    def describe_ca_certificate(self, **_: Any) -> dict[str, Any]:
+        return {"certificateDescription": self.ca}
+
+    def describe_provisioning_template(self, **_: Any) -> dict[str, Any]:
+        return {"templateBody": TEMPLATE}
+
+    def register_thing(self, **_: Any) -> dict[str, Any]:
+        return {"resourceArns": {"thing": "arn:aws:iot:us-east-1:123456789012:thing/sensor-1"}}
+
+
+def run() -> dict[str, Any]:
+    os.environ.update(
+        {"JITR_TEMPLATE_NAME": "jitr-device", "POWERTOOLS_TRACE_DISABLED": "true", "AWS_DEFAULT_REGION": "us-east-1"}
+    )
+    from jitr.iot import IoT
+    from jitr_handlers import registration
+
+    ca = pki.make_ca("bench CA")
+    device = pki.make_device(ca, "sensor-1")
+    fake = InstantIoT(device, ca)
+    registration._iot.cache_clear()
+    iot = IoT(fake)
+    event = {
+        "certificateId": fake.cert["certificateId"],
+        "caCertificateId": fake.ca["certificateId"],
+        "timestamp": 1767225600000,
+        "certificateStatus": "PENDING_ACTIVATION",
+        "awsAccountId": "123456789012",
+        "certificateRegistrationTimestamp": None,
+    }
+    registration.logger.registered_handler.setStream(io.StringIO())  # keep the cost of logging, not the output
+    original = registration._iot
+    registration._iot = lambda: iot  # type: ignore[assignment]
+    samples: list[float] = []
+    steps: dict[str, list[float]] = {}
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            for i in range(EVENTS + 100):
+                start = time.perf_counter()
+                decision = registration.handle_one(event)
+                elapsed = time.perf_counter() - start
+                registration.metrics.clear_metrics()
+                if i >= 100:  # warm-up
+                    samples.append(elapsed)
+                    for name, ms in decision.steps_ms.items():
+                        steps.setdefault(name, []).append(ms * 1000)
+    finally:
+        registration._iot = original  # type: ignore[assignment]
+    assert decision.outcome == "PROVISIONED", decision
+    samples.sort()
+    return {
+        "events": EVENTS,
+        "p50_us": round(statistics.median(samples) * 1e6, 1),
+        "p99_us": round(samples[int(len(samples) * 0.99) - 1] * 1e6, 1),
+        "steps_us": {name: round(statistics.median(values), 1) for name, values in steps.items()},
+    }
