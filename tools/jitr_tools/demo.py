@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import os
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import boto3
 from moto import mock_aws
-
-from jitr.certificates import certificate_parameters
-from jitr.templates import render_template
 
 from . import pki
 from .embedded import EmbeddedIoT
@@ -19,6 +22,32 @@ DEVICE_POLICY = {
     "Version": "2012-10-17",
     "Statement": [{"Effect": "Allow", "Action": "iot:Connect", "Resource": "arn:aws:iot:*:*:client/${iot:ClientId}"}],
 }
+
+
+@dataclass
+class _Context:
+    """The parts of the Lambda context the handler reads."""
+
+    function_name: str = "jitr-demo"
+    memory_limit_in_mb: int = 256
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:jitr-demo"
+    aws_request_id: str = "demo"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 30_000
+
+
+def _invoke_handler(event: dict[str, Any]) -> dict[str, Any]:
+    """The real handler, as Lambda would call it with one raw event; its JSON logs and metrics kept off the screen."""
+    os.environ.setdefault("JITR_TEMPLATE_NAME", "jitr-device")
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
+    from jitr_handlers import registration
+
+    registration.logger.registered_handler.setStream(io.StringIO())
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return registration.handler(event, _Context())  # type: ignore[arg-type]
 
 
 def run_demo() -> int:
@@ -37,7 +66,7 @@ def run_demo() -> int:
         )["certificateId"]
         print(f"1. registered CA {ca_id[:12]}... (ACTIVE, auto-registration ENABLE, no registrationConfig)")
         client.create_policy(policyName="jitr-device", policyDocument=json.dumps(DEVICE_POLICY))
-        events: list[dict[str, object]] = []
+        events: list[dict[str, Any]] = []
         iot.subscribe("$aws/events/certificates/registered/+", lambda _topic, event: events.append(event))
 
         device = pki.make_device(ca, "sensor-0001")
@@ -46,15 +75,22 @@ def run_demo() -> int:
         event = events[-1]
         print(f"3. event on $aws/events/certificates/registered/{ca_id[:12]}...: status {event['certificateStatus']}")
 
-        plan = render_template(body, certificate_parameters(device.certificate))
-        thing = plan.thing
-        print(
-            f"4. template {TEMPLATE.name} renders: thing {thing.properties['ThingName'] if thing else '-'}, "
-            f"{len(plan.policies)} policy, certificate Status {plan.certificate.properties['Status']}"
-        )  # type: ignore[union-attr]
-        arns = client.register_thing(templateBody=body, parameters=plan.parameters)["resourceArns"]
-        print(f"5. RegisterThing: {', '.join(sorted(arns))} provisioned")
+        client.create_provisioning_template(
+            templateName="jitr-device",
+            templateBody=body,
+            provisioningRoleArn=f"arn:aws:iam::{iot.account_id}:role/jitr-provisioning",
+            enabled=True,
+        )
+        decision = _invoke_handler(event)
+        print(f"4. handler: {decision['outcome']} as thing {decision['thingName']} (chain, profile, template checked)")
         status = client.describe_certificate(certificateId=first.certificate_id)["certificateDescription"]["status"]
         again = iot.connect(device.pem)
-        print(f"6. certificate is {status}; the device reconnects: {again.outcome}")
+        print(f"5. certificate is {status}; the device reconnects: {again.outcome}")
+
+        weak = pki.make_device(ca, "sensor-0002", key="rsa1024")
+        iot.connect(weak.pem)
+        refused = _invoke_handler(events[-1])
+        print(f"6. a device with a 1024-bit RSA key: {refused['outcome']} {refused['reason']}: {refused['message']}")
+        refused_status = client.describe_certificate(certificateId=events[-1]["certificateId"])
+        print(f"   its certificate is now {refused_status['certificateDescription']['status']}")
         return 0 if again.outcome == "CONNECTED" else 1
