@@ -8,6 +8,7 @@ reach it with `endpoint_url`.
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -83,7 +84,7 @@ class EmbeddedIoT:
 
     def inject_faults(self, operation: str, *faults: errors._Error) -> None:
         """Make the next calls of `operation` fail with these errors, in order."""
-        self.state.faults.setdefault(operation, __import__("collections").deque()).extend(faults)
+        self.state.faults.setdefault(operation, deque()).extend(faults)
 
     def set_latency(self, operation: str, seconds: float) -> None:
         self.state.latency_s[operation] = seconds

@@ -12,7 +12,6 @@ defaults to ACTIVE); FAIL fails only when the template would change the existing
 from __future__ import annotations
 
 import hashlib
-import json
 from typing import Any
 
 from moto.iot.models import FakeCertificate, FakeThing, IoTBackend
@@ -219,8 +218,7 @@ class _Apply:
         """The existing policy's name, or None for a policy to create from its document."""
         name = resource.properties.get("PolicyName")
         if name is None:
-            json.loads(resource.properties["PolicyDocument"])  # checked by the engine already
-            return None
+            return None  # created from its PolicyDocument (the engine checked it is a JSON object)
         if name not in self.backend.policies:
             raise self.fail(f"policy {name!r} does not exist; a template's PolicyName must name an existing policy")
         return str(name)
