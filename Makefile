@@ -5,6 +5,9 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 CDK := node_modules/.bin/cdk
+WHEELS_STAMP := build/wheels/.prefetched
+# jsii (under aws-cdk-lib) prints a banner about the Node version on every start; the CLI itself is pinned.
+export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 
 .PHONY: install test lint demo synth bench deploy clean
 
@@ -18,7 +21,12 @@ $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-install: $(STAMP) $(NODE_STAMP)
+# The Lambda's wheels for its platform (arm64, Python 3.14), fetched once so that synth needs no network.
+$(WHEELS_STAMP): $(STAMP) requirements.txt constraints.txt
+	$(PY) -m infra.bundling prefetch
+	touch $@
+
+install: $(STAMP) $(NODE_STAMP) $(WHEELS_STAMP)
 
 test: install
 	$(PY) -m pytest -q
@@ -32,7 +40,7 @@ demo: $(STAMP)
 	$(VENV)/bin/jitr demo
 
 synth: install
-	$(CDK) synth --quiet
+	$(CDK) synth --quiet --no-notices
 
 bench: $(STAMP)
 	$(PY) -m benchmarks
@@ -41,4 +49,4 @@ deploy: install
 	$(CDK) deploy
 
 clean:
-	rm -rf $(VENV) node_modules cdk.out .pytest_cache .hypothesis
+	rm -rf $(VENV) node_modules cdk.out build .pytest_cache .hypothesis

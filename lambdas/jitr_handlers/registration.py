@@ -20,7 +20,7 @@ from jitr import settings as jitr_settings
 from jitr.iot import IoT
 from jitr.provisioning import MAX_EVENT_BYTES, Decision, Outcome, RegistrationEvent, decide
 
-from .observability import logger, metrics, tracer
+from .observability import NAMESPACE, SERVICE, logger, metrics, tracer
 
 # A batch whose records all failed is reported record by record too: SQS redelivers exactly those.
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
@@ -74,7 +74,11 @@ def _record(decision: Decision) -> None:
         metrics.add_metric(name="ProvisioningLatency", unit=MetricUnit.Milliseconds, value=total)
     if decision.outcome in (Outcome.REJECTED, Outcome.MALFORMED, Outcome.RETRY) and decision.reason:
         with single_metric(
-            name=f"{decision.outcome.value}ByReason", unit=MetricUnit.Count, value=1, namespace=metrics.namespace
+            name=f"{decision.outcome.value}ByReason",
+            unit=MetricUnit.Count,
+            value=1,
+            namespace=NAMESPACE,
+            default_dimensions={"service": SERVICE},
         ) as metric:
             metric.add_dimension(name="Reason", value=decision.reason)
     level = logger.info if decision.outcome in (Outcome.PROVISIONED, Outcome.ALREADY_ACTIVE) else logger.warning

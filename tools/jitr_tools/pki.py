@@ -6,7 +6,9 @@ Used by `jitr pki`, `jitr simulate`, the tests and the benchmarks. Nothing here 
 from __future__ import annotations
 
 import datetime as dt
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 from cryptography import x509
@@ -187,6 +189,51 @@ def make_device(
 def make_verification_certificate(ca: Issued, registration_code: str) -> Issued:
     """The certificate AWS IoT asks for to register a CA in DEFAULT mode: CN = registration code, signed by the CA."""
     return make_device(ca, registration_code, eku=None, key_usage=False)
+
+
+# -- on disk: certificates as <stem>.pem, keys as <stem>.key readable by the owner only ------------------------------
+
+DEVELOPMENT_PKI = Path(".dev-pki")
+ROOT_STEM = "root-ca"
+ISSUING_STEM = "issuing-ca"
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write `text` to `path` with mode 0600 from the start (never briefly world-readable)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    os.chmod(path, 0o600)  # an existing file keeps its old mode through O_TRUNC
+
+
+def write_issued(issued: Issued, folder: Path, stem: str) -> Path:
+    """`<stem>.pem` (the certificate, then its chain) and `<stem>.key` (0600). Returns the certificate's path."""
+    folder.mkdir(parents=True, exist_ok=True)
+    write_private(folder / f"{stem}.key", issued.key_pem)
+    certificate = folder / f"{stem}.pem"
+    certificate.write_text(issued.pem + issued.chain_pem)
+    return certificate
+
+
+def read_issued(folder: Path, stem: str) -> Issued:
+    certificates = x509.load_pem_x509_certificates((folder / f"{stem}.pem").read_bytes())
+    key = serialization.load_pem_private_key((folder / f"{stem}.key").read_bytes(), password=None)
+    return Issued(certificates[0], key, certificates[1:])  # type: ignore[arg-type]
+
+
+def development_ca(folder: Path = DEVELOPMENT_PKI) -> tuple[Issued, bool]:
+    """The development issuing CA under `folder` (with its root), created on first use. Returns (CA, created)."""
+    if (folder / f"{ISSUING_STEM}.pem").exists() and (folder / f"{ISSUING_STEM}.key").exists():
+        return read_issued(folder, ISSUING_STEM), False
+    root = make_ca("jitr development root CA")
+    issuing = make_ca("jitr development issuing CA", issuer=root, path_length=0)
+    write_issued(root, folder, ROOT_STEM)
+    write_issued(issuing, folder, ISSUING_STEM)
+    (folder / "README").write_text(
+        "A development PKI made by jitr. Never use these keys for real devices; never commit this folder.\n"
+    )
+    return issuing, True
 
 
 CLIENT_AUTH = [ExtendedKeyUsageOID.CLIENT_AUTH]

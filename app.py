@@ -1,0 +1,35 @@
+#!/usr/bin/env python3
+"""`cdk synth` / `cdk deploy` entry point. No AWS calls and no git state: synth is a function of the repository and
+its context (cdk.json's `jitr` object, or the JSON file `jitr:configFile` names). With no CA configured it makes a
+development CA under .dev-pki/ and says so."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import aws_cdk as cdk
+
+from infra.config import CONFIG_FILE_KEY, CONTEXT_KEY, ConfigError, load_config, raw_settings
+from infra.stack import build
+
+ROOT = Path(__file__).resolve().parent
+
+
+def main() -> int:
+    app = cdk.App()
+    try:
+        context = {key: app.node.try_get_context(key) for key in (CONTEXT_KEY, CONFIG_FILE_KEY)}
+        config = load_config(raw_settings(context, ROOT), ROOT)
+    except ConfigError as exc:
+        print(f"jitr: configuration error: {exc}", file=sys.stderr)
+        return 1
+    for note in config.notes:
+        print(f"jitr: {note}", file=sys.stderr)
+    build(app, config, app.node.try_get_context("jitr:stackName") or "Jitr")
+    app.synth()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,192 @@
+"""The Lambda asset, built without Docker: the domain package, the handler, and requirements.txt installed by pip for
+the function's platform (`--platform manylinux2014_<arch> --only-binary=:all: --python-version X.Y`).
+
+Nothing else goes in: no command line tool, no embedded IoT, no tests, no moto, no CDK. `make install` fills a wheel
+house for the deployed platform, so `cdk synth` after it needs no network. Run `python -m infra.bundling OUT` to build
+an asset by hand (the end-to-end test builds one for this machine's platform the same way).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import platform
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = ("jitr", "jitr_handlers")  # under lambdas/
+REQUIREMENTS = ("requirements.txt", "constraints.txt")
+HANDLER = "jitr_handlers.registration.handler"
+
+
+@dataclass(frozen=True)
+class Target:
+    """A Lambda platform: CPU architecture (Lambda's names) and Python version."""
+
+    architecture: str  # "arm64" | "x86_64"
+    python_version: str  # "3.14"
+
+    @property
+    def pip_platform(self) -> str:
+        return {"arm64": "manylinux2014_aarch64", "x86_64": "manylinux2014_x86_64"}[self.architecture]
+
+    @property
+    def name(self) -> str:
+        return f"{self.architecture}-py{self.python_version}"
+
+    @classmethod
+    def this_machine(cls) -> Target:
+        machine = platform.machine().lower()
+        architecture = "arm64" if machine in ("aarch64", "arm64") else "x86_64"
+        return cls(architecture, f"{sys.version_info.major}.{sys.version_info.minor}")
+
+
+# The deployed function's platform (infra.handler's RUNTIME and ARCHITECTURE say the same; a test holds them together).
+FUNCTION_TARGET = Target("arm64", "3.14")
+
+
+def _sources(root: Path) -> Iterator[Path]:
+    for package in PACKAGES:
+        yield from sorted((root / "lambdas" / package).rglob("*.py"))
+    for name in REQUIREMENTS:
+        yield root / name
+
+
+def asset_hash(target: Target, root: Path = ROOT) -> str:
+    """Changes exactly when the asset would: any source or pin, or the target platform."""
+    digest = hashlib.sha256(target.name.encode())
+    for path in _sources(root):
+        digest.update(str(path.relative_to(root)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def wheelhouse(target: Target, root: Path = ROOT) -> Path:
+    return root / "build" / "wheels" / target.name
+
+
+def _pip_platform_args(target: Target) -> list[str]:
+    return [
+        "--platform",
+        target.pip_platform,
+        "--only-binary=:all:",
+        "--python-version",
+        target.python_version,
+        "--implementation",
+        "cp",
+    ]
+
+
+def _requirements_args(root: Path) -> list[str]:
+    return ["-r", str(root / "requirements.txt"), "-c", str(root / "constraints.txt")]
+
+
+def _stamp(target: Target, root: Path) -> str:
+    digest = hashlib.sha256(target.name.encode())
+    for name in REQUIREMENTS:
+        digest.update((root / name).read_bytes())
+    return digest.hexdigest()
+
+
+def prefetch(target: Target, root: Path = ROOT) -> Path:
+    """Download every wheel the asset needs into the wheel house (network); a no-op when the pins have not changed."""
+    house = wheelhouse(target, root)
+    stamp = house / ".complete"
+    if stamp.is_file() and stamp.read_text() == _stamp(target, root):
+        return house
+    house.mkdir(parents=True, exist_ok=True)
+    pip = [sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check", "--dest", str(house)]
+    subprocess.run([*pip, *_pip_platform_args(target), *_requirements_args(root)], check=True)
+    stamp.write_text(_stamp(target, root))
+    return house
+
+
+def bundle(output: Path, target: Target, root: Path = ROOT) -> Path:
+    """Write the asset's files into `output`. Uses the wheel house when it is complete (offline), else the index."""
+    output.mkdir(parents=True, exist_ok=True)
+    house = wheelhouse(target, root)
+    offline = (house / ".complete").is_file() and (house / ".complete").read_text() == _stamp(target, root)
+    source = ["--no-index", "--find-links", str(house)] if offline else []
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--no-compile",  # byte code would be for this interpreter, not the function's
+            "--target",
+            str(output),
+            *source,
+            *_pip_platform_args(target),
+            *_requirements_args(root),
+        ],
+        check=True,
+    )
+    for package in PACKAGES:
+        shutil.copytree(
+            root / "lambdas" / package,
+            output / package,
+            ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
+            dirs_exist_ok=True,
+        )
+    return output
+
+
+def size_bytes(folder: Path) -> int:
+    return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
+
+
+def lambda_code(target: Target, root: Path = ROOT) -> Any:
+    """The function's `Code`: bundled locally by `bundle`, hashed by `asset_hash` (Docker is never used)."""
+    import aws_cdk as cdk
+    import jsii
+    from aws_cdk import aws_lambda
+
+    @jsii.implements(cdk.ILocalBundling)
+    class _LocalBundling:
+        def try_bundle(self, output_dir: str, options: Any = None, **_: Any) -> bool:
+            bundle(Path(output_dir), target, root)
+            return True
+
+    return aws_lambda.Code.from_asset(
+        str(root / "lambdas"),
+        asset_hash_type=cdk.AssetHashType.CUSTOM,
+        asset_hash=asset_hash(target, root),
+        bundling=cdk.BundlingOptions(
+            image=cdk.DockerImage.from_registry("unused-local-bundling-only"),
+            local=_LocalBundling(),
+        ),
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m infra.bundling", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    fetch = sub.add_parser("prefetch", help="download the wheels of the deployed platform (or --architecture/--python)")
+    build = sub.add_parser("build", help="build an asset folder")
+    build.add_argument("output", type=Path)
+    for command in (fetch, build):
+        command.add_argument("--architecture", choices=("arm64", "x86_64"))
+        command.add_argument("--python", dest="python_version")
+        command.add_argument("--this-machine", action="store_true", help="target this machine's platform")
+    args = parser.parse_args(argv)
+    target = Target.this_machine() if args.this_machine else FUNCTION_TARGET
+    target = Target(args.architecture or target.architecture, args.python_version or target.python_version)
+    if args.command == "prefetch":
+        print(f"wheels for {target.name}: {prefetch(target)}")
+    else:
+        out = bundle(args.output, target)
+        print(f"asset for {target.name}: {out} ({size_bytes(out) / 1e6:.1f} MB)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

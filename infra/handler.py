@@ -1,0 +1,143 @@
+"""The registration handler: the function, its log group, its settings and its least-privilege role."""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from .bundling import FUNCTION_TARGET, HANDLER, lambda_code
+from .config import ConfigError, JitrConfig
+from .stored_template import iot_arn
+
+# The newest Python runtime Lambda offers; the code needs 3.11 or later and is tested on this machine's Python.
+RUNTIME = aws_lambda.Runtime.PYTHON_3_14
+ARCHITECTURE = aws_lambda.Architecture.ARM_64  # Graviton: cheaper per GB-second; every dependency ships aarch64 wheels
+MEMORY_MB = 512  # CPU scales with memory; chain validation is CPU-bound, and 512 MB keeps a cold start short
+TIMEOUT_S = 30  # a batch of 10 events at a few hundred milliseconds each, plus botocore's retries
+ENVIRONMENT_LIMIT_BYTES = 4096  # Lambda's limit on all environment variables together
+
+
+class RegistrationHandler(Construct):
+    """The function that decides each registration, with only the permissions its decisions need."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: JitrConfig,
+        template_name: str,
+        template_arn: str,
+        template_statements: list[iam.PolicyStatement],
+        ca_arns: list[str],
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.service = cdk.Stack.of(self).stack_name
+        self.log_group = logs.LogGroup(
+            self,
+            "Logs",
+            retention=retention(config.log_retention_days),
+            removal_policy=cdk.RemovalPolicy.DESTROY,
+        )
+        self.role = iam.Role(
+            self,
+            "Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description="jitr registration handler: read certificates and the template, provision, reject.",
+        )
+        self.log_group.grant_write(self.role)
+        for statement in _iot_statements(template_arn, template_statements, ca_arns):
+            self.role.add_to_policy(statement)
+
+        environment = {
+            "POWERTOOLS_SERVICE_NAME": self.service,
+            "POWERTOOLS_LOG_LEVEL": "INFO",
+            "JITR_TEMPLATE_NAME": template_name,
+            "JITR_REJECTION_ACTION": config.rejection_action,
+            "JITR_DEVICE_PROFILE": config.device_profile,
+        }
+        if config.cn_pattern:
+            environment["JITR_CN_PATTERN"] = config.cn_pattern
+        if config.max_validity_days:
+            environment["JITR_MAX_VALIDITY_DAYS"] = str(config.max_validity_days)
+        if config.trust_root_pem:
+            environment["JITR_TRUST_ROOT_PEM"] = config.trust_root_pem
+        literal = sum(len(k) + len(v) for k, v in environment.items() if not cdk.Token.is_unresolved(v))
+        if literal > ENVIRONMENT_LIMIT_BYTES - 200:  # leave room for the template name
+            raise ConfigError(
+                f"the handler's settings take {literal} bytes; Lambda allows {ENVIRONMENT_LIMIT_BYTES} in all"
+                " (a long trustRoot PEM is the usual cause)"
+            )
+
+        self.function = aws_lambda.Function(
+            self,
+            "Function",
+            description="jitr: validate a device certificate registered by AWS IoT, then provision or reject it",
+            runtime=RUNTIME,
+            architecture=ARCHITECTURE,
+            handler=HANDLER,
+            code=lambda_code(FUNCTION_TARGET),
+            memory_size=MEMORY_MB,
+            timeout=cdk.Duration.seconds(TIMEOUT_S),
+            role=self.role,
+            log_group=self.log_group,
+            logging_format=aws_lambda.LoggingFormat.JSON,
+            tracing=aws_lambda.Tracing.ACTIVE,
+            environment=environment,
+        )
+        self.timeout = cdk.Duration.seconds(TIMEOUT_S)
+
+
+def _iot_statements(
+    template_arn: str, template_statements: list[iam.PolicyStatement], ca_arns: list[str]
+) -> list[iam.PolicyStatement]:
+    return [
+        iam.PolicyStatement(
+            sid="ReadRegisteredCertificates",
+            actions=["iot:DescribeCertificate"],
+            resources=[iot_arn("cert/*")],  # any device certificate: ids are only known when devices connect
+        ),
+        iam.PolicyStatement(sid="ReadTheCas", actions=["iot:DescribeCACertificate"], resources=ca_arns),
+        iam.PolicyStatement(
+            sid="ReadTheTemplate", actions=["iot:DescribeProvisioningTemplate"], resources=[template_arn]
+        ),
+        iam.PolicyStatement(sid="RejectCertificates", actions=["iot:UpdateCertificate"], resources=[iot_arn("cert/*")]),
+        *template_statements,
+    ]
+
+
+# CloudWatch Logs' retention choices, in days, in the order of `logs.RetentionDays` (INFINITE excluded).
+_RETENTION_DAYS = (
+    1,
+    3,
+    5,
+    7,
+    14,
+    30,
+    60,
+    90,
+    120,
+    150,
+    180,
+    365,
+    400,
+    545,
+    731,
+    1096,
+    1827,
+    2192,
+    2557,
+    2922,
+    3288,
+    3653,
+)
+
+
+def retention(days: int) -> logs.RetentionDays:
+    """The shortest retention CloudWatch Logs offers that keeps logs at least `days`."""
+    choices = [r for r in logs.RetentionDays if r.name != "INFINITE"]
+    index = next((i for i, d in enumerate(_RETENTION_DAYS) if d >= days), len(_RETENTION_DAYS) - 1)
+    return choices[index]

@@ -1,0 +1,214 @@
+"""Alarms an operator can act on, a dashboard of the fleet's onboarding, and an optional e-mail topic.
+
+The handler publishes its decisions as CloudWatch metrics in the `jitr` namespace with the dimension service = stack
+name: PROVISIONED, REJECTED, ALREADY_ACTIVE, SKIPPED, RETRY, MALFORMED, ProvisioningLatency, and
+REJECTEDByReason / RETRYByReason / MALFORMEDByReason with a Reason dimension.
+"""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from aws_cdk import aws_cloudwatch as cw
+from aws_cdk import aws_cloudwatch_actions as cw_actions
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from .config import JitrConfig
+
+NAMESPACE = "jitr"
+PERIOD = cdk.Duration.minutes(5)
+
+
+class Monitoring(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: JitrConfig,
+        service: str,
+        function: aws_lambda.Function,
+        queue: sqs.Queue,
+        dead_letter_queue: sqs.Queue,
+        rule_errors: logs.LogGroup,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.service = service
+
+        def decisions(name: str, statistic: str = "Sum") -> cw.Metric:
+            return cw.Metric(
+                namespace=NAMESPACE,
+                metric_name=name,
+                dimensions_map={"service": service},
+                statistic=statistic,
+                period=PERIOD,
+            )
+
+        def by_reason(outcome: str, label: str) -> cw.MathExpression:
+            return cw.MathExpression(
+                expression=(
+                    f'SEARCH(\'{{{NAMESPACE},Reason,service}} MetricName="{outcome}ByReason"'
+                    f" service=\"{service}\"', 'Sum', 300)"
+                ),
+                label=label,
+                period=PERIOD,
+            )
+
+        rule_failures = cw.Metric(
+            namespace="AWS/Logs",
+            metric_name="IncomingLogEvents",
+            dimensions_map={"LogGroupName": rule_errors.log_group_name},
+            statistic="Sum",
+            period=PERIOD,
+        )
+        self.alarms = {
+            "DeadLetters": cw.Alarm(
+                self,
+                "DeadLettersAlarm",
+                alarm_description=(
+                    "Registration events are waiting in the dead-letter queue: they failed every delivery. Read"
+                    " the handler's log for their certificate ids (outcome RETRY or MALFORMED), fix the cause, then"
+                    " redrive the dead-letter queue (README: Redriving)."
+                ),
+                metric=dead_letter_queue.metric_approximate_number_of_messages_visible(period=PERIOD, statistic="Max"),
+                threshold=1,
+                comparison_operator=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                evaluation_periods=1,
+                treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+            ),
+            "HandlerErrors": cw.Alarm(
+                self,
+                "HandlerErrorsAlarm",
+                alarm_description=(
+                    "The handler crashed (not a rejected device: those are decisions). Its log shows the exception;"
+                    " the batch is redelivered by SQS, so no event is lost while you fix it."
+                ),
+                metric=function.metric_errors(period=PERIOD, statistic="Sum"),
+                threshold=1,
+                comparison_operator=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                evaluation_periods=1,
+                treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+            ),
+            "Throttling": cw.Alarm(
+                self,
+                "ThrottlingAlarm",
+                alarm_description=(
+                    "Lambda throttled the handler, or AWS IoT kept throttling it after botocore's retries (RETRY"
+                    " AWS_UNAVAILABLE). Events wait in the queue; if it persists, raise the RegisterThing quota or"
+                    " lower registerThingTps so the mapping's concurrency matches the quota."
+                ),
+                metric=cw.MathExpression(
+                    expression="lambda + iot",
+                    using_metrics={
+                        "lambda": function.metric_throttles(period=PERIOD, statistic="Sum"),
+                        "iot": cw.Metric(
+                            namespace=NAMESPACE,
+                            metric_name="RETRYByReason",
+                            dimensions_map={"service": service, "Reason": "AWS_UNAVAILABLE"},
+                            statistic="Sum",
+                            period=PERIOD,
+                        ),
+                    },
+                    label="throttled",
+                    period=PERIOD,
+                ),
+                threshold=1,
+                comparison_operator=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                evaluation_periods=2,
+                treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+            ),
+            "QueueAge": cw.Alarm(
+                self,
+                "QueueAgeAlarm",
+                alarm_description=(
+                    f"The oldest registration event has waited over {config.queue_age_alarm_seconds} s: devices"
+                    " are waiting to be onboarded. Check the handler's errors and throttling; a fleet power-up drains"
+                    " at the RegisterThing quota."
+                ),
+                metric=queue.metric_approximate_age_of_oldest_message(period=PERIOD, statistic="Max"),
+                threshold=config.queue_age_alarm_seconds,
+                comparison_operator=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                evaluation_periods=1,
+                treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+            ),
+            "Rejections": cw.Alarm(
+                self,
+                "RejectionsAlarm",
+                alarm_description=(
+                    f"More than {config.rejection_alarm_threshold} devices were refused in 5 minutes. See the"
+                    " dashboard's rejections by reason; a single reason across many devices usually means a"
+                    " manufacturing or configuration change, not an attack."
+                ),
+                metric=decisions("REJECTED"),
+                threshold=config.rejection_alarm_threshold,
+                comparison_operator=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                evaluation_periods=1,
+                treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+            ),
+            "RuleDelivery": cw.Alarm(
+                self,
+                "RuleDeliveryAlarm",
+                alarm_description=(
+                    "AWS IoT could not deliver registration events to the queue (the rule's errorAction wrote them to"
+                    " the rule-errors log group, with the event). Check the rule role and the queue; affected devices"
+                    " retry their connection, which publishes the event again."
+                ),
+                metric=rule_failures,
+                threshold=1,
+                comparison_operator=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                evaluation_periods=1,
+                treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+            ),
+        }
+
+        self.topic: sns.Topic | None = None
+        if config.alarm_email:
+            key = kms.Key(self, "AlarmKey", enable_key_rotation=True, description="jitr alarm topic")
+            key.grant(iam.ServicePrincipal("cloudwatch.amazonaws.com"), "kms:Decrypt", "kms:GenerateDataKey*")
+            self.topic = sns.Topic(self, "AlarmTopic", master_key=key, enforce_ssl=True)
+            self.topic.add_subscription(subscriptions.EmailSubscription(config.alarm_email))
+            for alarm in self.alarms.values():
+                alarm.add_alarm_action(cw_actions.SnsAction(self.topic))
+
+        self.dashboard = cw.Dashboard(self, "Dashboard", default_interval=cdk.Duration.hours(3))
+        self.dashboard.add_widgets(
+            cw.GraphWidget(
+                title="Devices decided",
+                left=[decisions(name) for name in ("PROVISIONED", "REJECTED", "ALREADY_ACTIVE", "SKIPPED")],
+                width=12,
+            ),
+            cw.GraphWidget(title="Rejected by reason", left=[by_reason("REJECTED", "rejected")], width=12),
+        )
+        self.dashboard.add_widgets(
+            cw.GraphWidget(
+                title="Provisioning latency (ms)",
+                left=[decisions("ProvisioningLatency", "p50"), decisions("ProvisioningLatency", "p99")],
+                width=8,
+            ),
+            cw.GraphWidget(
+                title="Queue depth",
+                left=[
+                    queue.metric_approximate_number_of_messages_visible(period=PERIOD, statistic="Max"),
+                    queue.metric_approximate_number_of_messages_not_visible(period=PERIOD, statistic="Max"),
+                    dead_letter_queue.metric_approximate_number_of_messages_visible(
+                        period=PERIOD, statistic="Max", label="dead letters"
+                    ),
+                ],
+                right=[queue.metric_approximate_age_of_oldest_message(period=PERIOD, statistic="Max")],
+                width=8,
+            ),
+            cw.GraphWidget(
+                title="Retries and malformed events by reason",
+                left=[by_reason("RETRY", "retry"), by_reason("MALFORMED", "malformed")],
+                width=8,
+            ),
+        )
+        self.dashboard.add_widgets(
+            cw.AlarmStatusWidget(title="Alarms", alarms=list(self.alarms.values()), width=24),
+        )

@@ -1,0 +1,136 @@
+"""The jitr stack: it only composes one construct per concern and turns on cdk-nag's AwsSolutions checks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aws_cdk as cdk
+from cdk_nag import AwsSolutionsChecks
+from constructs import Construct
+
+from .ca_registration import CaRegistration
+from .config import JitrConfig
+from .handler import RegistrationHandler
+from .intake import Intake
+from .monitoring import Monitoring
+from .stored_template import StoredTemplate
+
+OPT_IN_PARAMETER = "DevelopmentCaOptIn"
+
+
+class JitrStack(cdk.Stack):
+    def __init__(self, scope: Construct, construct_id: str, *, config: JitrConfig, **kwargs: Any) -> None:
+        super().__init__(scope, construct_id, description="jitr: just-in-time registration for AWS IoT", **kwargs)
+        self.config = config
+        self.template = StoredTemplate(self, "Template", config=config)
+        self.cas = CaRegistration(self, "Cas", config=config, jitp_template_name=self.template.template_name)
+        for _, resource in self.cas.cas:
+            # In jitp mode AWS runs the template the moment a device connects: it must exist before the CA does.
+            resource.node.add_dependency(self.template.template)
+        if config.development_ca:
+            self._require_opt_in()
+        cdk.CfnOutput(self, "CaCertificateIds", value=",".join(self.cas.certificate_ids))
+        cdk.CfnOutput(self, "TemplateName", value=self.template.template_name)
+        if not config.validated:
+            # jitp: AWS provisions by itself; there is nothing for a handler to decide (see README: modes).
+            self._suppress_provisioning_role()
+            return
+
+        self.handler = RegistrationHandler(
+            self,
+            "Handler",
+            config=config,
+            template_name=self.template.template_name,
+            template_arn=self.template.template_arn,
+            template_statements=self.template.statements,
+            ca_arns=self.cas.arns,
+        )
+        self.intake = Intake(
+            self,
+            "Intake",
+            config=config,
+            ca_certificate_ids=self.cas.certificate_ids,
+            function=self.handler.function,
+            function_timeout=self.handler.timeout,
+        )
+        self.monitoring = Monitoring(
+            self,
+            "Monitoring",
+            config=config,
+            service=self.handler.service,
+            function=self.handler.function,
+            queue=self.intake.queue,
+            dead_letter_queue=self.intake.dead_letter_queue,
+            rule_errors=self.intake.rule_errors,
+        )
+        cdk.CfnOutput(self, "FunctionName", value=self.handler.function.function_name)
+        cdk.CfnOutput(self, "QueueUrl", value=self.intake.queue.queue_url)
+        cdk.CfnOutput(self, "DeadLetterQueueUrl", value=self.intake.dead_letter_queue.queue_url)
+        cdk.CfnOutput(self, "DeadLetterQueueArn", value=self.intake.dead_letter_queue.queue_arn)
+        cdk.CfnOutput(self, "DashboardName", value=self.monitoring.dashboard.dashboard_name)
+        self._suppress_provisioning_role()
+        self._suppress_handler()
+
+    def _require_opt_in(self) -> None:
+        """The development CA's key sits unencrypted on a laptop: deploying it must be a decision, not an accident."""
+        opt_in = cdk.CfnParameter(
+            self,
+            OPT_IN_PARAMETER,
+            type="String",
+            default="no",
+            allowed_values=["no", "yes"],
+            description="This stack registers jitr's development CA (.dev-pki/). Set to yes to deploy it anyway.",
+        )
+        cdk.CfnRule(
+            self,
+            "DevelopmentCaNeedsOptIn",
+            assertions=[
+                cdk.CfnRuleAssertion(
+                    assert_=cdk.Fn.condition_equals(opt_in.value_as_string, "yes"),
+                    assert_description=(
+                        "No caCertificates are configured, so this stack would register the development CA whose key"
+                        " is in .dev-pki/. Configure your CA in cdk.json, or deploy with"
+                        f" --parameters {OPT_IN_PARAMETER}=yes for a test account."
+                    ),
+                )
+            ],
+        )
+
+    def _suppress_provisioning_role(self) -> None:
+        _acknowledge_wildcards(self.template.provisioning_role)
+
+    def _suppress_handler(self) -> None:
+        _acknowledge_wildcards(self.handler.role)
+
+
+# Every wildcard the roles hold, and why it cannot be narrower.
+WILDCARDS = {
+    "Resource::*": (
+        "iot:RegisterThing, and X-Ray's PutTraceSegments/PutTelemetryRecords (handler only), have no resource-level"
+        " permissions in IAM; every other action in this policy is scoped to ARNs."
+    ),
+    "Resource::arn:<AWS::Partition>:iot:<AWS::Region>:<AWS::AccountId>:cert/*": (
+        "Device certificate ids are only known when a device first connects; Describe/UpdateCertificate and"
+        " AttachPolicy's target are limited to this account's and region's certificates."
+    ),
+    "Resource::arn:<AWS::Partition>:iot:<AWS::Region>:<AWS::AccountId>:thing/*": (
+        "Thing names come from each device's certificate at provisioning time; thing actions are limited to this"
+        " account's and region's things."
+    ),
+}
+
+
+def _acknowledge_wildcards(construct: Construct) -> None:
+    """Accept exactly the IAM5 findings listed in WILDCARDS on `construct` and its children, each with its reason
+    (written into the template's metadata too). Any other wildcard still fails the synth."""
+    for finding, reason in WILDCARDS.items():
+        cdk.Validations.of(construct).acknowledge(cdk.Acknowledgment(id=f"AwsSolutions-IAM5[{finding}]", reason=reason))
+
+
+def build(app: cdk.App, config: JitrConfig, stack_name: str = "Jitr") -> JitrStack:
+    """The stack in `app`, with cdk-nag's AwsSolutions pack gating synthesis (any unacknowledged finding fails it)."""
+    stack = JitrStack(app, stack_name, config=config)
+    cdk.Validations.of(app).add_plugins(
+        AwsSolutionsChecks(app, verbose=True, write_suppressions_to_cloud_formation=True)
+    )
+    return stack

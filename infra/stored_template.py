@@ -1,0 +1,163 @@
+"""The stored provisioning template, its provisioning role, and the device IoT policy it attaches.
+
+The template is checked by jitr's engine at synth (a broken template fails `cdk synth` with the engine's messages,
+done in `infra.config`). In `jitr` mode it is a disabled FLEET_PROVISIONING template that only the handler reads (no
+device can provision itself with it); in `jitp` mode it is a JITP template that AWS runs for the CA.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import aws_cdk as cdk
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_iot as iot
+from constructs import Construct
+
+from jitr.templates import Template
+from jitr.templates.limits import CERTIFICATE, POLICY, THING
+
+from .config import JitrConfig
+
+
+def iot_arn(resource: str) -> str:
+    """An AWS IoT ARN in this stack's partition, region and account."""
+    return f"arn:{cdk.Aws.PARTITION}:iot:{cdk.Aws.REGION}:{cdk.Aws.ACCOUNT_ID}:{resource}"
+
+
+def device_policy_document() -> dict[str, Any]:
+    """A device may connect only as the thing its certificate is attached to (client id = thing name), and use only
+    topics under its own name and its own shadow. Policy variables keep this one policy per fleet, not per device."""
+    thing = "${iot:Connection.Thing.ThingName}"
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": "iot:Connect",
+                "Resource": iot_arn(f"client/{thing}"),
+                "Condition": {"Bool": {"iot:Connection.Thing.IsAttached": "true"}},
+            },
+            {
+                "Effect": "Allow",
+                "Action": ["iot:Publish", "iot:Receive"],
+                "Resource": [iot_arn(f"topic/things/{thing}/*"), iot_arn(f"topic/$aws/things/{thing}/shadow/*")],
+            },
+            {
+                "Effect": "Allow",
+                "Action": "iot:Subscribe",
+                "Resource": [
+                    iot_arn(f"topicfilter/things/{thing}/*"),
+                    iot_arn(f"topicfilter/$aws/things/{thing}/shadow/*"),
+                ],
+            },
+        ],
+    }
+
+
+def template_statements(
+    template: Template, device_policy_name: str | None, policy_parameter: str | None
+) -> list[iam.PolicyStatement]:
+    """What RegisterThing needs to apply `template`: its resource types, scoped by ARN where IAM allows it.
+    RegisterThing itself has no resource-level permission (it must be on "*")."""
+    resources = template.document.get("Resources", {})
+    types = {r.get("Type") for r in resources.values() if isinstance(r, dict)}
+    statements = [iam.PolicyStatement(actions=["iot:RegisterThing"], resources=["*"])]
+    if CERTIFICATE in types:
+        statements.append(
+            iam.PolicyStatement(
+                actions=["iot:DescribeCertificate", "iot:UpdateCertificate", "iot:ListPrincipalThings"],
+                resources=[iot_arn("cert/*")],
+            )
+        )
+    things = [r.get("Properties", {}) for r in resources.values() if isinstance(r, dict) and r.get("Type") == THING]
+    if things:
+        statements.append(
+            iam.PolicyStatement(
+                actions=[
+                    "iot:CreateThing",
+                    "iot:DescribeThing",
+                    "iot:UpdateThing",
+                    "iot:AttachThingPrincipal",
+                    "iot:ListThingPrincipals",
+                ],
+                resources=[iot_arn("thing/*")],
+            )
+        )
+    if any("ThingGroups" in p for p in things):
+        statements.append(
+            iam.PolicyStatement(
+                actions=["iot:AddThingToThingGroup", "iot:DescribeThingGroup", "iot:ListThingGroupsForThing"],
+                resources=[iot_arn("thinggroup/*"), iot_arn("thing/*")],
+            )
+        )
+    if any("ThingTypeName" in p for p in things):
+        statements.append(iam.PolicyStatement(actions=["iot:DescribeThingType"], resources=[iot_arn("thingtype/*")]))
+    if any("BillingGroup" in p for p in things):
+        statements.append(
+            iam.PolicyStatement(
+                actions=["iot:AddThingToBillingGroup", "iot:DescribeBillingGroup"],
+                resources=[iot_arn("billinggroup/*"), iot_arn("thing/*")],
+            )
+        )
+    policies = [r.get("Properties", {}) for r in resources.values() if isinstance(r, dict) and r.get("Type") == POLICY]
+    names: list[str] = []
+    for properties in policies:
+        name = properties.get("PolicyName")
+        if "PolicyDocument" in properties or name is None:
+            names.append("*")
+            statements.append(iam.PolicyStatement(actions=["iot:CreatePolicy"], resources=[iot_arn("policy/*")]))
+        elif isinstance(name, str):
+            names.append(name)
+        elif name == {"Ref": policy_parameter} and device_policy_name is not None:
+            names.append(device_policy_name)
+        else:
+            names.append("*")  # a name computed from parameters: any policy
+    if names:
+        policy_arns = [iot_arn(f"policy/{n}") for n in dict.fromkeys(names)]
+        statements.append(iam.PolicyStatement(actions=["iot:GetPolicy"], resources=policy_arns))
+        # AttachPolicy is authorised against the target certificate as well as the policy.
+        statements.append(
+            iam.PolicyStatement(actions=["iot:AttachPolicy"], resources=[*policy_arns, iot_arn("cert/*")])
+        )
+    return statements
+
+
+class StoredTemplate(Construct):
+    """`CfnProvisioningTemplate` + provisioning role + device `CfnPolicy` (when the template takes its name)."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, config: JitrConfig) -> None:
+        super().__init__(scope, construct_id)
+        document = copy.deepcopy(config.template.document)
+        self.device_policy: iot.CfnPolicy | None = None
+        device_policy_name: str | None = None
+        if config.device_policy_parameter:
+            self.device_policy = iot.CfnPolicy(self, "DevicePolicy", policy_document=device_policy_document())
+            device_policy_name = self.device_policy.ref
+            # The generated policy name becomes the parameter's default, so AWS (jitp) and the handler (jitr) agree.
+            document["Parameters"][config.device_policy_parameter]["Default"] = device_policy_name
+        self.statements = template_statements(config.template, device_policy_name, config.device_policy_parameter)
+
+        self.provisioning_role = iam.Role(
+            self,
+            "ProvisioningRole",
+            assumed_by=iam.ServicePrincipal(
+                "iot.amazonaws.com", conditions={"StringEquals": {"aws:SourceAccount": cdk.Aws.ACCOUNT_ID}}
+            ),
+            description="Lets AWS IoT apply the jitr provisioning template (used by AWS in jitp mode only).",
+            inline_policies={"ApplyTemplate": iam.PolicyDocument(statements=self.statements)},
+        )
+        self.template = iot.CfnProvisioningTemplate(
+            self,
+            "Template",
+            template_name=config.template_name,
+            description=f"jitr: {config.template_path} ({config.provisioning_mode} mode)",
+            provisioning_role_arn=self.provisioning_role.role_arn,
+            template_body=cdk.Stack.of(self).to_json_string(document),
+            template_type="FLEET_PROVISIONING" if config.validated else "JITP",
+            # jitr mode: only the handler reads it; enabled, devices holding a claim certificate could use it.
+            enabled=not config.validated,
+        )
+        self.template_name = self.template.ref
+        self.template_arn = self.template.attr_template_arn
