@@ -2,6 +2,8 @@
 
 jitr template check FILE [--jitr] [--json]
 jitr template render FILE [--cert PEM] [--param NAME=VALUE]... [--json]
+jitr verify --cert PEM --ca PEM [...]
+jitr pki ca | verification
 jitr demo
 """
 
@@ -24,6 +26,8 @@ from jitr.certificates import (
     verify_device_certificate,
 )
 from jitr.templates import Problem, TemplateError, check_template, render_template
+
+from . import pki_commands
 
 EXIT_OK = 0
 EXIT_REFUSED = 1
@@ -73,6 +77,8 @@ def _parser() -> argparse.ArgumentParser:
     verify.add_argument("--max-validity-days", type=int, help="longest validity period allowed")
     verify.add_argument("--json", action="store_true", help="print machine-readable JSON")
     verify.set_defaults(run=_verify)
+
+    pki_commands.add_commands(commands)
 
     demo = commands.add_parser("demo", help="the main job on the embedded AWS IoT, no account needed")
     demo.set_defaults(run=_demo)

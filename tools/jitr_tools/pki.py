@@ -216,6 +216,10 @@ def write_issued(issued: Issued, folder: Path, stem: str) -> Path:
     return certificate
 
 
+def load_certificates_file(path: Path) -> list[x509.Certificate]:
+    return x509.load_pem_x509_certificates(path.read_bytes())
+
+
 def read_issued(folder: Path, stem: str) -> Issued:
     certificates = x509.load_pem_x509_certificates((folder / f"{stem}.pem").read_bytes())
     key = serialization.load_pem_private_key((folder / f"{stem}.key").read_bytes(), password=None)

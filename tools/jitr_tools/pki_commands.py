@@ -1,0 +1,69 @@
+"""`jitr pki`: a development PKI on disk, and the verification certificate AWS IoT asks for in DEFAULT mode.
+
+jitr pki ca [--dir .dev-pki]
+jitr pki verification --ca CA.pem --ca-key CA.key --registration-code CODE [--out FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+
+from . import pki
+
+REGISTRATION_CODE = re.compile(r"^[0-9a-f]{64}$")
+
+
+def add_commands(commands: Any) -> None:
+    parser = commands.add_parser("pki", help="development CAs, device certificates, verification certificates")
+    sub = parser.add_subparsers(title="pki commands")
+
+    ca = sub.add_parser("ca", help="create (or show) the development root and issuing CA")
+    ca.add_argument("--dir", type=Path, default=pki.DEVELOPMENT_PKI, help="folder (default: .dev-pki)")
+    ca.set_defaults(run=_ca)
+
+    verification = sub.add_parser(
+        "verification", help="the certificate that proves you hold the CA's key (certificateMode DEFAULT)"
+    )
+    verification.add_argument("--ca", type=Path, required=True, help="the CA certificate PEM")
+    verification.add_argument("--ca-key", type=Path, required=True, help="the CA's private key PEM (unencrypted)")
+    verification.add_argument(
+        "--registration-code",
+        required=True,
+        help="this account's code: aws iot get-registration-code --query registrationCode --output text",
+    )
+    verification.add_argument("--out", type=Path, help="write here instead of standard output")
+    verification.set_defaults(run=_verification)
+
+
+def _ca(args: argparse.Namespace) -> int:
+    issuing, created = pki.development_ca(args.dir)
+    state = "created" if created else "exists"
+    print(f"{state}: {args.dir / (pki.ISSUING_STEM + '.pem')} (issuing CA, signs devices; register this one)")
+    print(f"        {args.dir / (pki.ROOT_STEM + '.pem')} (root CA)")
+    print(f"        subject {issuing.certificate.subject.rfc4514_string()}")
+    return 0
+
+
+def _verification(args: argparse.Namespace) -> int:
+    code = args.registration_code.strip()
+    if not REGISTRATION_CODE.match(code):
+        print(f"jitr: the registration code must be 64 lower-case hex characters, got {code!r}", file=sys.stderr)
+        return 2
+    certificate = pki.load_certificates_file(args.ca)[0]
+    key = serialization.load_pem_private_key(args.ca_key.read_bytes(), password=None)
+    if key.public_key() != certificate.public_key():
+        print(f"jitr: {args.ca_key} is not the key of {args.ca}", file=sys.stderr)
+        return 2
+    issued = pki.make_verification_certificate(pki.Issued(certificate, key), code)  # type: ignore[arg-type]
+    if args.out:
+        args.out.write_text(issued.pem)
+        print(f"wrote {args.out}: CN={code}, signed by {certificate.subject.rfc4514_string()}")
+    else:
+        sys.stdout.write(issued.pem)
+    return 0
