@@ -24,7 +24,7 @@ def test_the_pinned_cli_synthesizes_offline_and_the_asset_holds_only_the_lambda_
     environment = {
         **os.environ,
         "PIP_NO_INDEX": "1",  # pip may not reach an index: the wheel house must be enough
-        "JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION": "1",
+        "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
         "CDK_DISABLE_CLI_TELEMETRY": "true",
     }
     # The development CA goes to a temporary folder, so the checkout's own .dev-pki is left alone.
