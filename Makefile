@@ -39,6 +39,8 @@ lint: install
 
 demo: $(STAMP)
 	$(VENV)/bin/jitr demo
+	@echo
+	$(VENV)/bin/jitr simulate --seed 7
 
 synth: install
 	$(CDK) synth --quiet --no-notices

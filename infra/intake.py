@@ -7,8 +7,6 @@ the dead-letter queue. Rule delivery failures (errorAction) go to their own log 
 
 from __future__ import annotations
 
-import math
-
 import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_iot as iot
@@ -20,6 +18,7 @@ from constructs import Construct
 
 from .config import JitrConfig
 from .handler import retention
+from .pacing import max_concurrency
 
 SQL_VERSION = "2016-03-23"  # CloudFormation's default is the old 2015-10-08 dialect: always set it
 REGISTERED_TOPIC = "$aws/events/certificates/registered/{}"
@@ -27,14 +26,6 @@ BATCH_SIZE = 10
 BATCH_WINDOW_S = 1  # gather a burst into full batches, at most one second late
 VISIBILITY_FACTOR = 6  # AWS's advice: queue visibility >= 6 x function timeout
 DLQ_RETENTION_DAYS = 14  # the longest SQS allows: time to fix the cause and redrive
-SECONDS_PER_REGISTRATION = 0.5  # one decision: two describes, validation, RegisterThing (measured well below)
-MIN_CONCURRENCY = 2  # the event source mapping's lower bound
-
-
-def max_concurrency(register_thing_tps: int) -> int:
-    """Handlers process their batch one record at a time, so N concurrent handlers make at most about
-    N / SECONDS_PER_REGISTRATION RegisterThing calls per second. Enough to use the quota, not enough to storm it."""
-    return max(MIN_CONCURRENCY, min(1000, math.ceil(register_thing_tps * SECONDS_PER_REGISTRATION)))
 
 
 def rule_sql(ca_certificate_id: str) -> str:

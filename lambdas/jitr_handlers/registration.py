@@ -22,9 +22,6 @@ from jitr.provisioning import MAX_EVENT_BYTES, Decision, Outcome, RegistrationEv
 
 from .observability import NAMESPACE, SERVICE, logger, metrics, tracer
 
-# A batch whose records all failed is reported record by record too: SQS redelivers exactly those.
-processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-
 
 class RedeliverRecord(Exception):
     """Raised for one SQS record: the batch reports it failed, so SQS delivers it again (then to the DLQ)."""
@@ -108,6 +105,9 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """SQS batch -> {"batchItemFailures": [...]}; a raw event -> its decision (raising on RETRY so an asynchronous
     invoke is retried by Lambda)."""
     if isinstance(event, dict) and "Records" in event:
+        # One processor per invocation (it holds the batch's state). A batch whose records all failed is reported
+        # record by record too: SQS redelivers exactly those.
+        processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
         return process_partial_response(
             event=event, record_handler=_record_handler, processor=processor, context=context
         )

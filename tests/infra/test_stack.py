@@ -12,7 +12,7 @@ import pytest
 from aws_cdk import aws_iam as iam
 from aws_cdk.assertions import Match
 
-from infra import bundling, handler, intake, monitoring
+from infra import bundling, handler, monitoring, pacing
 from infra.stack import JitrStack
 from jitr.templates import parse_template, render_template
 from jitr_handlers import observability
@@ -162,13 +162,13 @@ def test_the_queues_are_encrypted_and_redrive_after_a_few_receives(jitr_stack: S
 def test_the_mapping_reports_partial_failures_and_paces_to_the_register_thing_quota(jitr_stack: Synthesized) -> None:
     mapping = jitr_stack.one("AWS::Lambda::EventSourceMapping")["Properties"]
     assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
-    assert mapping["ScalingConfig"] == {"MaximumConcurrency": intake.max_concurrency(40)} == {"MaximumConcurrency": 20}
+    assert mapping["ScalingConfig"] == {"MaximumConcurrency": pacing.max_concurrency(40)} == {"MaximumConcurrency": 20}
     assert mapping["BatchSize"] == 10
 
 
 @pytest.mark.parametrize(("tps", "concurrency"), [(1, 2), (10, 5), (40, 20), (100000, 1000)])
 def test_max_concurrency_follows_the_quota_within_the_mappings_bounds(tps: int, concurrency: int) -> None:
-    assert intake.max_concurrency(tps) == concurrency
+    assert pacing.max_concurrency(tps) == concurrency
 
 
 # -- handler ----------------------------------------------------------------------------------------------------------

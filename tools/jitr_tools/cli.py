@@ -27,7 +27,7 @@ from jitr.certificates import (
 )
 from jitr.templates import Problem, TemplateError, check_template, render_template
 
-from . import pki_commands
+from . import pki, pki_commands
 
 EXIT_OK = 0
 EXIT_REFUSED = 1
@@ -79,6 +79,29 @@ def _parser() -> argparse.ArgumentParser:
     verify.set_defaults(run=_verify)
 
     pki_commands.add_commands(commands)
+
+    simulate = commands.add_parser(
+        "simulate", help="a fleet's first connects on the embedded AWS IoT, wired as the stack wires them"
+    )
+    simulate.add_argument("--devices", type=int, default=60, help="fleet size (default 60)")
+    simulate.add_argument("--invalid-fraction", type=float, default=0.2, help="share of defective devices (0.2)")
+    simulate.add_argument("--reconnects", type=int, default=2, help="reconnects while pending, with backoff (2)")
+    simulate.add_argument("--quota", type=float, default=20.0, help="RegisterThing calls per second (20)")
+    simulate.add_argument("--seed", type=int, help="makes the fleet and the backoff jitter repeatable")
+    simulate.add_argument("--defects", help="comma-separated defects to use (default: all): " + ", ".join(pki.DEFECTS))
+    simulate.add_argument("--latency-ms", type=float, default=0.0, help="added to each RegisterThing call (0)")
+    simulate.add_argument("--wiring", choices=("queue", "direct"), default="queue", help="queue (the stack) or direct")
+    simulate.add_argument("--json", action="store_true", help="print the result as JSON (no progress bar)")
+    simulate.set_defaults(run=_simulate)
+
+    invoke = commands.add_parser("invoke", help="run the handler once, as Lambda would, in a fresh process")
+    invoke.add_argument("event", type=Path, help="a registration event, or an SQS batch of them (JSON)")
+    invoke.add_argument("--endpoint-url", help="AWS IoT endpoint (the embedded IoT's URL); default: the real account")
+    invoke.add_argument("--asset", type=Path, help="a built Lambda asset: the process sees only it and the stdlib")
+    invoke.add_argument("--template-name", default="jitr-device", help="the stored template (JITR_TEMPLATE_NAME)")
+    invoke.add_argument("--region", help="AWS region (default: AWS_DEFAULT_REGION or us-east-1)")
+    invoke.add_argument("--env", action="append", default=[], metavar="NAME=VALUE", help="another setting")
+    invoke.set_defaults(run=_invoke)
 
     demo = commands.add_parser("demo", help="the main job on the embedded AWS IoT, no account needed")
     demo.set_defaults(run=_demo)
@@ -157,6 +180,45 @@ def _verify(args: argparse.Namespace) -> int:
     else:
         print(f"ACCEPTED ({verified.profile} profile): {' <- '.join(subjects)}")
     return EXIT_OK
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from .simulate import Options, simulate, summary
+
+    options = Options(
+        devices=args.devices,
+        invalid_fraction=args.invalid_fraction,
+        reconnects=args.reconnects,
+        quota=args.quota,
+        seed=args.seed,
+        latency_ms=args.latency_ms,
+        wiring=args.wiring,
+        defects=tuple(args.defects.split(",")) if args.defects else tuple(pki.DEFECTS),
+        progress=not args.json and sys.stderr.isatty(),
+    )
+    if args.devices < 1 or args.quota <= 0:
+        print("jitr: --devices and --quota must be positive", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        result = simulate(options)
+    except ValueError as exc:
+        print(f"jitr: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(json.dumps(result.to_dict(), indent=2) if args.json else summary(result))
+    return EXIT_OK if result.lost == 0 and not result.unexpected else EXIT_REFUSED
+
+
+def _invoke(args: argparse.Namespace) -> int:
+    from .invoke import invoke, stack_environment
+
+    extra = dict(item.split("=", 1) for item in args.env if "=" in item)
+    environment = stack_environment(
+        template_name=args.template_name, endpoint_url=args.endpoint_url, region=args.region, extra=extra
+    )
+    result, logs = invoke(args.event, environment, asset=args.asset)
+    sys.stderr.write(logs + ("\n" if logs and not logs.endswith("\n") else ""))
+    print(json.dumps(result, indent=2))
+    return EXIT_OK if "response" in result else EXIT_REFUSED
 
 
 def _demo(args: argparse.Namespace) -> int:

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import random
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -309,3 +311,82 @@ def resign(
         signature = signer.sign(new_tbs, ec.ECDSA(digest))  # type: ignore[call-arg,union-attr]
     der = _encode(0x30, new_tbs + algorithm + _encode(0x03, b"\x00" + signature))
     return Issued(x509.load_der_x509_certificate(der), template.key, template.chain)
+
+
+# -- fleets: many devices, a share of them with the defects the handler refuses ---------------------------------------
+
+
+@dataclass(frozen=True)
+class Defect:
+    """A way to get a device certificate wrong, and the reason the handler gives (None: AWS refuses it at TLS)."""
+
+    name: str
+    reason: str | None
+    make: Callable[[Issued, str], Issued]
+
+
+def _forged(ca: Issued, name: str) -> Issued:
+    return make_device(ca, name, signer=new_key())
+
+
+DEFECTS: dict[str, Defect] = {
+    d.name: d
+    for d in (
+        Defect(
+            "expired", "EXPIRED", lambda ca, n: make_device(ca, n, not_before=now() - dt.timedelta(days=400), days=30)
+        ),
+        Defect(
+            "not-yet-valid", "NOT_YET_VALID", lambda ca, n: make_device(ca, n, not_before=now() + dt.timedelta(days=2))
+        ),
+        Defect("weak-key", "WEAK_KEY", lambda ca, n: make_device(ca, n, key="rsa1024")),
+        Defect("sha1", "WEAK_SIGNATURE", lambda ca, n: resign(make_device(ca, n), ca.key, hash_name="sha1")),
+        Defect("v1", "LEGACY_V1_CERTIFICATE", lambda ca, n: resign(make_device(ca, n), ca.key, version1=True)),
+        Defect("server-only", "NOT_CLIENT_AUTH", lambda ca, n: make_device(ca, n, eku=SERVER_AUTH_ONLY)),
+        Defect("bad-cn", "INVALID_DEVICE_NAME", lambda ca, n: make_device(ca, n.replace("-", ".") + ".example.com")),
+        Defect("wrong-issuer", None, _forged),
+    )
+}
+
+
+@dataclass(frozen=True)
+class FleetDevice:
+    name: str
+    issued: Issued
+    defect: Defect | None = None
+
+    @property
+    def expected_reason(self) -> str | None:
+        return self.defect.reason if self.defect else None
+
+
+def make_fleet(
+    ca: Issued,
+    count: int,
+    *,
+    invalid_fraction: float = 0.0,
+    defects: Sequence[str] = tuple(DEFECTS),
+    prefix: str = "sensor-",
+    seed: int | None = None,
+) -> list[FleetDevice]:
+    """`count` devices named `<prefix>00001`...; round(count x invalid_fraction) of them, chosen by `seed`, carry a
+    defect from `defects` (in turn)."""
+    unknown = [d for d in defects if d not in DEFECTS]
+    if unknown:
+        raise ValueError(f"unknown defect(s) {', '.join(unknown)}; known: {', '.join(DEFECTS)}")
+    if not 0.0 <= invalid_fraction <= 1.0:
+        raise ValueError("the invalid fraction must be between 0 and 1")
+    rng = random.Random(seed)  # noqa: S311 (picks which devices are defective; not a secret)
+    width = max(5, len(str(count)))
+    defective = set(rng.sample(range(count), round(count * invalid_fraction)))
+    kinds = [DEFECTS[d] for d in defects]
+    fleet: list[FleetDevice] = []
+    made = 0
+    for index in range(count):
+        name = f"{prefix}{index + 1:0{width}d}"
+        defect = None
+        if index in defective and kinds:
+            defect = kinds[made % len(kinds)]
+            made += 1
+        issued = defect.make(ca, name) if defect else make_device(ca, name)
+        fleet.append(FleetDevice(name, issued, defect))
+    return fleet
