@@ -10,6 +10,7 @@ from constructs import Construct
 
 from .bundling import FUNCTION_TARGET, HANDLER, lambda_code
 from .config import ConfigError, JitrConfig
+from .pacing import max_concurrency
 from .stored_template import iot_arn
 
 # The newest Python runtime Lambda offers; the code needs 3.11 or later and is tested on this machine's Python.
@@ -58,6 +59,9 @@ class RegistrationHandler(Construct):
             "JITR_TEMPLATE_NAME": template_name,
             "JITR_REJECTION_ACTION": config.rejection_action,
             "JITR_DEVICE_PROFILE": config.device_profile,
+            # each environment takes quota / concurrency RegisterThing calls per second: together, the quota
+            "JITR_REGISTER_THING_TPS": str(config.register_thing_tps),
+            "JITR_MAX_CONCURRENCY": str(max_concurrency(config.register_thing_tps)),
         }
         if config.cn_pattern:
             environment["JITR_CN_PATTERN"] = config.cn_pattern

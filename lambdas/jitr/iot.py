@@ -4,6 +4,7 @@ keyed on the AWS error code, never on message text. Retries of throttling, 5xx a
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -103,19 +104,58 @@ def client_config(max_attempts: int) -> Config:
     )
 
 
-class IoT:
-    """AWS IoT as the use case sees it. The stored template is cached across warm invocations for `template_ttl_s`."""
+class Pacer:
+    """At most `rate_per_s` calls per second from this execution environment (no burst). With the account's quota
+    shared out over the event source mapping's maximum concurrency, all environments together stay under the quota,
+    so a fleet powering up at once is onboarded at the quota instead of in a storm of throttles and retries."""
 
-    def __init__(self, client: Any, template_ttl_s: float = 300.0, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, rate_per_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.interval_s = 1.0 / rate_per_s
+        self.clock = clock
+        self.next_at = 0.0
+        self.lock = threading.Lock()
+
+    def wait(self) -> float:
+        """Block until this environment may make the next call; returns the seconds waited."""
+        with self.lock:
+            now = self.clock()
+            start = max(now, self.next_at)
+            self.next_at = start + self.interval_s
+        delay = start - now
+        if delay > 0:
+            time.sleep(delay)
+        return delay
+
+
+class IoT:
+    """AWS IoT as the use case sees it. The stored template is cached across warm invocations for `template_ttl_s`;
+    RegisterThing is paced by `pacer` when one is given."""
+
+    def __init__(
+        self,
+        client: Any,
+        template_ttl_s: float = 300.0,
+        clock: Callable[[], float] = time.monotonic,
+        pacer: Pacer | None = None,
+    ) -> None:
         self.client = client
         self.template_ttl_s = template_ttl_s
         self.clock = clock
+        self.pacer = pacer
         self._templates: dict[str, tuple[float, Template]] = {}
 
     @classmethod
-    def connect(cls, *, max_attempts: int = 5, template_ttl_s: float = 300.0, endpoint_url: str | None = None) -> IoT:
-        client = boto3.client("iot", config=client_config(max_attempts), endpoint_url=endpoint_url)
-        return cls(client, template_ttl_s)
+    def connect(
+        cls,
+        *,
+        max_attempts: int = 5,
+        template_ttl_s: float = 300.0,
+        endpoint_url: str | None = None,
+        register_rate_per_s: float | None = None,
+    ) -> IoT:
+        # A session of its own: boto3's default session is not safe to share between threads while making clients.
+        client = boto3.session.Session().client("iot", config=client_config(max_attempts), endpoint_url=endpoint_url)
+        return cls(client, template_ttl_s, pacer=Pacer(register_rate_per_s) if register_rate_per_s else None)
 
     def _call(self, operation: str, **kwargs: Any) -> dict[str, Any]:
         try:
@@ -162,6 +202,8 @@ class IoT:
         return template
 
     def register_thing(self, template_body: str, parameters: dict[str, str]) -> dict[str, str]:
+        if self.pacer is not None:
+            self.pacer.wait()
         response = self._call("register_thing", templateBody=template_body, parameters=parameters)
         return dict(response.get("resourceArns") or {})
 

@@ -27,6 +27,15 @@ class Settings:
     template_cache_seconds: float = 300.0
     max_attempts: int = 5
     endpoint_url: str | None = None
+    register_thing_tps: float | None = None  # the account's RegisterThing quota
+    max_concurrency: int | None = None  # the event source mapping's maximum concurrency
+
+    @property
+    def register_rate_per_s(self) -> float | None:
+        """This environment's share of the quota (None: unpaced)."""
+        if not self.register_thing_tps:
+            return None
+        return self.register_thing_tps / (self.max_concurrency or 1)
 
     @classmethod
     def from_environment(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -48,6 +57,8 @@ class Settings:
             )
             cache = float(env.get("JITR_TEMPLATE_CACHE_SECONDS", "300"))
             attempts = int(env.get("JITR_MAX_ATTEMPTS", "5"))
+            tps = float(env["JITR_REGISTER_THING_TPS"]) if env.get("JITR_REGISTER_THING_TPS") else None
+            concurrency = int(env["JITR_MAX_CONCURRENCY"]) if env.get("JITR_MAX_CONCURRENCY") else None
         except ValueError as exc:
             raise SettingsError(f"a JITR_* setting is not valid: {exc}") from exc
         if not isinstance(extras, dict) or not all(isinstance(v, str) for v in extras.values()):
@@ -61,6 +72,8 @@ class Settings:
             template_cache_seconds=cache,
             max_attempts=attempts,
             endpoint_url=env.get("JITR_IOT_ENDPOINT_URL") or None,
+            register_thing_tps=tps if tps and tps > 0 else None,
+            max_concurrency=concurrency if concurrency and concurrency > 0 else None,
         )
 
 

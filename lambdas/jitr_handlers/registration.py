@@ -7,7 +7,7 @@ reports partial batch failures; also accepts one raw registration event (rule ->
 from __future__ import annotations
 
 import json
-from functools import lru_cache
+import threading
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
@@ -27,14 +27,34 @@ class RedeliverRecord(Exception):
     """Raised for one SQS record: the batch reports it failed, so SQS delivers it again (then to the DLQ)."""
 
 
-@lru_cache(maxsize=1)
-def _iot() -> IoT:
-    current = jitr_settings.current()
-    return IoT.connect(
-        max_attempts=current.max_attempts,
-        template_ttl_s=current.template_cache_seconds,
-        endpoint_url=current.endpoint_url,
-    )
+class _PerEnvironment:
+    """The adapter of this execution environment, made on first use and kept for warm invocations. Lambda runs one
+    invocation per environment at a time; keeping it per thread lets `jitr simulate` run several environments in one
+    process, each with its own client and its own share of the RegisterThing quota."""
+
+    def __init__(self) -> None:
+        self.local = threading.local()
+        self.generation = 0
+
+    def __call__(self) -> IoT:
+        held = getattr(self.local, "held", None)
+        if held is None or held[0] != self.generation:
+            current = jitr_settings.current()
+            iot = IoT.connect(
+                max_attempts=current.max_attempts,
+                template_ttl_s=current.template_cache_seconds,
+                endpoint_url=current.endpoint_url,
+                register_rate_per_s=current.register_rate_per_s,
+            )
+            held = self.local.held = (self.generation, iot)
+        return held[1]
+
+    def cache_clear(self) -> None:
+        """Forget every environment's adapter (settings changed)."""
+        self.generation += 1
+
+
+_iot = _PerEnvironment()
 
 
 def parse_event(body: str | dict[str, Any]) -> RegistrationEvent | Decision:

@@ -26,7 +26,7 @@ import threading
 import time
 import uuid
 import warnings
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -60,12 +60,14 @@ class _Message:
 
 class Queue:
     """A standard SQS queue: at-least-once, a visibility timeout per receive, a dead-letter queue after
-    `max_receive_count` receives."""
+    `max_receive_count` receives. Visible messages wait in order; received ones in a heap by the time they return."""
 
     def __init__(self, visibility_timeout_s: float, max_receive_count: int) -> None:
         self.visibility_timeout_s = visibility_timeout_s
         self.max_receive_count = max_receive_count
         self.messages: dict[str, _Message] = {}
+        self.visible: deque[str] = deque()
+        self.invisible: list[tuple[float, str]] = []
         self.dead_letters: list[_Message] = []
         self.sent = 0
         self.condition = threading.Condition()
@@ -74,8 +76,16 @@ class Queue:
         with self.condition:
             message = _Message(str(uuid.uuid4()), body, time.monotonic())
             self.messages[message.message_id] = message
+            self.visible.append(message.message_id)
             self.sent += 1
             self.condition.notify()
+
+    def _return_due(self, now: float) -> None:
+        while self.invisible and self.invisible[0][0] <= now:
+            due, message_id = heapq.heappop(self.invisible)
+            message = self.messages.get(message_id)
+            if message is not None and message.visible_at == due:  # not deleted, not received again since
+                self.visible.append(message_id)
 
     def receive(self, max_messages: int, wait_s: float) -> list[_Message]:
         """Up to `max_messages` visible messages, waiting up to `wait_s` for the first (long polling)."""
@@ -83,9 +93,11 @@ class Queue:
         with self.condition:
             while True:
                 now = time.monotonic()
+                self._return_due(now)
                 batch: list[_Message] = []
-                for message in list(self.messages.values()):
-                    if message.visible_at > now:
+                while self.visible and len(batch) < max_messages:
+                    message = self.messages.get(self.visible.popleft())
+                    if message is None:
                         continue
                     if message.receive_count >= self.max_receive_count:  # redrive: it would exceed the limit
                         del self.messages[message.message_id]
@@ -94,12 +106,12 @@ class Queue:
                     message.receive_count += 1
                     message.visible_at = now + self.visibility_timeout_s
                     message.receipt = str(uuid.uuid4())
+                    heapq.heappush(self.invisible, (message.visible_at, message.message_id))
                     batch.append(dataclasses.replace(message))  # a snapshot: this receive's receipt
-                    if len(batch) == max_messages:
-                        break
                 if batch or now >= deadline:
                     return batch
-                self.condition.wait(timeout=min(0.05, deadline - now))
+                next_due = self.invisible[0][0] - now if self.invisible else wait_s
+                self.condition.wait(timeout=max(0.001, min(next_due, deadline - now)))
 
     def delete(self, message_id: str, receipt: str | None) -> None:
         with self.condition:
@@ -277,7 +289,7 @@ class Options:
     wiring: str = "queue"  # "queue" (the stack) or "direct" (naive: rule -> Lambda, no queue)
     batch_size: int = 10
     max_receive_count: int = 5
-    visibility_timeout_s: float = 3.0  # 6 x a scaled function timeout
+    visibility_timeout_s: float = 30.0  # 6 x 5 s: a paced batch of 10 takes about 5 s (see infra.pacing)
     concurrency: int | None = None  # default: the stack's ceil(quota x 0.5), at least 2
     backoff_s: float = 0.5  # first reconnect delay; doubles, with jitter
     latency_ms: float = 0.0  # added to each RegisterThing (AWS's own time); 0 answers at once
@@ -331,7 +343,9 @@ def mapping_concurrency(quota: float) -> int:
 
 
 @contextlib.contextmanager
-def _handler_environment(region: str) -> Iterator[Callable[[dict[str, Any]], Any]]:
+def _handler_environment(
+    region: str, quota: float | None, concurrency: int
+) -> Iterator[Callable[[dict[str, Any]], Any]]:
     """The real handler, with the settings the stack gives it; X-Ray and EMF output off (no daemon here)."""
     values = {
         "JITR_TEMPLATE_NAME": TEMPLATE_NAME,
@@ -340,6 +354,8 @@ def _handler_environment(region: str) -> Iterator[Callable[[dict[str, Any]], Any
         "POWERTOOLS_TRACE_DISABLED": "true",
         "POWERTOOLS_METRICS_DISABLED": "true",
         "JITR_REJECTION_ACTION": "REVOKED",
+        "JITR_REGISTER_THING_TPS": str(quota or ""),  # as the stack sets them: each environment paces its share
+        "JITR_MAX_CONCURRENCY": str(concurrency),
     }
     saved = {k: os.environ.get(k) for k in values}
     os.environ.update(values)
@@ -350,7 +366,6 @@ def _handler_environment(region: str) -> Iterator[Callable[[dict[str, Any]], Any
     registration._iot.cache_clear()
     context = _Context()
     try:
-        registration._iot()  # the init phase: one client per environment, made before concurrent invocations
         yield lambda event: registration.handler(event, context)  # type: ignore[arg-type]
     finally:
         jitr_settings.current.cache_clear()
@@ -415,7 +430,12 @@ def simulate(options: Options) -> Result:
         log_handler = registration.logger.registered_handler
         previous_stream, log_handler.stream = log_handler.stream, log  # not setStream: it flushes the old stream
         # The handler's EMF metric lines go to standard output, as in Lambda; here they would bury the summary.
-        with _handler_environment(iot.region) as invoke, contextlib.redirect_stdout(io.StringIO()):
+        with (
+            _handler_environment(
+                iot.region, None if options.wiring == "direct" else options.quota, concurrency
+            ) as invoke,
+            contextlib.redirect_stdout(io.StringIO()),
+        ):
             if options.wiring == "direct":
                 sink: Any = AsyncInvoke(invoke, concurrency=max(concurrency, 100), retry_delay_s=1.0)
             else:
