@@ -6,6 +6,9 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
+import zipfile
+from pathlib import Path
 
 RUNS = 9
 PROBE = "import time; t = time.perf_counter(); import {module}; print(time.perf_counter() - t)"
@@ -22,6 +25,23 @@ def _median_import_s(module: str) -> float:
     return statistics.median(samples)
 
 
+def asset_sizes() -> dict[str, float]:
+    """The deployed asset (arm64, the function's Python), built by the stack's bundling code: unzipped and zipped."""
+    from infra import bundling
+
+    with tempfile.TemporaryDirectory() as folder:
+        asset = bundling.bundle(Path(folder) / "asset", bundling.FUNCTION_TARGET)
+        archive = Path(folder) / "asset.zip"
+        with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zipped:
+            for path in sorted(asset.rglob("*")):
+                if path.is_file():
+                    zipped.write(path, path.relative_to(asset))
+        return {
+            "asset_mb": round(bundling.size_bytes(asset) / 1e6, 2),
+            "asset_zip_mb": round(archive.stat().st_size / 1e6, 2),
+        }
+
+
 def run() -> dict[str, float]:
     boto3_s = _median_import_s("boto3")
     handler_s = _median_import_s("jitr_handlers.registration")
@@ -30,4 +50,5 @@ def run() -> dict[str, float]:
         "handler_import_ms": round(handler_s * 1000, 2),
         "boto3_import_ms": round(boto3_s * 1000, 2),
         "runs": RUNS,
+        **asset_sizes(),
     }

@@ -73,12 +73,16 @@ def run() -> dict[str, Any]:
     try:
         with contextlib.redirect_stdout(io.StringIO()):
             for i in range(EVENTS + 100):
+                parse_start = time.perf_counter()
+                registration.parse_event(event)
+                parse_s = time.perf_counter() - parse_start
                 start = time.perf_counter()
                 decision = registration.handle_one(event)
                 elapsed = time.perf_counter() - start
                 registration.metrics.clear_metrics()
                 if i >= 100:  # warm-up
                     samples.append(elapsed)
+                    steps.setdefault("parse", []).append(parse_s * 1e6)
                     for name, ms in decision.steps_ms.items():
                         steps.setdefault(name, []).append(ms * 1000)
     finally:

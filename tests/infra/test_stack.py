@@ -194,6 +194,9 @@ def test_the_function_runs_the_newest_python_on_arm64_with_tracing_and_its_own_l
     assert environment["JITR_MAX_VALIDITY_DAYS"] == "825"
     assert "BEGIN CERTIFICATE" in environment["JITR_TRUST_ROOT_PEM"]
     assert environment["POWERTOOLS_SERVICE_NAME"] == "Jitr"
+    # each environment paces RegisterThing to its share of the quota: 40 / 20 = 2 per second
+    assert environment["JITR_REGISTER_THING_TPS"] == "40"
+    assert environment["JITR_MAX_CONCURRENCY"] == "20"
 
 
 def test_the_function_target_matches_the_runtime_and_architecture() -> None:

@@ -32,6 +32,7 @@ from .errors import (
     ResourceAlreadyExistsException,
     ResourceNotFoundException,
 )
+from .lookups import find_thing
 from .register_thing import register_thing
 from .state import ProvisioningTemplateRecord, extension
 
@@ -215,6 +216,27 @@ def _update_certificate(self: IoTBackend, certificate_id: str, new_status: str) 
     certificate.last_modified_date = utcnow()
 
 
+
+
+def _describe_thing(self: IoTBackend, thing_name: str) -> FakeThing:
+    thing = find_thing(self, thing_name)
+    if thing is None:
+        raise ResourceNotFoundException(f"thing {thing_name} does not exist")
+    return thing
+
+
+_original_get_principal = IoTBackend._get_principal
+
+
+def _get_principal(self: IoTBackend, principal_arn: str) -> Any:
+    if ":cert/" in principal_arn:
+        certificate = self.certificates.get(principal_arn.rsplit("/", 1)[-1])
+        if certificate is None or certificate.arn != principal_arn:
+            raise ResourceNotFoundException(f"certificate {principal_arn} does not exist")
+        return certificate
+    return _original_get_principal(self, principal_arn)
+
+
 def _create_thing(
     self: IoTBackend,
     thing_name: str,
@@ -222,7 +244,7 @@ def _create_thing(
     attribute_payload: dict[str, Any] | None,
     billing_group_name: str | None = None,
 ) -> FakeThing:
-    existing = next((t for t in self.things.values() if t.thing_name == thing_name), None)
+    existing = find_thing(self, thing_name)
     if existing is None:
         return _original_create_thing(self, thing_name, thing_type_name, attribute_payload, billing_group_name)
     same = (
@@ -318,6 +340,8 @@ _BACKEND_METHODS = {
     "describe_certificate": _describe_certificate,
     "update_certificate": _update_certificate,
     "create_thing": _create_thing,
+    "describe_thing": _describe_thing,
+    "_get_principal": _get_principal,
     "create_provisioning_template": _create_provisioning_template,
     "describe_provisioning_template": _describe_provisioning_template,
     "update_provisioning_template": _update_provisioning_template,

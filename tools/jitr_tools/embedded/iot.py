@@ -24,6 +24,7 @@ from jitr.certificates import certificate_id, certificate_parameters, load_certi
 
 from . import errors
 from .backend import install
+from .lookups import attached_policy_names
 from .register_thing import register_thing
 from .state import Extension, Subscriber, TokenBucket, extension
 
@@ -143,7 +144,7 @@ class EmbeddedIoT:
             return ConnectResult(Connect.REFUSED, cert_id, ca_id, "certificate pending and its CA is not ACTIVE")
         if status != "ACTIVE":
             return ConnectResult(Connect.REFUSED, cert_id, ca_id, f"certificate is {status}")
-        if not any(target == arn for (target, _) in self.backend.principal_policies):
+        if not attached_policy_names(self.backend, arn):
             return ConnectResult(Connect.REFUSED, cert_id, ca_id, "certificate has no policy attached")
         return ConnectResult(Connect.CONNECTED, cert_id, ca_id)
 

@@ -19,6 +19,7 @@ from moto.iot.models import FakeCertificate, FakeThing, IoTBackend
 from jitr.templates import Plan, PlannedResource, TemplateError, limits, render_template
 
 from .errors import InvalidRequestException, ResourceRegistrationFailureException
+from .lookups import attached_policy_names, find_thing
 from .state import extension
 
 
@@ -61,7 +62,7 @@ class _Apply:
         policy_names = [self.check_policy(p) for p in self.plan.policies]
         new_status = self.check_status(certificate)
         if certificate is not None:
-            attached = {name for (arn, name) in self.backend.principal_policies if arn == certificate.arn}
+            attached = attached_policy_names(self.backend, certificate.arn)
             total = len(attached | {name for name in policy_names if name})
             if total > limits.MAX_POLICIES_PER_CERTIFICATE:
                 raise self.fail(f"a certificate takes at most {limits.MAX_POLICIES_PER_CERTIFICATE} policies")
@@ -131,7 +132,7 @@ class _Apply:
     # -- thing ---
 
     def find_thing(self, name: str) -> FakeThing | None:
-        return next((t for t in self.backend.things.values() if t.thing_name == name), None)
+        return find_thing(self.backend, name)
 
     def check_thing(self, resource: PlannedResource, existing: FakeThing | None) -> None:
         props = resource.properties
