@@ -44,7 +44,7 @@ def main() -> None:
         ),
         *(
             (f"onboarding_naive.{k}", naive[k], "")
-            for k in ("provisioned", "lost", "register_calls", "throttles", "drain_s", "throughput_ratio")
+            for k in ("devices", "provisioned", "lost", "register_calls", "throttles", "drain_s", "throughput_ratio")
         ),
     ]
     print(f"{'metric':<34} {'value':>12}  aim")

@@ -39,6 +39,7 @@ from .embedded.iot import Connect
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "templates" / "jitr-device.json"
 TEMPLATE_NAME = "jitr-device"
+NAIVE_CONCURRENCY = 100  # rule -> Lambda: as many concurrent invocations as events arrive, up to this many threads
 DEVICE_POLICY = {
     "Version": "2012-10-17",
     "Statement": [{"Effect": "Allow", "Action": "iot:Connect", "Resource": "arn:aws:iot:*:*:client/${iot:ClientId}"}],
@@ -403,6 +404,8 @@ def simulate(options: Options) -> Result:
         ca, options.devices, invalid_fraction=options.invalid_fraction, defects=options.defects, seed=options.seed
     )
     concurrency = options.concurrency or mapping_concurrency(options.quota)
+    if options.wiring == "direct":
+        concurrency = options.concurrency or NAIVE_CONCURRENCY
     with mock_aws(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         iot = EmbeddedIoT()
@@ -437,7 +440,7 @@ def simulate(options: Options) -> Result:
             contextlib.redirect_stdout(io.StringIO()),
         ):
             if options.wiring == "direct":
-                sink: Any = AsyncInvoke(invoke, concurrency=max(concurrency, 100), retry_delay_s=1.0)
+                sink: Any = AsyncInvoke(invoke, concurrency=concurrency, retry_delay_s=1.0)
             else:
                 queue = Queue(options.visibility_timeout_s, options.max_receive_count)
                 sink = queue

@@ -216,8 +216,6 @@ def _update_certificate(self: IoTBackend, certificate_id: str, new_status: str) 
     certificate.last_modified_date = utcnow()
 
 
-
-
 def _describe_thing(self: IoTBackend, thing_name: str) -> FakeThing:
     thing = find_thing(self, thing_name)
     if thing is None:
