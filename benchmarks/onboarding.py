@@ -78,7 +78,7 @@ def _plot(path: Path, queued: Result, naive: Result) -> None:
     axes.set_xlabel("seconds since the fleet powered up")
     axes.set_ylabel("devices provisioned")
     axes.set_title(f"Fleets connecting at once, RegisterThing quota {queued.quota:g}/s")
-    axes.legend(loc="lower right", fontsize=8)
+    axes.legend(loc="upper left", fontsize=8)
     axes.grid(alpha=0.3)
     figure.tight_layout()
     figure.savefig(path)
