@@ -45,7 +45,7 @@ demo: $(STAMP)
 synth: install
 	$(CDK) synth --quiet --no-notices
 
-bench: $(STAMP)
+bench: $(STAMP) $(WHEELS_STAMP)
 	$(PY) -m benchmarks
 
 deploy: install
