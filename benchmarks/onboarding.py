@@ -27,6 +27,7 @@ def _keys(result: Result) -> dict[str, Any]:
         "lost": result.lost,
         "register_calls": result.register_calls,
         "throttles": result.throttles,
+        "repeat_provisions": result.repeat_provisions,
         "events": result.events,
         "duplicates_absorbed": result.duplicates_absorbed,
         "dead_letters": result.dead_letters,

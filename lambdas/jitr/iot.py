@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -116,7 +117,7 @@ class Pacer:
         self.lock = threading.Lock()
 
     def wait(self) -> float:
-        """Block until this environment may make the next call; returns the seconds waited."""
+        """Block until this environment may make the next call, and reserve it; returns the seconds waited."""
         with self.lock:
             now = self.clock()
             start = max(now, self.next_at)
@@ -125,6 +126,11 @@ class Pacer:
         if delay > 0:
             time.sleep(delay)
         return delay
+
+    def refund(self) -> None:
+        """Give back the last reservation, unused (the event was a duplicate or a refusal)."""
+        with self.lock:
+            self.next_at = max(self.clock(), self.next_at - self.interval_s)
 
 
 class IoT:
@@ -143,6 +149,7 @@ class IoT:
         self.clock = clock
         self.pacer = pacer
         self._templates: dict[str, tuple[float, Template]] = {}
+        self._reserved = False
 
     @classmethod
     def connect(
@@ -201,9 +208,26 @@ class IoT:
         self._templates[name] = (now, template)
         return template
 
+    @contextmanager
+    def registration_slot(self) -> Iterator[None]:
+        """Reserve this environment's next RegisterThing slot *before* reading the certificate, so that the state a
+        decision rests on is fresh when RegisterThing runs; the slot is given back if no RegisterThing is made."""
+        if self.pacer is None:
+            yield
+            return
+        self.pacer.wait()
+        self._reserved = True
+        try:
+            yield
+        finally:
+            if self._reserved:
+                self.pacer.refund()
+            self._reserved = False
+
     def register_thing(self, template_body: str, parameters: dict[str, str]) -> dict[str, str]:
-        if self.pacer is not None:
-            self.pacer.wait()
+        if self.pacer is not None and not self._reserved:
+            self.pacer.wait()  # outside a slot: pace here
+        self._reserved = False  # the slot is used
         response = self._call("register_thing", templateBody=template_body, parameters=parameters)
         return dict(response.get("resourceArns") or {})
 

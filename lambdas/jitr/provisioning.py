@@ -92,7 +92,9 @@ def decide(event: RegistrationEvent, iot: IoT, settings: Settings, at: datetime 
     decision = Decision(Outcome.RETRY, event.certificate_id, event.ca_certificate_id)
     step = _Step(decision.steps_ms)
     try:
-        _decide(event, iot, settings, at, decision, step)
+        with iot.registration_slot():
+            step = _Step(decision.steps_ms)  # time spent waiting for the slot is pacing, not a step
+            _decide(event, iot, settings, at, decision, step)
     except Misconfigured as exc:
         _set(decision, Outcome.RETRY, "CONFIGURATION", f"{exc.message} (fix the deployment, then redrive)")
     except Retryable as exc:

@@ -313,6 +313,7 @@ class Result:
     duplicates_absorbed: int
     register_calls: int
     throttles: int
+    repeat_provisions: int  # RegisterThing succeeded again for a device already provisioned (same end state)
     dead_letters: int
     invocations: int
     invocation_errors: int
@@ -592,6 +593,7 @@ def _account(
         events=sum(events.values()),
         duplicates_absorbed=decided_outcomes["ALREADY_ACTIVE"] + decided_outcomes["SKIPPED"],
         register_calls=iot.state.calls["RegisterThing"],
+        repeat_provisions=max(0, decided_outcomes["PROVISIONED"] - provisioned),
         throttles=iot.state.throttled["RegisterThing"],
         dead_letters=stats["dead"],
         invocations=stats["invocations"],
@@ -633,7 +635,8 @@ def summary(result: Result) -> str:
         f"refused at connect   {result.refused_at_connect}  (AWS's TLS handshake: not signed by the registered CA)",
         f"lost                 {result.lost}",
         f"events               {result.events}  (duplicates absorbed: {result.duplicates_absorbed})",
-        f"RegisterThing calls  {result.register_calls}  (throttled: {result.throttles})",
+        f"RegisterThing calls  {result.register_calls}  (throttled: {result.throttles}; repeated on an already"
+        f" provisioned device: {result.repeat_provisions})",
         f"dead letters         {result.dead_letters}",
         f"wall time            {result.wall_s:.1f} s  (drained at {result.drain_s:.1f} s)",
         f"throughput           {result.throughput_per_s:.1f} provisioned/s"
