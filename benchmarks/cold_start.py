@@ -15,7 +15,17 @@ PROBE = "import time; t = time.perf_counter(); import {module}; print(time.perf_
 
 
 def _median_import_s(module: str) -> float:
-    env = {**os.environ, "JITR_TEMPLATE_NAME": "jitr-device", "AWS_DEFAULT_REGION": "us-east-1"}
+    # What Lambda's runtime sets (LAMBDA_TASK_ROOT makes the X-Ray SDK take its Lambda path, as it does in AWS: no
+    # centralized-sampling clients), plus the settings the stack gives the function.
+    env = {
+        **os.environ,
+        "LAMBDA_TASK_ROOT": tempfile.gettempdir(),
+        "AWS_LAMBDA_FUNCTION_NAME": "jitr-bench",
+        "AWS_REGION": "us-east-1",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "POWERTOOLS_SERVICE_NAME": "jitr",
+        "JITR_TEMPLATE_NAME": "jitr-device",
+    }
     samples = []
     for _ in range(RUNS):
         out = subprocess.run(
