@@ -67,43 +67,38 @@ class Monitoring(Construct):
             statistic="Sum",
             period=PERIOD,
         )
+        at_least = cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD
+        above = cw.ComparisonOperator.GREATER_THAN_THRESHOLD
         self.alarms = {
-            "DeadLetters": cw.Alarm(
-                self,
-                "DeadLettersAlarm",
-                alarm_description=(
+            "DeadLetters": self._alarm(
+                "DeadLetters",
+                (
                     "Registration events are waiting in the dead-letter queue: they failed every delivery. Read"
                     " the handler's log for their certificate ids (outcome RETRY or MALFORMED), fix the cause, then"
                     " redrive the dead-letter queue (README: Redriving)."
                 ),
-                metric=dead_letter_queue.metric_approximate_number_of_messages_visible(period=PERIOD, statistic="Max"),
-                threshold=1,
-                comparison_operator=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-                evaluation_periods=1,
-                treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+                dead_letter_queue.metric_approximate_number_of_messages_visible(period=PERIOD, statistic="Max"),
+                1,
+                at_least,
             ),
-            "HandlerErrors": cw.Alarm(
-                self,
-                "HandlerErrorsAlarm",
-                alarm_description=(
+            "HandlerErrors": self._alarm(
+                "HandlerErrors",
+                (
                     "The handler crashed (not a rejected device: those are decisions). Its log shows the exception;"
                     " the batch is redelivered by SQS, so no event is lost while you fix it."
                 ),
-                metric=function.metric_errors(period=PERIOD, statistic="Sum"),
-                threshold=1,
-                comparison_operator=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-                evaluation_periods=1,
-                treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+                function.metric_errors(period=PERIOD, statistic="Sum"),
+                1,
+                at_least,
             ),
-            "Throttling": cw.Alarm(
-                self,
-                "ThrottlingAlarm",
-                alarm_description=(
+            "Throttling": self._alarm(
+                "Throttling",
+                (
                     "Lambda throttled the handler, or AWS IoT kept throttling it after botocore's retries (RETRY"
                     " AWS_UNAVAILABLE). Events wait in the queue; if it persists, raise the RegisterThing quota or"
                     " lower registerThingTps so the mapping's concurrency matches the quota."
                 ),
-                metric=cw.MathExpression(
+                cw.MathExpression(
                     expression="lambda + iot",
                     using_metrics={
                         "lambda": function.metric_throttles(period=PERIOD, statistic="Sum"),
@@ -118,52 +113,42 @@ class Monitoring(Construct):
                     label="throttled",
                     period=PERIOD,
                 ),
-                threshold=1,
-                comparison_operator=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-                evaluation_periods=2,
-                treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+                1,
+                at_least,
+                periods=2,
             ),
-            "QueueAge": cw.Alarm(
-                self,
-                "QueueAgeAlarm",
-                alarm_description=(
+            "QueueAge": self._alarm(
+                "QueueAge",
+                (
                     f"The oldest registration event has waited over {config.queue_age_alarm_seconds} s: devices"
                     " are waiting to be onboarded. Check the handler's errors and throttling; a fleet power-up drains"
                     " at the RegisterThing quota."
                 ),
-                metric=queue.metric_approximate_age_of_oldest_message(period=PERIOD, statistic="Max"),
-                threshold=config.queue_age_alarm_seconds,
-                comparison_operator=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
-                evaluation_periods=1,
-                treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+                queue.metric_approximate_age_of_oldest_message(period=PERIOD, statistic="Max"),
+                config.queue_age_alarm_seconds,
+                above,
             ),
-            "Rejections": cw.Alarm(
-                self,
-                "RejectionsAlarm",
-                alarm_description=(
+            "Rejections": self._alarm(
+                "Rejections",
+                (
                     f"More than {config.rejection_alarm_threshold} devices were refused in 5 minutes. See the"
                     " dashboard's rejections by reason; a single reason across many devices usually means a"
                     " manufacturing or configuration change, not an attack."
                 ),
-                metric=decisions("REJECTED"),
-                threshold=config.rejection_alarm_threshold,
-                comparison_operator=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
-                evaluation_periods=1,
-                treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+                decisions("REJECTED"),
+                config.rejection_alarm_threshold,
+                above,
             ),
-            "RuleDelivery": cw.Alarm(
-                self,
-                "RuleDeliveryAlarm",
-                alarm_description=(
+            "RuleDelivery": self._alarm(
+                "RuleDelivery",
+                (
                     "AWS IoT could not deliver registration events to the queue (the rule's errorAction wrote them to"
                     " the rule-errors log group, with the event). Check the rule role and the queue; affected devices"
                     " retry their connection, which publishes the event again."
                 ),
-                metric=rule_failures,
-                threshold=1,
-                comparison_operator=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-                evaluation_periods=1,
-                treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+                rule_failures,
+                1,
+                at_least,
             ),
         }
 
@@ -211,4 +196,25 @@ class Monitoring(Construct):
         )
         self.dashboard.add_widgets(
             cw.AlarmStatusWidget(title="Alarms", alarms=list(self.alarms.values()), width=24),
+        )
+
+    def _alarm(
+        self,
+        name: str,
+        description: str,
+        metric: cw.IMetric,
+        threshold: float,
+        comparison: cw.ComparisonOperator,
+        periods: int = 1,
+    ) -> cw.Alarm:
+        """An alarm that says what to do; no data (a quiet fleet) is not a breach."""
+        return cw.Alarm(
+            self,
+            f"{name}Alarm",
+            alarm_description=description,
+            metric=metric,
+            threshold=threshold,
+            comparison_operator=comparison,
+            evaluation_periods=periods,
+            treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
         )

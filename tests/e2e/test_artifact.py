@@ -19,8 +19,7 @@ from jitr.certificates import certificate_id
 from jitr_tools import pki
 from jitr_tools.embedded import EmbeddedIoT, serve
 from jitr_tools.invoke import invoke, stack_environment
-from jitr_tools.simulate import sqs_record
-from tests.conftest import DEVICE_POLICY, REPO
+from jitr_tools.simulate import prepare_account, sqs_record
 
 REGION = "eu-central-1"
 pytestmark = pytest.mark.slow
@@ -53,20 +52,7 @@ def endpoint(aws_env: None, issuing_ca: pki.Issued) -> Iterator[Endpoint]:
     with mock_aws(), serve() as url:  # mock_aws: a fresh account per test, shared with the server's backends
         iot = EmbeddedIoT(region=REGION)
         client = boto3.client("iot", region_name=REGION, endpoint_url=url)
-        code = client.get_registration_code()["registrationCode"]
-        client.register_ca_certificate(
-            caCertificate=issuing_ca.pem,
-            verificationCertificate=pki.make_verification_certificate(issuing_ca, code).pem,
-            setAsActive=True,
-            allowAutoRegistration=True,
-        )
-        client.create_policy(policyName="jitr-device", policyDocument=DEVICE_POLICY)
-        client.create_provisioning_template(
-            templateName="jitr-device",
-            templateBody=(REPO / "templates" / "jitr-device.json").read_text(),
-            provisioningRoleArn="arn:aws:iam::123456789012:role/jitr-provisioning",
-            enabled=False,
-        )
+        prepare_account(client, issuing_ca, iot.account_id)
         events: list[dict[str, Any]] = []
         iot.subscribe("$aws/events/certificates/registered/+", lambda _t, e: events.append(e))
         yield Endpoint(url, iot, client, issuing_ca, events)

@@ -13,25 +13,13 @@ from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import Ama
 from jitr import settings as jitr_settings
 from jitr_handlers import registration
 from jitr_tools import pki
+from jitr_tools.lambda_context import LambdaContext
 from tests.conftest import DEVICE_POLICY, REPO, Account
 
 TEMPLATE_NAME = "jitr-device"
 
 
-@dataclass
-class FakeLambdaContext:
-    """The attributes and method of the real Lambda context object that Powertools reads."""
-
-    function_name: str = "jitr-registration"
-    function_version: str = "$LATEST"
-    memory_limit_in_mb: int = 256
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:jitr-registration"
-    aws_request_id: str = "5f0b3c52-0000-4000-8000-000000000000"
-    log_group_name: str = "/aws/lambda/jitr-registration"
-    log_stream_name: str = "2026/11/22/[$LATEST]0"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 30_000
+FakeLambdaContext = LambdaContext  # the product's own stand-in, shared with `jitr demo` and `jitr simulate`
 
 
 @pytest.fixture

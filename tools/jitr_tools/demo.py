@@ -7,7 +7,6 @@ import io
 import json
 import os
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,25 +15,13 @@ from moto import mock_aws
 
 from . import pki
 from .embedded import EmbeddedIoT
+from .lambda_context import LambdaContext
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "templates" / "jitr-device.json"
 DEVICE_POLICY = {
     "Version": "2012-10-17",
     "Statement": [{"Effect": "Allow", "Action": "iot:Connect", "Resource": "arn:aws:iot:*:*:client/${iot:ClientId}"}],
 }
-
-
-@dataclass
-class _Context:
-    """The parts of the Lambda context the handler reads."""
-
-    function_name: str = "jitr-demo"
-    memory_limit_in_mb: int = 256
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:jitr-demo"
-    aws_request_id: str = "demo"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 30_000
 
 
 def _invoke_handler(event: dict[str, Any]) -> dict[str, Any]:
@@ -47,7 +34,7 @@ def _invoke_handler(event: dict[str, Any]) -> dict[str, Any]:
     registration.logger.registered_handler.setStream(io.StringIO())
     with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return registration.handler(event, _Context())  # type: ignore[arg-type]
+        return registration.handler(event, LambdaContext(function_name="jitr-demo"))  # type: ignore[arg-type]
 
 
 def run_demo() -> int:

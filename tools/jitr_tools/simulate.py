@@ -36,6 +36,7 @@ from typing import Any
 from . import pki
 from .embedded import EmbeddedIoT
 from .embedded.iot import Connect
+from .lambda_context import LambdaContext
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "templates" / "jitr-device.json"
 TEMPLATE_NAME = "jitr-device"
@@ -366,7 +367,7 @@ def _handler_environment(
 
     jitr_settings.current.cache_clear()
     registration._iot.cache_clear()
-    context = _Context()
+    context = LambdaContext(function_name="jitr-simulate")
     try:
         yield lambda event: registration.handler(event, context)  # type: ignore[arg-type]
     finally:
@@ -379,16 +380,24 @@ def _handler_environment(
                 os.environ[key] = value
 
 
-@dataclass
-class _Context:
-    function_name: str = "jitr-simulate"
-    function_version: str = "$LATEST"
-    memory_limit_in_mb: int = 512
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:jitr-simulate"
-    aws_request_id: str = "simulate"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 30_000
+def prepare_account(client: Any, ca: pki.Issued, account_id: str) -> str:
+    """What `cdk deploy` leaves in an account, on the embedded IoT: the CA ACTIVE with auto-registration and no
+    registrationConfig, the device policy, and the stored template. Returns the CA's id."""
+    code = client.get_registration_code()["registrationCode"]
+    ca_id = client.register_ca_certificate(
+        caCertificate=ca.pem,
+        verificationCertificate=pki.make_verification_certificate(ca, code).pem,
+        setAsActive=True,
+        allowAutoRegistration=True,
+    )["certificateId"]
+    client.create_policy(policyName="jitr-device", policyDocument=json.dumps(DEVICE_POLICY))
+    client.create_provisioning_template(
+        templateName=TEMPLATE_NAME,
+        templateBody=TEMPLATE.read_text(),
+        provisioningRoleArn=f"arn:aws:iam::{account_id}:role/jitr-provisioning",
+        enabled=False,
+    )
+    return str(ca_id)
 
 
 def simulate(options: Options) -> Result:
@@ -411,20 +420,7 @@ def simulate(options: Options) -> Result:
         warnings.simplefilter("ignore")
         iot = EmbeddedIoT()
         client = boto3.client("iot", region_name=iot.region)
-        code = client.get_registration_code()["registrationCode"]
-        client.register_ca_certificate(
-            caCertificate=ca.pem,
-            verificationCertificate=pki.make_verification_certificate(ca, code).pem,
-            setAsActive=True,
-            allowAutoRegistration=True,
-        )
-        client.create_policy(policyName="jitr-device", policyDocument=json.dumps(DEVICE_POLICY))
-        client.create_provisioning_template(
-            templateName=TEMPLATE_NAME,
-            templateBody=TEMPLATE.read_text(),
-            provisioningRoleArn=f"arn:aws:iam::{iot.account_id}:role/jitr-provisioning",
-            enabled=False,
-        )
+        prepare_account(client, ca, iot.account_id)
         iot.set_quota("RegisterThing", options.quota)
         if options.latency_ms:
             iot.set_latency("RegisterThing", options.latency_ms / 1000)
