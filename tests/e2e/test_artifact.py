@@ -19,7 +19,8 @@ from jitr.certificates import certificate_id
 from jitr_tools import pki
 from jitr_tools.embedded import EmbeddedIoT, serve
 from jitr_tools.invoke import invoke, stack_environment
-from jitr_tools.simulate import prepare_account, sqs_record
+from jitr_tools.rehearsal import prepare_account
+from jitr_tools.simulate import sqs_record
 
 REGION = "eu-central-1"
 pytestmark = pytest.mark.slow

@@ -19,7 +19,6 @@ import dataclasses
 import heapq
 import io
 import json
-import os
 import random
 import sys
 import threading
@@ -27,24 +26,17 @@ import time
 import uuid
 import warnings
 from collections import Counter, deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 from . import pki
 from .embedded import EmbeddedIoT
 from .embedded.iot import Connect
-from .lambda_context import LambdaContext
+from .rehearsal import handler_environment, prepare_account
 
-TEMPLATE = Path(__file__).resolve().parents[2] / "templates" / "jitr-device.json"
-TEMPLATE_NAME = "jitr-device"
 NAIVE_CONCURRENCY = 100  # rule -> Lambda: as many concurrent invocations as events arrive, up to this many threads
-DEVICE_POLICY = {
-    "Version": "2012-10-17",
-    "Statement": [{"Effect": "Allow", "Action": "iot:Connect", "Resource": "arn:aws:iot:*:*:client/${iot:ClientId}"}],
-}
 
 
 # -- the queue: SQS standard-queue semantics in memory ---------------------------------------------------------------
@@ -345,68 +337,11 @@ def mapping_concurrency(quota: float) -> int:
     return max_concurrency(max(1, round(quota)))
 
 
-@contextlib.contextmanager
-def _handler_environment(
-    region: str, quota: float | None, concurrency: int
-) -> Iterator[Callable[[dict[str, Any]], Any]]:
-    """The real handler, with the settings the stack gives it; X-Ray and EMF output off (no daemon here)."""
-    values = {
-        "JITR_TEMPLATE_NAME": TEMPLATE_NAME,
-        "AWS_DEFAULT_REGION": region,
-        "POWERTOOLS_SERVICE_NAME": "jitr-simulate",
-        "POWERTOOLS_TRACE_DISABLED": "true",
-        "POWERTOOLS_METRICS_DISABLED": "true",
-        "JITR_REJECTION_ACTION": "REVOKED",
-        "JITR_REGISTER_THING_TPS": str(quota or ""),  # as the stack sets them: each environment paces its share
-        "JITR_MAX_CONCURRENCY": str(concurrency),
-    }
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    from jitr import settings as jitr_settings
-    from jitr_handlers import registration
-
-    jitr_settings.current.cache_clear()
-    registration._iot.cache_clear()
-    context = LambdaContext(function_name="jitr-simulate")
-    try:
-        yield lambda event: registration.handler(event, context)  # type: ignore[arg-type]
-    finally:
-        jitr_settings.current.cache_clear()
-        registration._iot.cache_clear()
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
-def prepare_account(client: Any, ca: pki.Issued, account_id: str) -> str:
-    """What `cdk deploy` leaves in an account, on the embedded IoT: the CA ACTIVE with auto-registration and no
-    registrationConfig, the device policy, and the stored template. Returns the CA's id."""
-    code = client.get_registration_code()["registrationCode"]
-    ca_id = client.register_ca_certificate(
-        caCertificate=ca.pem,
-        verificationCertificate=pki.make_verification_certificate(ca, code).pem,
-        setAsActive=True,
-        allowAutoRegistration=True,
-    )["certificateId"]
-    client.create_policy(policyName="jitr-device", policyDocument=json.dumps(DEVICE_POLICY))
-    client.create_provisioning_template(
-        templateName=TEMPLATE_NAME,
-        templateBody=TEMPLATE.read_text(),
-        provisioningRoleArn=f"arn:aws:iam::{account_id}:role/jitr-provisioning",
-        enabled=False,
-    )
-    return str(ca_id)
-
-
 def simulate(options: Options) -> Result:
     """Run one rehearsal on a fresh embedded account. Everything the result says is read back from the IoT's state and
     the handler's log, not assumed."""
     import boto3
     from moto import mock_aws
-
-    from jitr_handlers import registration
 
     rng = random.Random(options.seed)  # noqa: S311 (backoff jitter)
     ca = pki.make_ca("jitr simulation CA")
@@ -427,12 +362,14 @@ def simulate(options: Options) -> Result:
 
         started = time.monotonic()
         log = DecisionLog(started)
-        log_handler = registration.logger.registered_handler
-        previous_stream, log_handler.stream = log_handler.stream, log  # not setStream: it flushes the old stream
         # The handler's EMF metric lines go to standard output, as in Lambda; here they would bury the summary.
         with (
-            _handler_environment(
-                iot.region, None if options.wiring == "direct" else options.quota, concurrency
+            handler_environment(
+                iot.region,
+                log,
+                function_name="jitr-simulate",
+                quota=None if options.wiring == "direct" else options.quota,
+                concurrency=concurrency,
             ) as invoke,
             contextlib.redirect_stdout(io.StringIO()),
         ):
@@ -471,7 +408,6 @@ def simulate(options: Options) -> Result:
                     "dropped": 0,
                     "dead": len(queue.dead_letters),
                 }
-        log_handler.stream = previous_stream
         if options.progress:
             print(file=sys.stderr)
         return _account(iot, client, fleet, outcomes, events, log, options, concurrency, stats, started, drained)
