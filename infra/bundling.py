@@ -94,16 +94,21 @@ def _stamp(target: Target, root: Path) -> str:
     return digest.hexdigest()
 
 
+def _house_is_current(target: Target, root: Path) -> bool:
+    """The wheel house holds every wheel of the current pins for `target`."""
+    stamp = wheelhouse(target, root) / ".complete"
+    return stamp.is_file() and stamp.read_text() == _stamp(target, root)
+
+
 def prefetch(target: Target, root: Path = ROOT) -> Path:
     """Download every wheel the asset needs into the wheel house (network); a no-op when the pins have not changed."""
     house = wheelhouse(target, root)
-    stamp = house / ".complete"
-    if stamp.is_file() and stamp.read_text() == _stamp(target, root):
+    if _house_is_current(target, root):
         return house
     house.mkdir(parents=True, exist_ok=True)
     pip = [sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check", "--dest", str(house)]
     subprocess.run([*pip, *_pip_platform_args(target), *_requirements_args(root)], check=True)
-    stamp.write_text(_stamp(target, root))
+    (house / ".complete").write_text(_stamp(target, root))
     return house
 
 
@@ -111,8 +116,7 @@ def bundle(output: Path, target: Target, root: Path = ROOT) -> Path:
     """Write the asset's files into `output`. Uses the wheel house when it is complete (offline), else the index."""
     output.mkdir(parents=True, exist_ok=True)
     house = wheelhouse(target, root)
-    offline = (house / ".complete").is_file() and (house / ".complete").read_text() == _stamp(target, root)
-    source = ["--no-index", "--find-links", str(house)] if offline else []
+    source = ["--no-index", "--find-links", str(house)] if _house_is_current(target, root) else []
     subprocess.run(
         [
             sys.executable,
