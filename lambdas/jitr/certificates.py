@@ -11,10 +11,17 @@ from datetime import UTC, datetime, timedelta
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-from cryptography.x509.verification import Criticality, ExtensionPolicy, PolicyBuilder, Store, VerificationError
+from cryptography.x509.verification import (
+    ClientVerifier,
+    Criticality,
+    ExtensionPolicy,
+    PolicyBuilder,
+    Store,
+    VerificationError,
+)
 
 from .templates.limits import CERTIFICATE_PARAMETER_PREFIX
 
@@ -28,6 +35,10 @@ SUBJECT_PARAMETERS = {
     "DistinguishedNameQualifier": NameOID.DN_QUALIFIER,
     "StateName": NameOID.STATE_OR_PROVINCE_NAME,
 }
+# Every parameter a certificate can give a template: the subject's, and Id (the certificate id).
+CERTIFICATE_FIELDS = frozenset(
+    {*(CERTIFICATE_PARAMETER_PREFIX + name for name in SUBJECT_PARAMETERS), CERTIFICATE_PARAMETER_PREFIX + "Id"}
+)
 
 
 class BadCertificate(ValueError):
@@ -39,7 +50,7 @@ def load_certificate(pem: bytes | str) -> x509.Certificate:
     data = pem.encode() if isinstance(pem, str) else pem
     try:
         return x509.load_pem_x509_certificate(data)
-    except ValueError as exc:
+    except (ValueError, x509.InvalidVersion) as exc:
         raise BadCertificate(f"not a readable PEM certificate: {exc}") from exc
 
 
@@ -50,7 +61,7 @@ def load_certificates(pem: bytes | str) -> list[x509.Certificate]:
         return []
     try:
         return x509.load_pem_x509_certificates(data)
-    except ValueError as exc:
+    except (ValueError, x509.InvalidVersion) as exc:
         raise BadCertificate(f"not a readable PEM bundle: {exc}") from exc
 
 
@@ -62,14 +73,18 @@ def certificate_id(certificate: x509.Certificate) -> str:
 def certificate_parameters(certificate: x509.Certificate) -> dict[str, str]:
     """The `AWS::IoT::Certificate::*` parameters JITP derives from a certificate: those in its subject, plus Id.
 
-    An attribute that appears more than once contributes its first value.
+    An attribute that appears more than once contributes its first value. Raises `BadCertificate` when the subject
+    cannot be decoded.
     """
     parameters: dict[str, str] = {}
-    for name, oid in SUBJECT_PARAMETERS.items():
-        attributes = certificate.subject.get_attributes_for_oid(oid)
-        if attributes:
-            value = attributes[0].value
-            parameters[CERTIFICATE_PARAMETER_PREFIX + name] = value if isinstance(value, str) else value.decode()
+    try:
+        for name, oid in SUBJECT_PARAMETERS.items():
+            attributes = certificate.subject.get_attributes_for_oid(oid)
+            if attributes:
+                value = attributes[0].value
+                parameters[CERTIFICATE_PARAMETER_PREFIX + name] = value if isinstance(value, str) else value.decode()
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadCertificate(f"the certificate's subject cannot be decoded: {exc}") from exc
     parameters[CERTIFICATE_PARAMETER_PREFIX + "Id"] = certificate_id(certificate)
     return parameters
 
@@ -86,13 +101,31 @@ class CertificateRejected(Exception):
         self.message = message
 
 
+class Undecided(Exception):
+    """No verdict can be given now, and the device is not at fault: the registered CA (or the trust root above it)
+    can never accept a device under this profile, or the certificate becomes valid within the allowed clock skew.
+    `reason` is a stable code (CA_UNUSABLE, CLOCK_SKEW), `message` a sentence a person can act on."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(f"{reason}: {message}")
+        self.reason = reason
+        self.message = message
+
+
+# What cryptography's verifier (and AWS IoT, for device keys) accepts: RSA of at least 2048 bits, EC on these curves.
+RSA_MIN_BITS = 2048
+EC_CURVES = ("secp256r1", "secp384r1", "secp521r1")
+SIGNATURE_HASHES = ("sha256", "sha384", "sha512")
+
+
 @dataclass(frozen=True)
 class DeviceProfile:
     """What a device certificate must be, beyond a valid chain to the registered CA.
 
     `strict` (the default) is RFC 5280 / Web PKI shaped: version 3 certificates, CAs with keyUsage. `aws-openssl`
     also accepts what AWS's documented openssl commands make: a version 1 device certificate issued directly by the
-    registered CA, and a CA without keyUsage.
+    registered CA, and a CA without keyUsage. Both accept the keys and signatures AWS IoT documents for device
+    certificates, except DSA, which cryptography's verifier does not implement (refused as UNSUPPORTED_KEY).
     """
 
     name: str = "strict"
@@ -100,9 +133,9 @@ class DeviceProfile:
     allow_ca_without_key_usage: bool = False
     cn_pattern: str | None = None
     max_validity_days: int | None = None
-    rsa_min_bits: int = 2048
-    ec_curves: tuple[str, ...] = ("secp256r1", "secp384r1")
-    hashes: tuple[str, ...] = ("sha256", "sha384", "sha512")
+    rsa_min_bits: int = RSA_MIN_BITS
+    ec_curves: tuple[str, ...] = EC_CURVES
+    hashes: tuple[str, ...] = SIGNATURE_HASHES
 
     def with_options(self, cn_pattern: str | None = None, max_validity_days: int | None = None) -> DeviceProfile:
         return replace(self, cn_pattern=cn_pattern, max_validity_days=max_validity_days)
@@ -134,53 +167,53 @@ def verify_device_certificate(
     *,
     profile: DeviceProfile | str = "strict",
     root_pem: bytes | str | None = None,
+    clock_skew: timedelta = timedelta(0),
 ) -> VerifiedChain:
     """Verify a device certificate for client authentication against the registered CA (the trust anchor).
 
-    With `root_pem`, the registered CA must itself chain to that root, which becomes the anchor. Raises
-    `CertificateRejected` with a stable reason: MALFORMED_CERTIFICATE, NOT_YET_VALID, EXPIRED, VALIDITY_TOO_LONG,
-    WEAK_KEY, UNSUPPORTED_KEY, WEAK_SIGNATURE, NOT_CLIENT_AUTH, CN_MISMATCH, LEGACY_V1_CERTIFICATE, UNTRUSTED_CHAIN.
+    With `root_pem`, the registered CA must itself be issued by that root, which becomes the anchor. Validity is
+    compared at the one-second resolution X.509 encodes. Raises `Undecided` when the fault is not the device's (the
+    CA or root can never accept a device under `profile`; a `notBefore` at most `clock_skew` ahead), and
+    `CertificateRejected` with a stable reason for the certificate's own faults: MALFORMED_CERTIFICATE,
+    NOT_YET_VALID, EXPIRED, VALIDITY_TOO_LONG, WEAK_KEY, UNSUPPORTED_KEY, WEAK_SIGNATURE, NOT_CLIENT_AUTH,
+    CN_MISMATCH, EMPTY_SUBJECT, LEGACY_V1_CERTIFICATE, UNTRUSTED_CHAIN.
     """
     rules = PROFILES[profile] if isinstance(profile, str) else profile
     moment = at or datetime.now(UTC)
     if moment.tzinfo is None:
         raise ValueError("`at` must be an aware datetime")
+    moment = moment.replace(microsecond=0)  # X.509 times have whole seconds; notAfter itself is still valid
+    try:
+        ca = load_certificate(ca_pem)
+        root = load_certificate(root_pem) if root_pem else None
+    except BadCertificate as exc:
+        raise Undecided("CA_UNUSABLE", f"the registered CA or the trust root cannot be read: {exc}") from exc
+    problem = ca_problem(ca, rules, moment, root)
+    if problem:
+        raise Undecided("CA_UNUSABLE", problem)
     try:
         leaf = load_certificate(leaf_pem)
-        ca = load_certificate(ca_pem)
+        decode_certificate(leaf)
         intermediates = [c for pem in intermediates_pem for c in load_certificates(pem)]
-        root = load_certificate(root_pem) if root_pem else None
     except BadCertificate as exc:
         raise CertificateRejected("MALFORMED_CERTIFICATE", str(exc)) from exc
 
-    _check_profile(leaf, moment, rules)
+    _check_profile(leaf, moment, rules, clock_skew)
     if leaf.version == x509.Version.v1:
-        return _verify_v1(leaf, ca, moment, rules)
+        return _verify_v1(leaf, ca, moment, rules, root)
 
     anchors = [root] if root else [ca]
     untrusted = [*intermediates, ca] if root else intermediates
-    ca_policy = ExtensionPolicy.webpki_defaults_ca()
-    if rules.allow_ca_without_key_usage:
-        ca_policy = ca_policy.may_be_present(x509.KeyUsage, Criticality.AGNOSTIC, None)
-    ee_policy = ExtensionPolicy.webpki_defaults_ee().may_be_present(
-        x509.SubjectAlternativeName,
-        Criticality.AGNOSTIC,
-        None,  # CN-only device certificates are the norm
-    )
-    verifier = (
-        PolicyBuilder()
-        .store(Store(anchors))
-        .time(moment)
-        .extension_policies(ca_policy=ca_policy, ee_policy=ee_policy)
-        .build_client_verifier()
-    )
     try:
-        verified = verifier.verify(leaf, untrusted)
+        verified = _client_verifier(anchors, moment, _ca_policy(rules)).verify(leaf, untrusted)
     except VerificationError as exc:
+        _blame_the_ca_if_relaxing_it_helps(leaf, anchors, untrusted, moment, rules, ca, exc)
         raise CertificateRejected(
             "UNTRUSTED_CHAIN",
             f"the certificate does not chain to the registered CA {_subject(ca)} for client authentication ({exc})",
         ) from exc
+    except ValueError as exc:  # something in the certificate the verifier cannot read
+        raise CertificateRejected("MALFORMED_CERTIFICATE", f"the certificate cannot be verified: {exc}") from exc
     chain = tuple(verified.chain)
     if root is not None and ca not in chain:
         raise CertificateRejected(
@@ -189,11 +222,150 @@ def verify_device_certificate(
     return VerifiedChain(chain, rules.name)
 
 
+# What cryptography raises for a certificate whose parts cannot be decoded (it parses them lazily, on access).
+_UNDECODABLE = (
+    ValueError,
+    TypeError,
+    UnsupportedAlgorithm,
+    x509.InvalidVersion,
+    x509.DuplicateExtension,
+    x509.UnsupportedGeneralNameType,
+)
+
+
+def decode_certificate(certificate: x509.Certificate) -> None:
+    """Decode every part of `certificate` that validation reads. cryptography parses lazily, so a certificate whose
+    outer structure loads can still hold a duplicate extension, an undecodable extension value or a subject string
+    that is not valid UTF-8; raises `BadCertificate` for any of them instead of failing later, mid-decision."""
+    try:
+        _ = certificate.version
+        for name in (certificate.subject, certificate.issuer):
+            for attribute in name:
+                _ = attribute.value
+        for extension in certificate.extensions:
+            _ = extension.value
+        _ = certificate.not_valid_before_utc, certificate.not_valid_after_utc, certificate.serial_number
+        certificate.public_key()
+    except _UNDECODABLE as exc:
+        raise BadCertificate(f"the certificate cannot be decoded: {exc}") from exc
+
+
+def ca_problem(
+    ca: x509.Certificate, rules: DeviceProfile, at: datetime, root: x509.Certificate | None = None
+) -> str | None:
+    """Why the registered CA (with `root` as the trust anchor above it) can never accept a device certificate under
+    `rules`, or None. Every device it signed would fail for a reason that is the deployment's, not the device's."""
+    where = f"the registered CA {_subject(ca)}"
+    try:
+        decode_certificate(ca)
+    except BadCertificate as exc:
+        return f"{where} cannot be decoded: {exc}"
+    try:
+        constraints: x509.BasicConstraints | None = ca.extensions.get_extension_for_class(x509.BasicConstraints).value
+    except x509.ExtensionNotFound:
+        constraints = None
+    if constraints is None or not constraints.ca:
+        return f"{where} is not a CA certificate (it needs basicConstraints CA:TRUE)"
+    try:
+        usage: x509.KeyUsage | None = ca.extensions.get_extension_for_class(x509.KeyUsage).value
+    except x509.ExtensionNotFound:
+        usage = None
+    if usage is None and not rules.allow_ca_without_key_usage:
+        return (
+            f"{where} has no keyUsage extension, which the {rules.name} profile requires of a CA (RFC 5280); CAs made"
+            " with AWS's documented openssl commands have none: choose the aws-openssl device profile, or re-issue"
+            " the CA with keyUsage keyCertSign"
+        )
+    if usage is not None and not usage.key_cert_sign:
+        return f"{where}'s keyUsage does not allow keyCertSign, so it cannot issue device certificates"
+    if not ca.not_valid_before_utc <= at <= ca.not_valid_after_utc:
+        return (
+            f"{where} is not valid at {at.isoformat()} (valid from {ca.not_valid_before_utc.isoformat()} to"
+            f" {ca.not_valid_after_utc.isoformat()})"
+        )
+    key = ca.public_key()
+    if isinstance(key, rsa.RSAPublicKey) and key.key_size < RSA_MIN_BITS:
+        return f"{where} has an RSA key of {key.key_size} bits; the verifier needs at least {RSA_MIN_BITS}"
+    if isinstance(key, ec.EllipticCurvePublicKey) and key.curve.name not in EC_CURVES:
+        return f"{where} has an EC key on {key.curve.name}; the verifier accepts {', '.join(EC_CURVES)}"
+    if not isinstance(key, rsa.RSAPublicKey | ec.EllipticCurvePublicKey):
+        return f"{where} has a {type(key).__name__}; the verifier accepts RSA and EC CAs only"
+    if root is None or root == ca:
+        return None
+    anchor = f"the trust root {_subject(root)}"
+    if not root.not_valid_before_utc <= at <= root.not_valid_after_utc:
+        return f"{anchor} is not valid at {at.isoformat()}"
+    if ca.issuer != root.subject:
+        return f"{anchor} did not issue {where} (its issuer is {ca.issuer.rfc4514_string() or '(empty)'})"
+    try:
+        ca.verify_directly_issued_by(root)
+    except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
+        return f"{anchor} did not issue {where}: the CA's signature does not verify with the root's key"
+    digest = _hash_name(ca)
+    if digest not in SIGNATURE_HASHES:
+        return f"{where} is signed with {digest}; the verifier accepts {', '.join(SIGNATURE_HASHES)}"
+    return None
+
+
+def _hash_name(certificate: x509.Certificate) -> str:
+    try:
+        digest = certificate.signature_hash_algorithm
+    except UnsupportedAlgorithm:
+        digest = None
+    return digest.name if digest else certificate.signature_algorithm_oid.dotted_string
+
+
+def _ca_policy(rules: DeviceProfile) -> ExtensionPolicy:
+    ca_policy = ExtensionPolicy.webpki_defaults_ca()
+    if rules.allow_ca_without_key_usage:
+        ca_policy = ca_policy.may_be_present(x509.KeyUsage, Criticality.AGNOSTIC, None)
+    return ca_policy
+
+
+# CN-only device certificates are the norm, so a subjectAltName is optional; cryptography's own rule that a leaf with
+# an empty subject needs a critical subjectAltName (RFC 5280 4.2.1.6) is kept in `_check_profile`.
+_EE_POLICY = ExtensionPolicy.webpki_defaults_ee().may_be_present(
+    x509.SubjectAlternativeName, Criticality.AGNOSTIC, None
+)
+
+
+def _client_verifier(anchors: list[x509.Certificate], moment: datetime, ca_policy: ExtensionPolicy) -> ClientVerifier:
+    return (
+        PolicyBuilder()
+        .store(Store(anchors))
+        .time(moment)
+        .extension_policies(ca_policy=ca_policy, ee_policy=_EE_POLICY)
+        .build_client_verifier()
+    )
+
+
+def _blame_the_ca_if_relaxing_it_helps(
+    leaf: x509.Certificate,
+    anchors: list[x509.Certificate],
+    untrusted: list[x509.Certificate],
+    moment: datetime,
+    rules: DeviceProfile,
+    ca: x509.Certificate,
+    failure: VerificationError,
+) -> None:
+    """A chain failure is the device's only if the device's certificate is at fault. Verify once more with every CA
+    extension rule relaxed: if the leaf then verifies, what failed was the CA, and no device may be blamed for it."""
+    try:
+        _client_verifier(anchors, moment, ExtensionPolicy.permit_all()).verify(leaf, untrusted)
+    except (VerificationError, ValueError):
+        return
+    raise Undecided(
+        "CA_UNUSABLE",
+        f"the device's certificate is sound, but the registered CA {_subject(ca)} fails the {rules.name} profile's"
+        f" rules for a CA ({failure})",
+    )
+
+
 def _subject(certificate: x509.Certificate) -> str:
     return certificate.subject.rfc4514_string() or "(empty subject)"
 
 
-def _check_profile(leaf: x509.Certificate, moment: datetime, rules: DeviceProfile) -> None:
+def _check_profile(leaf: x509.Certificate, moment: datetime, rules: DeviceProfile, clock_skew: timedelta) -> None:
     """The checks that give a precise reason before path validation runs."""
     if leaf.version == x509.Version.v1 and not rules.allow_v1_leaf:
         raise CertificateRejected(
@@ -202,6 +374,14 @@ def _check_profile(leaf: x509.Certificate, moment: datetime, rules: DeviceProfil
             "issue version 3 certificates, or configure the aws-openssl device profile",
         )
     if moment < leaf.not_valid_before_utc:
+        ahead = leaf.not_valid_before_utc - moment
+        if ahead <= clock_skew:
+            raise Undecided(
+                "CLOCK_SKEW",
+                f"the certificate is valid from {leaf.not_valid_before_utc.isoformat()}, {ahead.total_seconds():.0f} s"
+                f" from now, within the allowed clock skew of {clock_skew.total_seconds():.0f} s; it is decided again"
+                " when redelivered",
+            )
         raise CertificateRejected(
             "NOT_YET_VALID", f"the certificate is valid from {leaf.not_valid_before_utc.isoformat()}; check the clock"
         )
@@ -224,18 +404,31 @@ def _check_profile(leaf: x509.Certificate, moment: datetime, rules: DeviceProfil
             raise CertificateRejected(
                 "WEAK_KEY", f"EC key on {key.curve.name}; use one of {', '.join(rules.ec_curves)}"
             )
+    elif isinstance(key, dsa.DSAPublicKey):
+        raise CertificateRejected(
+            "UNSUPPORTED_KEY",
+            "DSA key: AWS IoT accepts DSA with SHA-256, but jitr's profiles do not (cryptography's verifier does not"
+            " implement DSA); use RSA or EC",
+        )
     else:
         raise CertificateRejected("UNSUPPORTED_KEY", f"{type(key).__name__} keys are not accepted; use RSA or EC")
-    try:
-        digest = leaf.signature_hash_algorithm
-    except UnsupportedAlgorithm:
-        digest = None
-    if digest is None or digest.name not in rules.hashes:
-        name = digest.name if digest else leaf.signature_algorithm_oid.dotted_string
+    digest = _hash_name(leaf)
+    if digest not in rules.hashes:
         raise CertificateRejected(
             "WEAK_SIGNATURE",
-            f"signed with {name}; AWS IoT and this fleet accept {', '.join(h.upper() for h in rules.hashes)}",
+            f"signed with {digest}; AWS IoT and this fleet accept {', '.join(h.upper() for h in rules.hashes)}",
         )
+    if len(leaf.subject) == 0:
+        try:
+            san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+        except x509.ExtensionNotFound:
+            san = None
+        if san is None or not san.critical:
+            raise CertificateRejected(
+                "EMPTY_SUBJECT",
+                "the certificate has an empty subject and no critical subjectAltName (RFC 5280 4.2.1.6), so it names"
+                " no device",
+            )
     try:
         usages = leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
     except x509.ExtensionNotFound:
@@ -253,21 +446,27 @@ def _check_profile(leaf: x509.Certificate, moment: datetime, rules: DeviceProfil
             )
 
 
-def _verify_v1(leaf: x509.Certificate, ca: x509.Certificate, moment: datetime, rules: DeviceProfile) -> VerifiedChain:
+def _verify_v1(
+    leaf: x509.Certificate,
+    ca: x509.Certificate,
+    moment: datetime,
+    rules: DeviceProfile,
+    root: x509.Certificate | None,
+) -> VerifiedChain:
     """Version 1 leaves (aws-openssl profile only): x509.verification refuses them, so check the signature directly.
 
-    Only a leaf issued directly by the registered CA is accepted, and the CA must be valid now.
+    Only a leaf issued directly by the registered CA is accepted; the CA (and the trust root above it, when one is
+    configured) passed `ca_problem` already, so it is valid now and, with a root, issued by it.
     """
     if leaf.issuer != ca.subject:
         raise CertificateRejected(
             "UNTRUSTED_CHAIN", f"the certificate was not issued by the registered CA {_subject(ca)}"
         )
-    if not ca.not_valid_before_utc <= moment <= ca.not_valid_after_utc:
-        raise CertificateRejected("UNTRUSTED_CHAIN", f"the registered CA {_subject(ca)} is not valid now")
     try:
         leaf.verify_directly_issued_by(ca)
-    except (ValueError, TypeError, InvalidSignature) as exc:
+    except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm) as exc:
         raise CertificateRejected(
             "UNTRUSTED_CHAIN", f"the signature does not verify with the registered CA {_subject(ca)}'s key"
         ) from exc
-    return VerifiedChain((leaf, ca), rules.name)
+    chain = (leaf, ca, root) if root is not None and root != ca else (leaf, ca)
+    return VerifiedChain(chain, rules.name)

@@ -7,8 +7,9 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import boto3
@@ -67,6 +68,8 @@ class CertificateRecord:
     status: str
     pem: str
     ca_certificate_id: str | None
+    arn: str = ""
+    created: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -178,6 +181,8 @@ class IoT:
             status=description["status"],
             pem=description["certificatePem"],
             ca_certificate_id=description.get("caCertificateId"),
+            arn=description.get("certificateArn", ""),
+            created=description.get("creationDate"),
         )
 
     def describe_ca_certificate(self, certificate_id: str) -> CaRecord:
@@ -233,3 +238,30 @@ class IoT:
 
     def update_certificate(self, certificate_id: str, status: str) -> None:
         self._call("update_certificate", certificateId=certificate_id, newStatus=status)
+
+    def thing_exists(self, thing_name: str) -> bool:
+        """DescribeThing (a high quota): whether the thing exists at all."""
+        try:
+            self._call("describe_thing", thingName=thing_name)
+        except NotFound:
+            return False
+        return True
+
+    def thing_certificates(self, thing_name: str) -> list[str]:
+        """The ids of the certificates attached to the thing (ListThingPrincipals; other principals are left out)."""
+        ids: list[str] = []
+        kwargs: dict[str, Any] = {"thingName": thing_name}
+        while True:
+            try:
+                page = self._call("list_thing_principals", **kwargs)
+            except NotFound:
+                return ids
+            ids += [arn.rsplit("/", 1)[-1] for arn in page.get("principals", []) if ":cert/" in arn]
+            if not page.get("nextToken"):
+                return ids
+            kwargs["nextToken"] = page["nextToken"]
+
+    def detach_certificate(self, thing_name: str, certificate_arn: str) -> None:
+        """DetachThingPrincipal; already detached (or gone) is done."""
+        with suppress(NotFound):
+            self._call("detach_thing_principal", thingName=thing_name, principal=certificate_arn)

@@ -9,18 +9,25 @@ errors to outcomes; nothing else does.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .certificates import CertificateRejected, certificate_parameters, verify_device_certificate
+from .certificates import (
+    CERTIFICATE_FIELDS,
+    BadCertificate,
+    CertificateRejected,
+    Undecided,
+    certificate_parameters,
+    verify_device_certificate,
+)
+from .iot import CertificateRecord, IoT, IoTError, Misconfigured, NotFound, Refused, Retryable
 from .iot import Conflict as IoTConflict
-from .iot import IoT, Misconfigured, NotFound, Refused, Retryable
 from .settings import Settings
-from .templates import TemplateError, render_template
+from .templates import Template, TemplateError, render_template
 
 HEX64 = r"^[0-9a-f]{64}$"
 MAX_EVENT_BYTES = 4096
@@ -57,6 +64,8 @@ class Decision:
     message: str = ""
     thing_name: str | None = None
     steps_ms: dict[str, float] = field(default_factory=dict)
+    replaced: tuple[str, ...] = ()  # certificates this decision took the thing from (set INACTIVE or revoked)
+    recorded: bool = False  # the rejection status is already set (no second UpdateCertificate)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -66,6 +75,7 @@ class Decision:
             "reason": self.reason,
             "message": self.message,
             "thingName": self.thing_name,
+            **({"replacedCertificateIds": list(self.replaced)} if self.replaced else {}),
         }
 
 
@@ -84,11 +94,18 @@ class _Step:
 
 # Rejections the device is not to blame for: the certificate is left as it is.
 NOT_THE_DEVICE = frozenset({"CA_MISMATCH"})
+# A value a well-formed certificate field could hold, valid wherever a template puts it (thing name, attribute value,
+# group name): used to ask "would a sound certificate have rendered?" when a value mixes certificate fields with the
+# deployment's own parameters.
+NEUTRAL_FIELD_VALUE = "0"
 
 
 def decide(event: RegistrationEvent, iot: IoT, settings: Settings, at: datetime | None = None) -> Decision:
     """Decide on one registration event and carry the decision out. Never raises for a device problem; RETRY
-    means the caller must make the trigger deliver the event again."""
+    means the caller must make the trigger deliver the event again.
+
+    The blame rule: a certificate is set to the rejection status only for a fault found in the certificate itself
+    (REJECTED); the deployment's mistakes and AWS's troubles leave it PENDING_ACTIVATION and RETRY."""
     decision = Decision(Outcome.RETRY, event.certificate_id, event.ca_certificate_id)
     step = _Step(decision.steps_ms)
     try:
@@ -99,16 +116,39 @@ def decide(event: RegistrationEvent, iot: IoT, settings: Settings, at: datetime 
         _set(decision, Outcome.RETRY, "CONFIGURATION", f"{exc.message} (fix the deployment, then redrive)")
     except Retryable as exc:
         _set(decision, Outcome.RETRY, "AWS_UNAVAILABLE", f"{exc.code}: {exc.message}")
-    if decision.outcome == Outcome.REJECTED and decision.reason not in NOT_THE_DEVICE:
-        try:
-            if settings.rejection_action != "NONE":
-                iot.update_certificate(event.certificate_id, settings.rejection_action)
-        except (Retryable, Misconfigured) as exc:
-            _set(decision, Outcome.RETRY, "REJECTION_NOT_RECORDED", f"{exc.code}: {exc.message}")
-        except (NotFound, Refused):
-            pass  # deleted or already revoked meanwhile: the rejection stands
+    if decision.outcome == Outcome.REJECTED and decision.reason not in NOT_THE_DEVICE and not decision.recorded:
+        record_rejection(event.certificate_id, iot, settings.rejection_action, decision)
         step.done("reject")
     return decision
+
+
+def record_rejection(certificate_id: str, iot: IoT, status: str, decision: Decision) -> None:
+    """Set the rejection status. The rejection stands only once it is recorded: if the update fails, and the
+    certificate is not already in a final state, the record is retried."""
+    if status == "NONE":
+        return
+    try:
+        iot.update_certificate(certificate_id, status)
+        return
+    except NotFound:
+        return  # deleted meanwhile: nothing left to refuse
+    except (Retryable, Misconfigured, Refused) as exc:
+        failure = exc
+    try:
+        current = iot.describe_certificate(certificate_id).status
+    except NotFound:
+        return
+    except IoTError:
+        current = None
+    if current in (status, "REVOKED"):
+        return  # already in the final state it was to reach
+    _set(
+        decision,
+        Outcome.RETRY,
+        "REJECTION_NOT_RECORDED",
+        f"refused ({decision.reason}: {decision.message}), but setting {status} failed: {failure.code}:"
+        f" {failure.message}",
+    )
 
 
 def _set(decision: Decision, outcome: Outcome, reason: str | None, message: str) -> None:
@@ -145,30 +185,34 @@ def _decide(
         return _set(decision, Outcome.REJECTED, "CA_NOT_ACTIVE", f"the registered CA is {ca.status}")
     try:
         verified = verify_device_certificate(
-            certificate.pem, ca.pem, at=at, profile=settings.profile, root_pem=settings.trust_root_pem
+            certificate.pem,
+            ca.pem,
+            at=at,
+            profile=settings.profile,
+            root_pem=settings.trust_root_pem,
+            clock_skew=timedelta(seconds=settings.clock_skew_seconds),
         )
+        fields = certificate_parameters(verified.leaf)
     except CertificateRejected as exc:
         return _set(decision, Outcome.REJECTED, exc.reason, exc.message)
+    except Undecided as exc:
+        return _set(decision, Outcome.RETRY, exc.reason, exc.message)
+    except BadCertificate as exc:
+        return _set(decision, Outcome.REJECTED, "MALFORMED_CERTIFICATE", str(exc))
     step.done("validate")
 
     template = iot.template(settings.template_name)
-    parameters = {**settings.extra_parameters, **certificate_parameters(verified.leaf)}
+    parameters = {**settings.extra_parameters, **fields}
     try:
         plan = render_template(template, parameters)
     except TemplateError as exc:
-        codes = set(exc.codes)
-        reason = (
-            "MISSING_CERTIFICATE_FIELD"
-            if "MISSING_PARAMETER" in codes
-            else "INVALID_DEVICE_NAME"
-            if codes & {"INVALID_NAME", "INVALID_VALUE"}
-            else "TEMPLATE_RENDER_FAILED"
-        )
-        return _set(decision, Outcome.REJECTED, reason, "; ".join(p.message for p in exc.problems))
+        return _template_refusal(decision, template, parameters, exc)
     thing = plan.thing
     decision.thing_name = thing.properties.get("ThingName") if thing else None
     step.done("render")
 
+    if decision.thing_name and _claimed_by_another(decision, iot, settings, certificate, decision.thing_name):
+        return None
     try:
         iot.register_thing(template.body, plan.parameters)
     except IoTConflict:
@@ -178,9 +222,135 @@ def _decide(
             return _set(decision, Outcome.ALREADY_ACTIVE, None, "a concurrent delivery provisioned it")
         return _set(decision, Outcome.RETRY, "CONFLICT", "a concurrent request is provisioning this certificate")
     except Refused as exc:
+        # AWS does not say whose fault a refusal is (a missing group, type or policy is ours): never the device's
         return _set(
-            decision, Outcome.REJECTED, "PROVISIONING_FAILED", f"RegisterThing refused: {exc.code}: {exc.message}"
+            decision,
+            Outcome.RETRY,
+            "PROVISIONING_REFUSED",
+            f"RegisterThing refused: {exc.code}: {exc.message} (fix the deployment, then redrive)",
         )
     step.done("register")
     _set(decision, Outcome.PROVISIONED, None, f"provisioned as {decision.thing_name}")
+    if decision.thing_name:
+        _settle_ownership(decision, iot, settings, certificate, decision.thing_name)
+        step.done("ownership")
     return None
+
+
+# -- whose fault is a template that does not render ---
+
+
+def _template_refusal(decision: Decision, template: Template, parameters: dict[str, str], error: TemplateError) -> None:
+    """A value computed only from certificate fields is the certificate's fault; a value computed only from the
+    deployment's parameters (or a missing one) is the deployment's. A value mixing both is the certificate's only
+    if a sound certificate would have rendered: the fields are replaced by a neutral value and rendered again."""
+    problems = error.problems
+    deployment = [p for p in problems if not p.parameters & CERTIFICATE_FIELDS]
+    mixed = [p for p in problems if p.parameters & CERTIFICATE_FIELDS and not p.parameters <= CERTIFICATE_FIELDS]
+    if mixed and not deployment:
+        fields = {field for p in mixed for field in p.parameters & CERTIFICATE_FIELDS}  # only those the faults used
+        neutral = {**parameters, **dict.fromkeys(fields & parameters.keys(), NEUTRAL_FIELD_VALUE)}
+        try:
+            render_template(template, neutral)
+        except TemplateError as again:
+            deployment = list(again.problems)
+    if deployment:
+        return _set(
+            decision,
+            Outcome.RETRY,
+            "CONFIGURATION",
+            "the stored template does not render with the deployment's parameters: "
+            + "; ".join(p.message for p in deployment)
+            + " (fix the template or extraParameters, then redrive)",
+        )
+    codes = {p.code for p in problems}
+    reason = (
+        "MISSING_CERTIFICATE_FIELD"
+        if "MISSING_PARAMETER" in codes
+        else "INVALID_DEVICE_NAME"
+        if codes & {"INVALID_NAME", "INVALID_VALUE"}
+        else "TEMPLATE_RENDER_FAILED"
+    )
+    return _set(decision, Outcome.REJECTED, reason, "; ".join(p.message for p in problems))
+
+
+# -- one thing, one owner ---
+
+
+def _active_others(iot: IoT, thing_name: str, certificate_id: str) -> list[CertificateRecord]:
+    """The ACTIVE certificates attached to the thing, other than `certificate_id`."""
+    others: list[CertificateRecord] = []
+    for other_id in iot.thing_certificates(thing_name):
+        if other_id == certificate_id:
+            continue
+        try:
+            other = iot.describe_certificate(other_id)
+        except NotFound:
+            continue
+        if other.status == "ACTIVE":
+            others.append(other)
+    return others
+
+
+def _claimed_by_another(
+    decision: Decision, iot: IoT, settings: Settings, certificate: CertificateRecord, thing_name: str
+) -> bool:
+    """Refuse a certificate for a thing another ACTIVE certificate owns (in `replace` mode: one from another CA)."""
+    if not iot.thing_exists(thing_name):  # a high-quota call spares ListThingPrincipals for new things
+        return False
+    owners = _active_others(iot, thing_name, certificate.certificate_id)
+    if settings.existing_thing == "replace":
+        owners = [o for o in owners if o.ca_certificate_id != certificate.ca_certificate_id]
+    if not owners:
+        return False
+    _set(
+        decision,
+        Outcome.REJECTED,
+        "THING_ALREADY_CLAIMED",
+        f"thing {thing_name!r} already belongs to certificate {owners[0].certificate_id}"
+        + (" issued by another CA" if settings.existing_thing == "replace" else "")
+        + "; the existing device is left as it is",
+    )
+    return True
+
+
+def _settle_ownership(
+    decision: Decision, iot: IoT, settings: Settings, certificate: CertificateRecord, thing_name: str
+) -> None:
+    """After RegisterThing, look at the thing again: two certificates for one thing decided at the same moment both
+    passed the check before either was attached. Every environment that sees such a conflict settles it the same
+    way, so at most one certificate keeps the thing: in `refuse` mode the one AWS IoT registered first, in `replace`
+    mode the newest (ties broken by certificate id). The others are set to the rejection status (INACTIVE in
+    `replace` mode, or when the rejection action is NONE, since RegisterThing activated them) and detached."""
+    mine = replace(certificate, status="ACTIVE")
+    rivals = _active_others(iot, thing_name, certificate.certificate_id)
+    replacing = settings.existing_thing == "replace"
+    if replacing:
+        rivals = [r for r in rivals if r.ca_certificate_id == certificate.ca_certificate_id]
+    if not rivals:
+        return
+    contenders = sorted([mine, *rivals], key=_registered_order)
+    winner = contenders[-1] if replacing else contenders[0]
+    status = "INACTIVE" if replacing or settings.rejection_action == "NONE" else settings.rejection_action
+    losers = [c for c in contenders if c.certificate_id != winner.certificate_id]
+    for loser in losers:
+        iot.update_certificate(loser.certificate_id, status)
+        iot.detach_certificate(thing_name, loser.arn)
+    others = ", ".join(loser.certificate_id for loser in losers if loser.certificate_id != mine.certificate_id)
+    if winner.certificate_id == mine.certificate_id:
+        verb = "replaced" if replacing else "won the thing against concurrently provisioned"
+        decision.message += f"; {verb} certificate(s) {others} (set {status} and detached)"
+        decision.replaced = tuple(loser.certificate_id for loser in losers)
+        return
+    _set(
+        decision,
+        Outcome.REJECTED,
+        "THING_ALREADY_CLAIMED",
+        f"certificate {winner.certificate_id} was provisioned for thing {thing_name!r} at the same moment and keeps"
+        f" it; this certificate was set {status} and detached",
+    )
+    decision.recorded = True
+
+
+def _registered_order(record: CertificateRecord) -> tuple[datetime, str]:
+    return (record.created or datetime.max.replace(tzinfo=UTC), record.certificate_id)

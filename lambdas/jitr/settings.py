@@ -11,6 +11,10 @@ from functools import lru_cache
 from .certificates import PROFILES, DeviceProfile
 
 REJECTION_ACTIONS = ("REVOKED", "INACTIVE", "NONE")
+# What a new certificate does to a thing that already has another ACTIVE certificate: refuse it (one thing, one
+# owner), or replace the thing's certificates from the same CA (fleets that re-issue certificates).
+EXISTING_THING_ACTIONS = ("refuse", "replace")
+CLOCK_SKEW_SECONDS = 300  # a notBefore at most this far ahead is retried, not refused (device and CA clocks drift)
 
 
 class SettingsError(ValueError):
@@ -29,6 +33,8 @@ class Settings:
     endpoint_url: str | None = None
     register_thing_tps: float | None = None  # the account's RegisterThing quota
     max_concurrency: int | None = None  # the event source mapping's maximum concurrency
+    existing_thing: str = "refuse"
+    clock_skew_seconds: float = CLOCK_SKEW_SECONDS
 
     @property
     def register_rate_per_s(self) -> float | None:
@@ -49,6 +55,11 @@ class Settings:
         profile_name = env.get("JITR_DEVICE_PROFILE", "strict")
         if profile_name not in PROFILES:
             raise SettingsError(f"JITR_DEVICE_PROFILE must be one of {', '.join(PROFILES)}, got {profile_name!r}")
+        existing_thing = env.get("JITR_EXISTING_THING", "refuse")
+        if existing_thing not in EXISTING_THING_ACTIONS:
+            raise SettingsError(
+                f"JITR_EXISTING_THING must be one of {', '.join(EXISTING_THING_ACTIONS)}, got {existing_thing!r}"
+            )
         max_days = env.get("JITR_MAX_VALIDITY_DAYS")
         try:
             extras = json.loads(env.get("JITR_EXTRA_PARAMETERS", "{}"))
@@ -59,10 +70,13 @@ class Settings:
             attempts = int(env.get("JITR_MAX_ATTEMPTS", "5"))
             tps = float(env["JITR_REGISTER_THING_TPS"]) if env.get("JITR_REGISTER_THING_TPS") else None
             concurrency = int(env["JITR_MAX_CONCURRENCY"]) if env.get("JITR_MAX_CONCURRENCY") else None
+            skew = float(env.get("JITR_CLOCK_SKEW_SECONDS", str(CLOCK_SKEW_SECONDS)))
         except ValueError as exc:
             raise SettingsError(f"a JITR_* setting is not valid: {exc}") from exc
         if not isinstance(extras, dict) or not all(isinstance(v, str) for v in extras.values()):
             raise SettingsError("JITR_EXTRA_PARAMETERS must be a JSON object of string values")
+        if not 0 <= skew <= 86400:
+            raise SettingsError(f"JITR_CLOCK_SKEW_SECONDS must be from 0 to 86400, got {skew}")
         return cls(
             template_name=name,
             rejection_action=action,
@@ -74,6 +88,8 @@ class Settings:
             endpoint_url=env.get("JITR_IOT_ENDPOINT_URL") or None,
             register_thing_tps=tps if tps and tps > 0 else None,
             max_concurrency=concurrency if concurrency and concurrency > 0 else None,
+            existing_thing=existing_thing,
+            clock_skew_seconds=skew,
         )
 
 

@@ -75,6 +75,7 @@ def parse_event(body: str | dict[str, Any]) -> RegistrationEvent | Decision:
 def handle_one(body: str | dict[str, Any]) -> Decision:
     parsed = parse_event(body)
     if isinstance(parsed, Decision):
+        logger.set_correlation_id(None)  # not the previous record's certificate id
         decision = parsed
     else:
         logger.set_correlation_id(parsed.certificate_id)

@@ -96,3 +96,11 @@ def sqs_event(*bodies: str | dict[str, Any]) -> dict[str, Any]:
             for i, body in enumerate(bodies)
         ]
     }
+
+
+@pytest.fixture
+def hostile_fleet(fleet: Fleet) -> Fleet:
+    """The fleet whose CA signed the hostile certificates of `tests.unit.test_hostile_certificates`."""
+    from tests.unit.test_hostile_certificates import CA
+
+    return Fleet(fleet.account, CA, fleet.account.register_ca(CA))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from jitr.certificates import CertificateRejected, DeviceProfile, verify_device_certificate
+from jitr.certificates import CertificateRejected, DeviceProfile, Undecided, verify_device_certificate
 from jitr_tools import pki
 from jitr_tools.cli import main
 
@@ -54,10 +54,18 @@ def test_sha1_and_version1_are_refused_by_default(issuing_ca: pki.Issued) -> Non
     assert reason(pki.resign(device, issuing_ca.key, version1=True), issuing_ca) == "LEGACY_V1_CERTIFICATE"
 
 
+def undecided(device: pki.Issued, ca: pki.Issued, **kwargs: object) -> str:
+    with pytest.raises(Undecided) as caught:
+        verify_device_certificate(device.pem, ca.pem, **kwargs)  # type: ignore[arg-type]
+    assert caught.value.message
+    return caught.value.reason
+
+
 def test_aws_openssl_profile_accepts_what_the_aws_tutorial_makes() -> None:
     ca = pki.make_ca("tutorial CA", key_usage=False, key="rsa2048")
     device = pki.resign(pki.make_device(ca, "d", key="rsa2048"), ca.key, version1=True)
-    assert reason(pki.make_device(ca, "v3"), ca) == "UNTRUSTED_CHAIN"  # strict: a CA needs keyUsage
+    # strict: a CA needs keyUsage; that is the CA's fault, never the device's
+    assert undecided(pki.make_device(ca, "v3"), ca) == "CA_UNUSABLE"
     assert verify_device_certificate(device.pem, ca.pem, profile="aws-openssl").profile == "aws-openssl"
     forged = pki.resign(pki.make_device(ca, "d"), pki.new_key("rsa2048"), version1=True)
     assert reason(forged, ca, profile="aws-openssl") == "UNTRUSTED_CHAIN"
@@ -69,7 +77,7 @@ def test_intermediates_and_a_configured_root(root_ca: pki.Issued, issuing_ca: pk
     assert len(verify_device_certificate(device.pem, issuing_ca.pem, root_pem=root_ca.pem).chain) == 3
     assert reason(device, root_ca) == "UNTRUSTED_CHAIN"  # intermediate missing
     stranger = pki.make_ca("stranger")
-    assert reason(device, issuing_ca, root_pem=stranger.pem) == "UNTRUSTED_CHAIN"
+    assert undecided(device, issuing_ca, root_pem=stranger.pem) == "CA_UNUSABLE"  # the root did not issue the CA
 
 
 def test_profile_options(issuing_ca: pki.Issued) -> None:
@@ -104,5 +112,7 @@ def test_jitr_verify_explains_a_refusal_in_one_line(
     assert out == ["REFUSED WEAK_KEY: RSA key of 1024 bits; at least 2048 bits are required"]
     assert main([*base, str(tmp_path / "good.pem"), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["accepted"] is True
-    assert main([*base, str(tmp_path / "good.pem"), "--at", "2099-01-01T00:00:00", "--json"]) == 1
+    assert main([*base, str(tmp_path / "good.pem"), "--at", "2028-01-01T00:00:00", "--json"]) == 1
     assert json.loads(capsys.readouterr().out)["reason"] == "EXPIRED"
+    assert main([*base, str(tmp_path / "good.pem"), "--at", "2099-01-01T00:00:00"]) == 1  # the CA has expired
+    assert capsys.readouterr().out.startswith("RETRY CA_UNUSABLE: the registered CA CN=test issuing CA")

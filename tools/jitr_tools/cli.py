@@ -21,6 +21,7 @@ from jitr.certificates import (
     PROFILES,
     BadCertificate,
     CertificateRejected,
+    Undecided,
     certificate_parameters,
     load_certificate,
     verify_device_certificate,
@@ -168,11 +169,14 @@ def _verify(args: argparse.Namespace) -> int:
             profile=profile,
             root_pem=args.root.read_bytes() if args.root else None,
         )
-    except CertificateRejected as exc:
+    except (CertificateRejected, Undecided) as exc:
+        # REFUSED: the certificate's own fault (the handler revokes it); RETRY: not the device's fault (the handler
+        # leaves it pending and retries, and the dead-letter queue and an alarm keep it)
+        verdict = "REFUSED" if isinstance(exc, CertificateRejected) else "RETRY"
         if args.json:
-            print(json.dumps({"accepted": False, "reason": exc.reason, "message": exc.message}))
+            print(json.dumps({"accepted": False, "verdict": verdict, "reason": exc.reason, "message": exc.message}))
         else:
-            print(f"REFUSED {exc.reason}: {exc.message}")
+            print(f"{verdict} {exc.reason}: {exc.message}")
         return EXIT_REFUSED
     subjects = [c.subject.rfc4514_string() for c in verified.chain]
     if args.json:

@@ -274,6 +274,43 @@ def _encode(tag: int, content: bytes) -> bytes:
     return bytes([tag, 0x80 | size]) + n.to_bytes(size, "big") + content
 
 
+def der_children(data: bytes) -> list[bytes]:
+    """The encoded elements inside the DER element at the start of `data` (a certificate's TBS, say)."""
+    _, start, end = _read(data, 0)
+    children: list[bytes] = []
+    at = start
+    while at < end:
+        _tag, _, stop = _read(data, at)
+        children.append(data[at:stop])
+        at = stop
+    return children
+
+
+def der_read(data: bytes, at: int) -> tuple[int, int, int]:
+    """(tag, content start, content end) of the DER element at `at`."""
+    return _read(data, at)
+
+
+def der_element(tag: int, content: bytes) -> bytes:
+    """One DER element (tag, length, content)."""
+    return _encode(tag, content)
+
+
+def sign_tbs(tbs: bytes, signer: CertificateIssuerPrivateKeyTypes, hash_name: HashKind = "sha256") -> bytes:
+    """A certificate's DER: `tbs` (any bytes, well-formed or not) signed by `signer`. The TBS's own signature
+    algorithm field is left as it is."""
+    kind = "rsa" if isinstance(signer, rsa.RSAPrivateKey) else "ec"
+    algorithm = _SIGNATURE_ALGORITHMS[(kind, hash_name)]
+    digest = _HASHES[hash_name]()
+    if isinstance(signer, rsa.RSAPrivateKey):
+        from cryptography.hazmat.primitives.asymmetric import padding
+
+        signature = signer.sign(tbs, padding.PKCS1v15(), digest)
+    else:
+        signature = signer.sign(tbs, ec.ECDSA(digest))  # type: ignore[call-arg,union-attr]
+    return _encode(0x30, tbs + algorithm + _encode(0x03, b"\x00" + signature))
+
+
 def resign(
     template: Issued,
     signer: CertificateIssuerPrivateKeyTypes,
@@ -283,14 +320,7 @@ def resign(
 ) -> Issued:
     """Re-sign `template`'s certificate with `signer` using `hash_name`, optionally as an X.509 version 1 certificate
     (no version field, no extensions), as AWS's documented openssl commands produce."""
-    tbs = template.certificate.tbs_certificate_bytes
-    _, start, end = _read(tbs, 0)
-    children: list[bytes] = []
-    at = start
-    while at < end:
-        _tag, _, stop = _read(tbs, at)
-        children.append(tbs[at:stop])
-        at = stop
+    children = der_children(template.certificate.tbs_certificate_bytes)
     kind = "rsa" if isinstance(signer, rsa.RSAPrivateKey) else "ec"
     algorithm = _SIGNATURE_ALGORITHMS[(kind, hash_name)]
     if children[0][0] == 0xA0:  # explicit version
@@ -301,15 +331,7 @@ def resign(
     parts = [serial, algorithm, issuer, validity, subject, spki]
     if not version1:
         parts = [version, *parts, *extensions]
-    new_tbs = _encode(0x30, b"".join(parts))
-    digest = _HASHES[hash_name]()
-    if isinstance(signer, rsa.RSAPrivateKey):
-        from cryptography.hazmat.primitives.asymmetric import padding
-
-        signature = signer.sign(new_tbs, padding.PKCS1v15(), digest)
-    else:
-        signature = signer.sign(new_tbs, ec.ECDSA(digest))  # type: ignore[call-arg,union-attr]
-    der = _encode(0x30, new_tbs + algorithm + _encode(0x03, b"\x00" + signature))
+    der = sign_tbs(_encode(0x30, b"".join(parts)), signer, hash_name)
     return Issued(x509.load_der_x509_certificate(der), template.key, template.chain)
 
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from . import limits
-from .intrinsics import Evaluator, Value, is_intrinsic
+from .intrinsics import Evaluator, Value, is_intrinsic, referenced_parameters
 from .problems import Problem, TemplateError, child
 
 
@@ -143,11 +143,19 @@ def _effective_parameters(
     effective: dict[str, str] = {}
     for name, value in given.items():
         path = child("$.parameters", name)
+        blame = frozenset({name})
         if not isinstance(value, str):
-            problems.append(Problem(path, "PARAMETER_NOT_STRING", f"parameter {name!r} must be a string"))
+            problems.append(
+                Problem(path, "PARAMETER_NOT_STRING", f"parameter {name!r} must be a string", parameters=blame)
+            )
         elif len(name) > limits.PARAMETER_KEY_MAX_CHARS:
             problems.append(
-                Problem(path, "PARAMETER_TOO_LONG", f"parameter names are at most {limits.PARAMETER_KEY_MAX_CHARS}")
+                Problem(
+                    path,
+                    "PARAMETER_TOO_LONG",
+                    f"parameter names are at most {limits.PARAMETER_KEY_MAX_CHARS}",
+                    parameters=blame,
+                )
             )
         elif len(value) > limits.PARAMETER_VALUE_MAX_CHARS:
             problems.append(
@@ -155,6 +163,7 @@ def _effective_parameters(
                     path,
                     "PARAMETER_TOO_LONG",
                     f"parameter {name!r} has {len(value)} characters; at most {limits.PARAMETER_VALUE_MAX_CHARS}",
+                    parameters=blame,
                 )
             )
         elif name in declared:
@@ -170,6 +179,7 @@ def _effective_parameters(
                     child("$.Parameters", name),
                     "MISSING_PARAMETER",
                     f"parameter {name!r} has no value and no Default",
+                    parameters=frozenset({name}),
                 )
             )
     return effective, problems
@@ -310,8 +320,20 @@ class _Walk:
             limits.CERTIFICATE: self.certificate,
             limits.POLICY: self.policy,
         }[resource_type]
+        before = len(self.problems)
         resolved = resolve(properties, props_path)
+        self.blame(before, properties, props_path)
         return PlannedResource(logical_name, resource_type, resolved, overrides)
+
+    def blame(self, first: int, properties: dict[str, Any], path: str) -> None:
+        """Tag the problems found since `first` with the parameters of the property they were found in."""
+        for i in range(first, len(self.problems)):
+            problem = self.problems[i]
+            for name, expression in properties.items():
+                prefix = child(path, name)
+                if problem.path == prefix or problem.path.startswith((prefix + ".", prefix + "[")):
+                    self.problems[i] = replace(problem, parameters=referenced_parameters(expression))
+                    break
 
     def overrides(self, resource_type: str, settings: Any, path: str) -> dict[str, str]:
         allowed = limits.OVERRIDABLE[resource_type]
@@ -447,7 +469,11 @@ class _Walk:
             self.check_name(resolved["PolicyName"], limits.POLICY_NAME, child(path, "PolicyName"))
         if "PolicyDocument" in properties:
             here = child(path, "PolicyDocument")
-            document = self.evaluator.string(properties["PolicyDocument"], here)
+            self.evaluator.guard = None if self.static else limits.THING_NAME  # no parameter may widen a policy
+            try:
+                document = self.evaluator.string(properties["PolicyDocument"], here)
+            finally:
+                self.evaluator.guard = None
             if isinstance(document, str):
                 try:
                     parsed = json.loads(document)
@@ -502,6 +528,26 @@ def _jitr_problems(document: dict[str, Any], resources: list[PlannedResource]) -
                 + "; use REPLACE or leave it out",
             )
         )
+    for resource in resources:
+        if resource.type != limits.POLICY:
+            continue
+        properties = document["Resources"][resource.logical_name]["Properties"]
+        for key in ("PolicyDocument", "PolicyName"):
+            fields = sorted(
+                name
+                for name in referenced_parameters(properties.get(key))
+                if name.startswith(limits.CERTIFICATE_PARAMETER_PREFIX)
+            )
+            if fields:
+                problems.append(
+                    Problem(
+                        child(child(child("$.Resources", resource.logical_name), "Properties"), key),
+                        "JITR_CERTIFICATE_FIELD_IN_POLICY",
+                        f"{key} takes {', '.join(fields)} from the device certificate, so a certificate could write"
+                        " or choose its own policy (a CN of '*', or one carrying JSON, widens it); keep the policy"
+                        " fixed and use policy variables such as ${iot:Connection.Thing.ThingName} instead",
+                    )
+                )
     if not any(r.type == limits.POLICY for r in resources):
         problems.append(
             Problem(

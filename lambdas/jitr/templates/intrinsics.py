@@ -11,7 +11,7 @@ import re
 from collections.abc import Mapping
 from typing import Any, Final
 
-from .limits import DOCUMENTED_INTRINSICS
+from .limits import DOCUMENTED_INTRINSICS, NamePattern
 from .problems import Problem, child
 
 
@@ -47,6 +47,38 @@ def is_intrinsic(node: object) -> bool:
     return key in ("Ref", "Condition") or key.startswith("Fn::")
 
 
+def referenced_parameters(node: Value) -> frozenset[str]:
+    """Every parameter an expression can take its value from: `Ref`s and the variables of `Fn::Sub` strings, through
+    every intrinsic (a `Fn::FindInMap` key, a `Fn::Select` index, a `Fn::Split` source and the rest). A syntactic
+    over-approximation: what it names may reach the value, what it does not name cannot."""
+    found: set[str] = set()
+    if is_intrinsic(node):
+        ((name, argument),) = node.items()
+        if name == "Ref" and isinstance(argument, str):
+            return frozenset({argument})
+        if name == "Fn::Sub":
+            local: dict[str, Value] = {}
+            text = argument
+            if isinstance(argument, list) and len(argument) == 2 and isinstance(argument[1], dict):
+                text, local = argument[0], argument[1]
+                for expression in local.values():
+                    found |= referenced_parameters(expression)
+            if isinstance(text, str):
+                for match in _SUB_VARIABLE.finditer(text):
+                    escaped, variable = match.groups()
+                    if not escaped and variable not in local:
+                        found.add(variable)
+            return frozenset(found)
+        return referenced_parameters(argument)
+    if isinstance(node, dict):
+        for item in node.values():
+            found |= referenced_parameters(item)
+    elif isinstance(node, list):
+        for item in node:
+            found |= referenced_parameters(item)
+    return frozenset(found)
+
+
 class Evaluator:
     """Evaluates template expressions. `parameters=None` means the static check (values unknown)."""
 
@@ -61,6 +93,8 @@ class Evaluator:
         self.mappings = mappings
         self.parameters = parameters
         self.problems = problems
+        # While set, every parameter value the expression uses must match this pattern (values in policy documents).
+        self.guard: NamePattern | None = None
 
     def fail(self, path: str, code: str, message: str) -> _Unknown:
         self.problems.append(Problem(path, code, message))
@@ -127,6 +161,13 @@ class Evaluator:
         value = self.parameters.get(name)
         if value is None:  # rendering reports missing parameters once, up front
             return UNKNOWN
+        if self.guard is not None and (problem := self.guard.problem(value)):
+            return self.fail(
+                path,
+                "UNSAFE_POLICY_VALUE",
+                f"parameter {name!r} would put its value into a policy document, where only values that are valid"
+                f" thing names may go ({problem})",
+            )
         return value
 
     def _ref(self, argument: Value, path: str) -> Value:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 Severity = Literal["error", "warning"]
@@ -11,12 +11,14 @@ Severity = Literal["error", "warning"]
 
 @dataclass(frozen=True)
 class Problem:
-    """One finding about a template. `path` is a JSONPath-like location such as `$.Resources.thing`."""
+    """One finding about a template. `path` is a JSONPath-like location such as `$.Resources.thing`. When rendering,
+    `parameters` names the parameters the faulty value was computed from (who is to blame for it)."""
 
     path: str
     code: str
     message: str
     severity: Severity = "error"
+    parameters: frozenset[str] = field(default=frozenset(), compare=False)
 
     def __str__(self) -> str:
         return f"{self.severity.upper()} {self.path}: {self.message} [{self.code}]"

@@ -8,12 +8,16 @@ UpdateCertificate transitions, CreateThing, the registration code). It is idempo
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import threading
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 from urllib.parse import unquote
 
+import botocore.session
+from botocore import xform_name
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from moto.core.responses import ActionResult, EmptyResult
@@ -54,7 +58,37 @@ def install() -> None:
             setattr(IoTBackend, name, method)
         for name, method in _RESPONSE_METHODS.items():
             setattr(IoTResponse, name, method)
+        _admit_every_operation()
         _installed = True
+
+
+# Operations whose latency is taken inside the backend, where the delay matters (RegisterThing holds its certificate).
+_PAUSES_ITSELF = frozenset({"RegisterThing"})
+
+
+def _admit_every_operation() -> None:
+    """Every AWS IoT API call goes through the same knobs: it is counted, then an injected fault is raised or the
+    operation's quota is enforced, then its latency is added (`EmbeddedIoT.inject_faults`, `set_quota`,
+    `set_latency`). moto dispatches a request to the `IoTResponse` method named after the operation, and turns an
+    error raised there into AWS's error response, so each such method is wrapped once."""
+    model = botocore.session.get_session().get_service_model("iot")
+    for operation in model.operation_names:
+        name = xform_name(operation)
+        method = getattr(IoTResponse, name, None)
+        if callable(method):
+            setattr(IoTResponse, name, _admitted(operation, method))
+
+
+def _admitted(operation: str, method: Callable[[IoTResponse], Any]) -> Callable[[IoTResponse], Any]:
+    @functools.wraps(method)
+    def admitted(self: IoTResponse) -> Any:
+        state = extension(self.iot_backend)
+        state.admit(operation)
+        if operation not in _PAUSES_ITSELF:
+            state.pause(operation)
+        return method(self)
+
+    return admitted
 
 
 # -- models ---
@@ -255,6 +289,27 @@ def _create_thing(
     return existing
 
 
+_original_attach_thing_principal = IoTBackend.attach_thing_principal
+_original_detach_thing_principal = IoTBackend.detach_thing_principal
+
+
+def _attach_thing_principal(self: IoTBackend, thing_name: str, principal_arn: str) -> None:
+    _original_attach_thing_principal(self, thing_name, principal_arn)
+    extension(self).thing_principals.setdefault(thing_name, set()).add(principal_arn)
+
+
+def _detach_thing_principal(self: IoTBackend, thing_name: str, principal_arn: str) -> None:
+    _original_detach_thing_principal(self, thing_name, principal_arn)
+    extension(self).thing_principals.get(thing_name, set()).discard(principal_arn)
+
+
+def _list_thing_principals(self: IoTBackend, thing_name: str) -> list[str]:
+    """By key: moto scans every thing and every attachment, which a fleet rehearsal cannot afford."""
+    self.describe_thing(thing_name)  # ResourceNotFoundException as AWS raises it
+    indexed = extension(self).thing_principals.get(thing_name, set())
+    return sorted(arn for arn in indexed if (arn, thing_name) in self.principal_things)
+
+
 # -- provisioning templates ---
 
 
@@ -339,6 +394,9 @@ _BACKEND_METHODS = {
     "update_certificate": _update_certificate,
     "create_thing": _create_thing,
     "describe_thing": _describe_thing,
+    "attach_thing_principal": _attach_thing_principal,
+    "detach_thing_principal": _detach_thing_principal,
+    "list_thing_principals": _list_thing_principals,
     "_get_principal": _get_principal,
     "create_provisioning_template": _create_provisioning_template,
     "describe_provisioning_template": _describe_provisioning_template,

@@ -57,3 +57,8 @@ class ResourceAlreadyExistsException(_Error):
 class ServiceUnavailableException(_Error):
     status = 503
     error_type = "ServiceUnavailableException"
+
+
+class UnauthorizedException(_Error):
+    status = 401
+    error_type = "UnauthorizedException"

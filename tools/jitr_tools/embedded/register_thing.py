@@ -24,8 +24,7 @@ from .state import extension
 
 
 def register_thing(backend: IoTBackend, template_body: str, parameters: dict[str, str]) -> dict[str, Any]:
-    state = extension(backend)
-    state.admit("RegisterThing")
+    state = extension(backend)  # quotas and faults are admitted at the API (backend._admitted), like every call
     try:
         plan = render_template(template_body, parameters or {})
     except TemplateError as exc:

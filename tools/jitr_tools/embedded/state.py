@@ -68,6 +68,7 @@ class Extension:
     succeeded: Counter[str] = field(default_factory=Counter)
     lock: threading.RLock = field(default_factory=threading.RLock)
     in_flight: set[str] = field(default_factory=set)
+    thing_principals: dict[str, set[str]] = field(default_factory=dict)  # thing name -> principal ARNs (an index)
 
     def admit(self, operation: str) -> None:
         """Count a call, then raise an injected fault or ThrottlingException when the quota is spent."""
