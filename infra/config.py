@@ -19,10 +19,11 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from jitr.certificates import PROFILES, certificate_id
-from jitr.settings import REJECTION_ACTIONS
-from jitr.templates import Template, TemplateError, parse_template
-from jitr.templates.limits import TEMPLATE_NAME
+from jitr.certificates import CERTIFICATE_FIELDS, PROFILES, ca_problem, certificate_id
+from jitr.settings import CLOCK_SKEW_SECONDS, EXISTING_THING_ACTIONS, REJECTION_ACTIONS
+from jitr.templates import Plan, Template, TemplateError, parse_template, render_template
+from jitr.templates.intrinsics import referenced_parameters
+from jitr.templates.limits import CERTIFICATE_PARAMETER_PREFIX, POLICY, TEMPLATE_NAME, THING
 
 CONTEXT_KEY = "jitr"
 CONFIG_FILE_KEY = "jitr:configFile"
@@ -63,8 +64,19 @@ KNOWN_KEYS = frozenset(
         "queueAgeAlarmSeconds",
         "logRetentionDays",
         "developmentPki",
+        "extraParameters",
+        "existingResources",
+        "existingThing",
+        "clockSkewSeconds",
     }
 )
+# What `existingResources` may list: resources a template names that the stack does not create.
+EXISTING_RESOURCE_KINDS = {
+    "policies": "policy",
+    "thingTypes": "thing type",
+    "thingGroups": "thing group",
+    "billingGroups": "billing group",
+}
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
@@ -101,6 +113,10 @@ class JitrConfig:
     queue_age_alarm_seconds: int = 600
     log_retention_days: int = 30
     development_ca: bool = False
+    extra_parameters: dict[str, str] = field(default_factory=dict)
+    existing_resources: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    existing_thing: str = "refuse"
+    clock_skew_seconds: int = CLOCK_SKEW_SECONDS
     notes: tuple[str, ...] = field(default_factory=tuple)
 
     @property
@@ -206,9 +222,16 @@ def load_config(
         trust_root_pem = _pem(str(trust_root), "trustRoot", root)
         _certificate(trust_root_pem, "trustRoot")
     if not validated_mode(provisioning_mode):
-        for key in ("deviceProfile", "cnPattern", "maxValidityDays", "trustRoot", "rejectionAction"):
+        for key in ("deviceProfile", "cnPattern", "maxValidityDays", "trustRoot", "rejectionAction", "existingThing"):
             if key in settings:
                 notes.append(f"{key} has no effect in jitp mode: AWS provisions devices without jitr's checks")
+    else:
+        _check_cas_against_profile(cas, profile, trust_root_pem, at)
+    extra_parameters = _extra_parameters(settings, template, template_path, notes)
+    if validated_mode(provisioning_mode):
+        _check_parameters_have_values(template, template_path, extra_parameters, policy_parameter)
+    existing = _existing_resources(settings)
+    _check_named_resources(template, template_path, extra_parameters, policy_parameter, existing, notes)
 
     email = settings.get("alarmEmail")
     if email is not None and not EMAIL.match(str(email)):
@@ -233,8 +256,147 @@ def load_config(
         queue_age_alarm_seconds=_integer(settings, "queueAgeAlarmSeconds", 600, 60, 14 * 24 * 3600) or 600,
         log_retention_days=_integer(settings, "logRetentionDays", 30, 1, 3653) or 30,
         development_ca=dev,
+        extra_parameters=extra_parameters,
+        existing_resources=existing,
+        existing_thing=_choice(settings, "existingThing", EXISTING_THING_ACTIONS, "refuse"),
+        clock_skew_seconds=_integer(settings, "clockSkewSeconds", CLOCK_SKEW_SECONDS, 0, 3600) or 0,
         notes=tuple(notes),
     )
+
+
+def _check_cas_against_profile(
+    cas: tuple[CaCertificate, ...], profile: str, trust_root_pem: str | None, at: dt.datetime
+) -> None:
+    """A CA the device profile can never accept would leave every device it signed pending (jitr retries what is
+    not the device's fault): refuse it here, where it is the deployer's to fix."""
+    root = _certificate(trust_root_pem, "trustRoot") if trust_root_pem else None
+    for i, ca in enumerate(cas):
+        problem = ca_problem(_certificate(ca.pem, f"caCertificates[{i}]"), PROFILES[profile], at, root)
+        if problem:
+            settings = f"deviceProfile {profile!r}" + (" with trustRoot" if root is not None else "")
+            raise ConfigError(f"caCertificates[{i}]: {settings} can never accept a device this CA signed: {problem}")
+
+
+def _extra_parameters(
+    settings: Mapping[str, Any], template: Template, template_path: str, notes: list[str]
+) -> dict[str, str]:
+    extras = settings.get("extraParameters") or {}
+    if not isinstance(extras, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in extras.items()):
+        raise ConfigError("extraParameters must be an object of template parameter name -> string value")
+    for name in extras:
+        if name.startswith(CERTIFICATE_PARAMETER_PREFIX):
+            raise ConfigError(f"extraParameters sets {name!r}, which only the device certificate may give")
+        if name not in template.parameters:
+            notes.append(f"extraParameters sets {name!r}, which {template_path} does not declare: it is ignored")
+    return dict(extras)
+
+
+def _check_parameters_have_values(
+    template: Template, template_path: str, extras: Mapping[str, str], policy_parameter: str | None
+) -> None:
+    """Every parameter the handler cannot fill from the certificate needs a Default or an extraParameters value;
+    otherwise every device would wait in the dead-letter queue."""
+    missing = [
+        name
+        for name, declaration in template.parameters.items()
+        if "Default" not in declaration
+        and name not in CERTIFICATE_FIELDS
+        and name not in extras
+        and name != policy_parameter
+    ]
+    if missing:
+        raise ConfigError(
+            f"template {template_path}: parameter(s) {', '.join(missing)} have no Default, are not certificate fields"
+            f" ({', '.join(sorted(CERTIFICATE_FIELDS))}) and are not set in extraParameters; give each a Default or"
+            " a value in extraParameters"
+        )
+    # The deployment's own values must render wherever they go. Certificate fields get a neutral sound value ("0"),
+    # so a value that is not a valid name is the deployment's fault even where it mixes in a certificate field;
+    # a structural failure (Fn::Select out of range) that involves a field may be the neutral value's, and waits.
+    problems = _render_problems(template, extras)
+    ours = [p for p in problems if not p.parameters & CERTIFICATE_FIELDS or p.code in _VALUE_CODES]
+    if ours:
+        raise ConfigError(
+            f"template {template_path} does not render with the deployment's parameters (extraParameters and"
+            " Defaults): " + "; ".join(f"{p.path}: {p.message}" for p in ours)
+        )
+
+
+_VALUE_CODES = frozenset({"INVALID_NAME", "INVALID_VALUE", "UNSAFE_POLICY_VALUE", "PARAMETER_TOO_LONG"})
+
+
+def _neutral_plan(template: Template, extras: Mapping[str, str]) -> tuple[Plan | None, list[Any]]:
+    """The template rendered with the deployment's values and a neutral, sound value for each certificate field."""
+    neutral = {name: ("0" * 64 if name.endswith("::Id") else "0") for name in CERTIFICATE_FIELDS}
+    try:
+        return render_template(template, {**neutral, **extras}), []
+    except TemplateError as exc:
+        return None, list(exc.problems)
+
+
+def _render_problems(template: Template, extras: Mapping[str, str]) -> list[Any]:
+    return _neutral_plan(template, extras)[1]
+
+
+def _existing_resources(settings: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
+    value = settings.get("existingResources") or {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"existingResources must be an object with any of {', '.join(EXISTING_RESOURCE_KINDS)}")
+    unknown = sorted(set(value) - set(EXISTING_RESOURCE_KINDS))
+    if unknown:
+        raise ConfigError(
+            f"existingResources has unknown key(s) {', '.join(unknown)}; known: {', '.join(EXISTING_RESOURCE_KINDS)}"
+        )
+    result: dict[str, tuple[str, ...]] = {}
+    for kind, names in value.items():
+        if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
+            raise ConfigError(f"existingResources.{kind} must be a list of names")
+        result[kind] = tuple(names)
+    return result
+
+
+def _check_named_resources(
+    template: Template,
+    template_path: str,
+    extras: Mapping[str, str],
+    policy_parameter: str | None,
+    existing: Mapping[str, tuple[str, ...]],
+    notes: list[str],
+) -> None:
+    """A template that names a policy, thing type, thing group or billing group the stack neither creates nor lists
+    in existingResources would fail RegisterThing for every device: refuse it here."""
+    plan, _ = _neutral_plan(template, extras)
+    resources = template.document.get("Resources", {})
+    for logical_name, resource in resources.items():
+        kind_and_names: list[tuple[str, str, Any, str]] = []  # (existingResources key, property, expression, value)
+        properties = resource.get("Properties", {})
+        planned = next((r for r in plan.resources if r.logical_name == logical_name), None) if plan else None
+        resolved = planned.properties if planned else {}
+        if resource.get("Type") == POLICY and "PolicyName" in properties:
+            if policy_parameter is not None and properties["PolicyName"] == {"Ref": policy_parameter}:
+                continue  # the device policy the stack creates
+            kind_and_names.append(("policies", "PolicyName", properties["PolicyName"], resolved.get("PolicyName")))
+        if resource.get("Type") == THING:
+            for key, prop in (("thingTypes", "ThingTypeName"), ("billingGroups", "BillingGroup")):
+                if prop in properties:
+                    kind_and_names.append((key, prop, properties[prop], resolved.get(prop)))
+            if "ThingGroups" in properties:
+                groups = resolved.get("ThingGroups")
+                for group in groups if isinstance(groups, list) else [None]:
+                    kind_and_names.append(("thingGroups", "ThingGroups", properties["ThingGroups"], group))
+        for key, prop, expression, value in kind_and_names:
+            where = f"$.Resources.{logical_name}.Properties.{prop}"
+            if referenced_parameters(expression) & CERTIFICATE_FIELDS or not isinstance(value, str):
+                notes.append(
+                    f"{template_path} {where} is computed from the device certificate: every value it can take must"
+                    f" exist as a {EXISTING_RESOURCE_KINDS[key]} before devices connect"
+                )
+                continue
+            if value not in existing.get(key, ()):
+                raise ConfigError(
+                    f"template {template_path} {where} names {EXISTING_RESOURCE_KINDS[key]} {value!r}, which this"
+                    f" stack does not create: create it, then list it in existingResources.{key}"
+                )
 
 
 def validated_mode(provisioning_mode: str) -> bool:

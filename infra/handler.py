@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda
@@ -62,7 +64,11 @@ class RegistrationHandler(Construct):
             # each environment takes quota / concurrency RegisterThing calls per second: together, the quota
             "JITR_REGISTER_THING_TPS": str(config.register_thing_tps),
             "JITR_MAX_CONCURRENCY": str(max_concurrency(config.register_thing_tps)),
+            "JITR_EXISTING_THING": config.existing_thing,
+            "JITR_CLOCK_SKEW_SECONDS": str(config.clock_skew_seconds),
         }
+        if config.extra_parameters:
+            environment["JITR_EXTRA_PARAMETERS"] = json.dumps(config.extra_parameters, separators=(",", ":"))
         if config.cn_pattern:
             environment["JITR_CN_PATTERN"] = config.cn_pattern
         if config.max_validity_days:
@@ -109,6 +115,11 @@ def _iot_statements(
             sid="ReadTheTemplate", actions=["iot:DescribeProvisioningTemplate"], resources=[template_arn]
         ),
         iam.PolicyStatement(sid="RejectCertificates", actions=["iot:UpdateCertificate"], resources=[iot_arn("cert/*")]),
+        iam.PolicyStatement(
+            sid="OneThingOneOwner",  # who else holds the thing; detach a certificate that lost it or was replaced
+            actions=["iot:DescribeThing", "iot:ListThingPrincipals", "iot:DetachThingPrincipal"],
+            resources=[iot_arn("thing/*")],
+        ),
         *template_statements,
     ]
 

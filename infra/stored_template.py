@@ -139,14 +139,27 @@ class StoredTemplate(Construct):
             document["Parameters"][config.device_policy_parameter]["Default"] = device_policy_name
         self.statements = template_statements(config.template, device_policy_name, config.device_policy_parameter)
 
+        # CloudFormation requires a provisioning role. In jitr mode nothing uses it (the handler calls RegisterThing
+        # with its own role, and the template is disabled), so it gets no permissions at all; in jitp mode AWS IoT
+        # applies the template with it. Its trust is scoped to AWS IoT acting for this account's IoT resources.
         self.provisioning_role = iam.Role(
             self,
             "ProvisioningRole",
             assumed_by=iam.ServicePrincipal(
-                "iot.amazonaws.com", conditions={"StringEquals": {"aws:SourceAccount": cdk.Aws.ACCOUNT_ID}}
+                "iot.amazonaws.com",
+                conditions={
+                    "StringEquals": {"aws:SourceAccount": cdk.Aws.ACCOUNT_ID},
+                    "ArnLike": {"aws:SourceArn": iot_arn("*")},
+                },
             ),
-            description="Lets AWS IoT apply the jitr provisioning template (used by AWS in jitp mode only).",
-            inline_policies={"ApplyTemplate": iam.PolicyDocument(statements=self.statements)},
+            description=(
+                "Lets AWS IoT apply the jitr provisioning template (jitp mode)."
+                if not config.validated
+                else "Required by CloudFormation for the stored template; unused in jitr mode, so it grants nothing."
+            ),
+            inline_policies=(
+                {"ApplyTemplate": iam.PolicyDocument(statements=self.statements)} if not config.validated else None
+            ),
         )
         self.template = iot.CfnProvisioningTemplate(
             self,

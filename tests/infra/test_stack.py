@@ -91,13 +91,27 @@ def test_the_device_policy_confines_each_device_to_its_own_client_id_and_topics(
     assert all(flat(r) != "*" for s in document["Statement"] for r in as_list(s["Resource"]))
 
 
-def test_the_provisioning_role_trusts_only_aws_iot_of_this_account(jitr_stack: Synthesized) -> None:
-    role = jitr_stack.resources("AWS::IAM::Role")[
-        jitr_stack.logical_id(_cfn(jitr_stack.stack.template.provisioning_role))
-    ]
-    (trust,) = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
-    assert trust["Principal"] == {"Service": "iot.amazonaws.com"}
-    assert trust["Condition"] == {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}
+def test_the_provisioning_role_trusts_only_aws_iot_acting_for_this_account(
+    jitr_stack: Synthesized, jitp_stack: Synthesized
+) -> None:
+    for synthesized in (jitr_stack, jitp_stack):
+        role = synthesized.resources("AWS::IAM::Role")[
+            synthesized.logical_id(_cfn(synthesized.stack.template.provisioning_role))
+        ]
+        (trust,) = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+        assert trust["Principal"] == {"Service": "iot.amazonaws.com"}
+        assert trust["Condition"]["StringEquals"] == {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
+        assert flat(trust["Condition"]["ArnLike"]["aws:SourceArn"]) == IOT + "*"
+
+
+def test_in_jitr_mode_the_provisioning_role_grants_nothing(jitr_stack: Synthesized, jitp_stack: Synthesized) -> None:
+    # jitr: the handler calls RegisterThing with its own role; the disabled template's role needs no powers
+    role_id = jitr_stack.logical_id(_cfn(jitr_stack.stack.template.provisioning_role))
+    assert statements_of(jitr_stack, role_id) == []
+    # jitp: AWS IoT applies the template with it
+    role_id = jitp_stack.logical_id(_cfn(jitp_stack.stack.template.provisioning_role))
+    actions = {a for s in statements_of(jitp_stack, role_id) for a in as_list(s["Action"])}
+    assert {"iot:RegisterThing", "iot:CreateThing", "iot:AttachPolicy"} <= actions
 
 
 # -- intake: rule -> queue -> event source mapping --------------------------------------------------------------------
@@ -197,6 +211,9 @@ def test_the_function_runs_the_newest_python_on_arm64_with_tracing_and_its_own_l
     # each environment paces RegisterThing to its share of the quota: 40 / 20 = 2 per second
     assert environment["JITR_REGISTER_THING_TPS"] == "40"
     assert environment["JITR_MAX_CONCURRENCY"] == "20"
+    assert environment["JITR_EXISTING_THING"] == "refuse"
+    assert environment["JITR_CLOCK_SKEW_SECONDS"] == "300"
+    assert "JITR_EXTRA_PARAMETERS" not in environment  # none configured
 
 
 def test_the_function_target_matches_the_runtime_and_architecture() -> None:
@@ -221,6 +238,9 @@ def test_the_handler_role_holds_exactly_what_its_decisions_need(jitr_stack: Synt
     assert granted["iot:DescribeCertificate"] == {IOT + "cert/*"}
     assert granted["iot:UpdateCertificate"] == {IOT + "cert/*"}
     assert granted["iot:CreateThing"] == {IOT + "thing/*"}
+    # one thing, one owner: who holds the thing, and detaching a certificate that lost it or was replaced
+    for action in ("iot:DescribeThing", "iot:ListThingPrincipals", "iot:DetachThingPrincipal"):
+        assert granted[action] == {IOT + "thing/*"}
     assert granted["iot:AttachPolicy"] == {IOT + "policy/${" + policy_id + "}", IOT + "cert/*"}
     wildcard = {action for action, resources in granted.items() if "*" in resources}
     assert wildcard == {"iot:RegisterThing", "xray:PutTraceSegments", "xray:PutTelemetryRecords"}

@@ -161,3 +161,115 @@ def test_a_config_file_named_in_context_overrides_cdk_json(tmp_path: Path) -> No
     assert settings == {"rejectionAction": "INACTIVE", "registerThingTps": 20}
     with pytest.raises(ConfigError, match="does not exist"):
         raw_settings({"jitr:configFile": "missing.json"}, tmp_path)
+
+
+# -- synth refuses what it can see (the deployment's mistakes would leave every device pending) ----------------------
+
+
+def _template_file(tmp_path: Path, thing: dict[str, object], parameters: dict[str, object] | None = None) -> str:
+    document = json.loads((REPO / "templates/jitr-device.json").read_text())
+    document["Parameters"].update(parameters or {})
+    document["Resources"]["thing"]["Properties"].update(thing)
+    path = tmp_path / "template.json"
+    path.write_text(json.dumps(document))
+    return str(path)
+
+
+def test_a_ca_the_default_profile_can_never_accept_is_refused_and_aws_openssl_named(tmp_path: Path) -> None:
+    tutorial_ca = pki.make_ca("made with AWS's openssl commands", key_usage=False)
+    with pytest.raises(ConfigError, match=r"caCertificates\[0\]: deviceProfile 'strict' can never accept.*aws-openssl"):
+        configure({"caCertificates": [tutorial_ca.pem]})
+    assert configure({"caCertificates": [tutorial_ca.pem], "deviceProfile": "aws-openssl"}).device_profile == (
+        "aws-openssl"
+    )
+
+
+def test_a_trust_root_that_did_not_issue_every_ca_is_refused(root_ca: pki.Issued, issuing_ca: pki.Issued) -> None:
+    stranger = pki.make_ca("a root that issued nothing here")
+    with pytest.raises(
+        ConfigError, match=r"caCertificates\[1\]: deviceProfile 'strict' with trustRoot .*did not issue"
+    ):
+        configure({"caCertificates": [issuing_ca.pem, stranger.pem + ""], "trustRoot": root_ca.pem})
+    assert configure({"caCertificates": [issuing_ca.pem], "trustRoot": root_ca.pem}).trust_root_pem == root_ca.pem
+
+
+def test_a_parameter_nobody_supplies_is_refused_naming_extra_parameters(tmp_path: Path, ca_file: Path) -> None:
+    template = _template_file(tmp_path, {"AttributePayload": {"site": {"Ref": "Site"}}}, {"Site": {"Type": "String"}})
+    with pytest.raises(ConfigError, match=r"Site have no Default.*extraParameters"):
+        configure({"caCertificates": [str(ca_file)], "template": template})
+    config = configure({"caCertificates": [str(ca_file)], "template": template, "extraParameters": {"Site": "p-7"}})
+    assert config.extra_parameters == {"Site": "p-7"}
+
+
+def test_an_extra_parameter_value_that_cannot_render_is_refused(tmp_path: Path, ca_file: Path) -> None:
+    template = _template_file(
+        tmp_path,
+        {"ThingName": {"Fn::Join": ["", [{"Ref": "Prefix"}, {"Ref": "AWS::IoT::Certificate::CommonName"}]]}},
+        {"Prefix": {"Type": "String"}},
+    )
+    settings = {"caCertificates": [str(ca_file)], "template": template}
+    with pytest.raises(ConfigError, match=r"does not render with the deployment's parameters"):
+        configure({**settings, "extraParameters": {"Prefix": "plant 7/"}})
+    configure({**settings, "extraParameters": {"Prefix": "plant7-"}})
+
+
+@pytest.mark.parametrize(
+    ("thing", "kind"),
+    [
+        ({"ThingGroups": ["fleet-eu"]}, "thingGroups"),
+        ({"ThingTypeName": "sensor"}, "thingTypes"),
+        ({"BillingGroup": "eu-billing"}, "billingGroups"),
+    ],
+)
+def test_a_resource_the_stack_neither_creates_nor_lists_is_refused(
+    tmp_path: Path, ca_file: Path, thing: dict[str, object], kind: str
+) -> None:
+    settings = {"caCertificates": [str(ca_file)], "template": _template_file(tmp_path, thing)}
+    with pytest.raises(ConfigError, match=rf"create it, then list it in existingResources\.{kind}"):
+        configure(settings)
+    (name,) = [v[0] if isinstance(v, list) else v for v in thing.values()]
+    assert configure({**settings, "existingResources": {kind: [name]}}).existing_resources == {kind: (name,)}
+
+
+def test_a_named_policy_must_be_listed_too(tmp_path: Path, ca_file: Path) -> None:
+    document = json.loads((REPO / "templates/jitr-device.json").read_text())
+    document["Resources"]["policy"]["Properties"] = {"PolicyName": "fleet-policy"}
+    path = tmp_path / "named-policy.json"
+    path.write_text(json.dumps(document))
+    settings = {"caCertificates": [str(ca_file)], "template": str(path)}
+    with pytest.raises(ConfigError, match=r"policy 'fleet-policy'.*existingResources\.policies"):
+        configure(settings)
+    configure({**settings, "existingResources": {"policies": ["fleet-policy"]}})
+
+
+def test_a_name_computed_from_the_certificate_is_a_note_not_an_error(tmp_path: Path, ca_file: Path) -> None:
+    template = _template_file(
+        tmp_path,
+        {"ThingGroups": [{"Ref": "AWS::IoT::Certificate::OrganizationalUnit"}]},
+        {"AWS::IoT::Certificate::OrganizationalUnit": {"Type": "String"}},
+    )
+    config = configure({"caCertificates": [str(ca_file)], "template": template})
+    assert any("computed from the device certificate" in note for note in config.notes)  # type: ignore[attr-defined]
+
+
+def test_a_template_leaking_a_certificate_field_into_a_policy_fails_the_synth(tmp_path: Path, ca_file: Path) -> None:
+    document = json.loads((REPO / "templates/jitr-device.json").read_text())
+    document["Resources"]["policy"]["Properties"] = {
+        "PolicyDocument": {
+            "Fn::Sub": '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"iot:Connect",'
+            '"Resource":"client/${AWS::IoT::Certificate::CommonName}"}]}'
+        }
+    }
+    path = tmp_path / "leaky.json"
+    path.write_text(json.dumps(document))
+    with pytest.raises(ConfigError, match=r"JITR_CERTIFICATE_FIELD_IN_POLICY"):
+        configure({"caCertificates": [str(ca_file)], "template": str(path)})
+
+
+def test_ownership_and_clock_skew_settings(ca_file: Path) -> None:
+    config = configure({"caCertificates": [str(ca_file)], "existingThing": "replace", "clockSkewSeconds": 60})
+    assert (config.existing_thing, config.clock_skew_seconds) == ("replace", 60)  # type: ignore[attr-defined]
+    with pytest.raises(ConfigError, match="existingThing must be one of refuse, replace"):
+        configure({"caCertificates": [str(ca_file)], "existingThing": "steal"})
+    with pytest.raises(ConfigError, match="clockSkewSeconds must be a whole number from 0 to 3600"):
+        configure({"caCertificates": [str(ca_file)], "clockSkewSeconds": 3601})
