@@ -13,6 +13,8 @@ import statistics
 import time
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from jitr.certificates import certificate_id
 from jitr_tools import pki
 
@@ -21,7 +23,8 @@ TEMPLATE = (__import__("pathlib").Path(__file__).resolve().parents[1] / "templat
 
 
 class InstantIoT:
-    """Answers the four calls the handler makes, instantly."""
+    """Answers the calls the handler makes for a new device, instantly: the certificate, its CA, the template, no
+    thing yet (DescribeThing), RegisterThing, and the thing's one certificate afterwards (ListThingPrincipals)."""
 
     def __init__(self, device: pki.Issued, ca: pki.Issued) -> None:
         self.cert = {
@@ -43,6 +46,13 @@ class InstantIoT:
 
     def register_thing(self, **_: Any) -> dict[str, Any]:
         return {"resourceArns": {"thing": "arn:aws:iot:us-east-1:123456789012:thing/sensor-1"}}
+
+    def describe_thing(self, **_: Any) -> dict[str, Any]:
+        error = {"Error": {"Code": "ResourceNotFoundException", "Message": "thing sensor-1 does not exist"}}
+        raise ClientError(error, "DescribeThing")  # type: ignore[arg-type]
+
+    def list_thing_principals(self, **_: Any) -> dict[str, Any]:
+        return {"principals": [f"arn:aws:iot:us-east-1:123456789012:cert/{self.cert['certificateId']}"]}
 
 
 def run() -> dict[str, Any]:

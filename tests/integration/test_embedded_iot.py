@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 import textwrap
+from typing import Any
 
 import boto3
 import pytest
@@ -17,7 +18,7 @@ from botocore.exceptions import ClientError
 from jitr.certificates import certificate_id
 from jitr_tools import pki
 from jitr_tools.embedded import Connect, EmbeddedIoT, serve
-from jitr_tools.embedded.errors import ThrottlingException
+from jitr_tools.embedded.errors import ServiceUnavailableException, ThrottlingException
 from tests.conftest import DEVICE_POLICY, Account, data
 
 
@@ -344,3 +345,31 @@ def test_endpoint_serves_boto3_in_a_subprocess(aws_env: None, issuing_ca: pki.Is
             timeout=60,
         )
         assert out.stdout.strip() == "PENDING_ACTIVATION"
+
+
+@pytest.mark.parametrize(
+    ("operation", "call"),
+    [
+        ("DescribeCertificate", lambda c: c.describe_certificate(certificateId="a" * 64)),
+        ("DescribeCACertificate", lambda c: c.describe_ca_certificate(certificateId="a" * 64)),
+        ("DescribeProvisioningTemplate", lambda c: c.describe_provisioning_template(templateName="t")),
+        ("UpdateCertificate", lambda c: c.update_certificate(certificateId="a" * 64, newStatus="REVOKED")),
+        ("ListThingPrincipals", lambda c: c.list_thing_principals(thingName="t")),
+        ("DescribeThing", lambda c: c.describe_thing(thingName="t")),
+        ("DetachThingPrincipal", lambda c: c.detach_thing_principal(thingName="t", principal="arn")),
+    ],
+)
+def test_every_operation_takes_quotas_and_injected_faults(account: Account, operation: str, call: Any) -> None:
+    client = boto3.client("iot", region_name="us-east-1", config=Config(retries={"total_max_attempts": 1}))
+    account.iot.inject_faults(operation, ServiceUnavailableException("injected"))
+    with pytest.raises(ClientError) as caught:
+        call(client)
+    assert error_code(caught) == "ServiceUnavailableException"
+    account.iot.set_quota(operation, per_second=0.001, burst=1)
+    with pytest.raises(ClientError) as caught:  # the burst's one token: the operation itself answers
+        call(client)
+    assert error_code(caught) != "ThrottlingException"
+    with pytest.raises(ClientError) as caught:
+        call(client)
+    assert error_code(caught) == "ThrottlingException"
+    assert (account.iot.state.calls[operation], account.iot.state.throttled[operation]) == (3, 1)
