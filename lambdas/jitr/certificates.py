@@ -8,6 +8,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
@@ -222,6 +223,8 @@ def verify_device_certificate(
     return VerifiedChain(chain, rules.name)
 
 
+_E = TypeVar("_E", bound=x509.ExtensionType)
+
 # What cryptography raises for a certificate whose parts cannot be decoded (it parses them lazily, on access).
 _UNDECODABLE = (
     ValueError,
@@ -260,23 +263,17 @@ def ca_problem(
         decode_certificate(ca)
     except BadCertificate as exc:
         return f"{where} cannot be decoded: {exc}"
-    try:
-        constraints: x509.BasicConstraints | None = ca.extensions.get_extension_for_class(x509.BasicConstraints).value
-    except x509.ExtensionNotFound:
-        constraints = None
-    if constraints is None or not constraints.ca:
+    constraints = _extension(ca, x509.BasicConstraints)
+    if constraints is None or not constraints.value.ca:
         return f"{where} is not a CA certificate (it needs basicConstraints CA:TRUE)"
-    try:
-        usage: x509.KeyUsage | None = ca.extensions.get_extension_for_class(x509.KeyUsage).value
-    except x509.ExtensionNotFound:
-        usage = None
+    usage = _extension(ca, x509.KeyUsage)
     if usage is None and not rules.allow_ca_without_key_usage:
         return (
             f"{where} has no keyUsage extension, which the {rules.name} profile requires of a CA (RFC 5280); CAs made"
             " with AWS's documented openssl commands have none: choose the aws-openssl device profile, or re-issue"
             " the CA with keyUsage keyCertSign"
         )
-    if usage is not None and not usage.key_cert_sign:
+    if usage is not None and not usage.value.key_cert_sign:
         return f"{where}'s keyUsage does not allow keyCertSign, so it cannot issue device certificates"
     if not ca.not_valid_before_utc <= at <= ca.not_valid_after_utc:
         return (
@@ -305,6 +302,14 @@ def ca_problem(
     if digest not in SIGNATURE_HASHES:
         return f"{where} is signed with {digest}; the verifier accepts {', '.join(SIGNATURE_HASHES)}"
     return None
+
+
+def _extension(certificate: x509.Certificate, kind: type[_E]) -> x509.Extension[_E] | None:
+    """The certificate's extension of this type, or None."""
+    try:
+        return certificate.extensions.get_extension_for_class(kind)
+    except x509.ExtensionNotFound:
+        return None
 
 
 def _hash_name(certificate: x509.Certificate) -> str:
@@ -419,21 +424,15 @@ def _check_profile(leaf: x509.Certificate, moment: datetime, rules: DeviceProfil
             f"signed with {digest}; AWS IoT and this fleet accept {', '.join(h.upper() for h in rules.hashes)}",
         )
     if len(leaf.subject) == 0:
-        try:
-            san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName)
-        except x509.ExtensionNotFound:
-            san = None
+        san = _extension(leaf, x509.SubjectAlternativeName)
         if san is None or not san.critical:
             raise CertificateRejected(
                 "EMPTY_SUBJECT",
                 "the certificate has an empty subject and no critical subjectAltName (RFC 5280 4.2.1.6), so it names"
                 " no device",
             )
-    try:
-        usages = leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
-    except x509.ExtensionNotFound:
-        usages = None
-    if usages is not None and ExtendedKeyUsageOID.CLIENT_AUTH not in usages:
+    usages = _extension(leaf, x509.ExtendedKeyUsage)
+    if usages is not None and ExtendedKeyUsageOID.CLIENT_AUTH not in usages.value:
         raise CertificateRejected(
             "NOT_CLIENT_AUTH", "the certificate's extended key usage does not allow client authentication"
         )

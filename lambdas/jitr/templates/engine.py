@@ -531,7 +531,7 @@ def _jitr_problems(document: dict[str, Any], resources: list[PlannedResource]) -
     for resource in resources:
         if resource.type != limits.POLICY:
             continue
-        properties = document["Resources"][resource.logical_name]["Properties"]
+        properties = document["Resources"][resource.logical_name].get("Properties", {})
         for key in ("PolicyDocument", "PolicyName"):
             fields = sorted(
                 name
