@@ -56,17 +56,16 @@ class InstantIoT:
 
 
 def run() -> dict[str, Any]:
-    os.environ.update(
-        {"JITR_TEMPLATE_NAME": "jitr-device", "POWERTOOLS_TRACE_DISABLED": "true", "AWS_DEFAULT_REGION": "us-east-1"}
-    )
+    os.environ.update({"POWERTOOLS_TRACE_DISABLED": "true", "AWS_DEFAULT_REGION": "us-east-1"})
     from jitr.iot import IoT
+    from jitr.settings import Settings
     from jitr_handlers import registration
 
     ca = pki.make_ca("bench CA")
     device = pki.make_device(ca, "sensor-1")
     fake = InstantIoT(device, ca)
-    registration._iot.cache_clear()
     iot = IoT(fake)
+    environment = registration.Registration(Settings(template_name="jitr-device"), iot_factory=lambda _: iot)
     event = {
         "certificateId": fake.cert["certificateId"],
         "caCertificateId": fake.ca["certificateId"],
@@ -76,27 +75,22 @@ def run() -> dict[str, Any]:
         "certificateRegistrationTimestamp": None,
     }
     registration.logger.registered_handler.setStream(io.StringIO())  # keep the cost of logging, not the output
-    original = registration._iot
-    registration._iot = lambda: iot  # type: ignore[assignment]
     samples: list[float] = []
     steps: dict[str, list[float]] = {}
-    try:
-        with contextlib.redirect_stdout(io.StringIO()):
-            for i in range(EVENTS + 100):
-                parse_start = time.perf_counter()
-                registration.parse_event(event)
-                parse_s = time.perf_counter() - parse_start
-                start = time.perf_counter()
-                decision = registration.handle_one(event)
-                elapsed = time.perf_counter() - start
-                registration.metrics.clear_metrics()
-                if i >= 100:  # warm-up
-                    samples.append(elapsed)
-                    steps.setdefault("parse", []).append(parse_s * 1e6)
-                    for name, ms in decision.steps_ms.items():
-                        steps.setdefault(name, []).append(ms * 1000)
-    finally:
-        registration._iot = original  # type: ignore[assignment]
+    with contextlib.redirect_stdout(io.StringIO()):
+        for i in range(EVENTS + 100):
+            parse_start = time.perf_counter()
+            registration.parse_event(event)
+            parse_s = time.perf_counter() - parse_start
+            start = time.perf_counter()
+            decision = environment.handle_one(event)
+            elapsed = time.perf_counter() - start
+            registration.metrics.clear_metrics()
+            if i >= 100:  # warm-up
+                samples.append(elapsed)
+                steps.setdefault("parse", []).append(parse_s * 1e6)
+                for name, ms in decision.steps_ms.items():
+                    steps.setdefault(name, []).append(ms * 1000)
     assert decision.outcome == "PROVISIONED", decision
     samples.sort()
     return {

@@ -6,7 +6,6 @@ import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
 
 from .certificates import PROFILES, DeviceProfile
 
@@ -91,9 +90,3 @@ class Settings:
             existing_thing=existing_thing,
             clock_skew_seconds=skew,
         )
-
-
-@lru_cache(maxsize=1)
-def current() -> Settings:
-    """The settings of this process (warm invocations reuse them)."""
-    return Settings.from_environment()

@@ -2,12 +2,17 @@
 
 Accepts an SQS batch whose message bodies are registration events (rule -> SQS -> Lambda, the production path) and
 reports partial batch failures; also accepts one raw registration event (rule -> Lambda, and local invocation).
+
+The handler's dependencies come through one seam, `Registration(settings, iot_factory)`: in Lambda one is built
+lazily, once per execution environment, from the environment (`current()`); the rehearsal builds one per poller;
+tests build their own and install it with `use()`.
 """
 
 from __future__ import annotations
 
 import json
-import threading
+from collections.abc import Callable
+from functools import cached_property
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
@@ -16,45 +21,83 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
-from jitr import settings as jitr_settings
 from jitr.iot import IoT
 from jitr.provisioning import MAX_EVENT_BYTES, Decision, Outcome, RegistrationEvent, decide
+from jitr.settings import Settings
 
 from .observability import NAMESPACE, SERVICE, logger, metrics, tracer
+
+IoTFactory = Callable[[Settings], IoT]
+DecisionHook = Callable[[Decision], None]
+LambdaHandler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
 
 
 class RedeliverRecord(Exception):
     """Raised for one SQS record: the batch reports it failed, so SQS delivers it again (then to the DLQ)."""
 
 
-class _PerEnvironment:
-    """The adapter of this execution environment, made on first use and kept for warm invocations. Lambda runs one
-    invocation per environment at a time; keeping it per thread lets `jitr simulate` run several environments in one
-    process, each with its own client and its own share of the RegisterThing quota."""
+def connect_iot(settings: Settings) -> IoT:
+    """The AWS IoT adapter the settings describe: botocore's retries, the template cache, this environment's pace."""
+    return IoT.connect(
+        max_attempts=settings.max_attempts,
+        template_ttl_s=settings.template_cache_seconds,
+        endpoint_url=settings.endpoint_url,
+        register_rate_per_s=settings.register_rate_per_s,
+    )
 
-    def __init__(self) -> None:
-        self.local = threading.local()
-        self.generation = 0
 
-    def __call__(self) -> IoT:
-        held = getattr(self.local, "held", None)
-        if held is None or held[0] != self.generation:
-            current = jitr_settings.current()
-            iot = IoT.connect(
-                max_attempts=current.max_attempts,
-                template_ttl_s=current.template_cache_seconds,
-                endpoint_url=current.endpoint_url,
-                register_rate_per_s=current.register_rate_per_s,
+class Registration:
+    """What one execution environment decides with: its settings and its AWS IoT adapter (made on first use, kept
+    for warm invocations, so the template cache and the RegisterThing pace belong to this environment).
+    `on_decision` sees every decision (the rehearsal counts them with it)."""
+
+    def __init__(
+        self, settings: Settings, iot_factory: IoTFactory = connect_iot, on_decision: DecisionHook | None = None
+    ) -> None:
+        self.settings = settings
+        self.iot_factory = iot_factory
+        self.on_decision = on_decision
+
+    @cached_property
+    def iot(self) -> IoT:
+        return self.iot_factory(self.settings)
+
+    @tracer.capture_method(capture_response=False)
+    def handle_one(self, body: str | dict[str, Any]) -> Decision:
+        parsed = parse_event(body)
+        if isinstance(parsed, Decision):
+            logger.set_correlation_id(None)  # not the previous record's certificate id
+            decision = parsed
+        else:
+            logger.set_correlation_id(parsed.certificate_id)
+            decision = decide(parsed, self.iot, self.settings)
+        _record(decision)
+        if self.on_decision is not None:
+            self.on_decision(decision)
+        return decision
+
+    def record_handler(self, record: SQSRecord) -> dict[str, Any]:
+        """Raising here makes SQS redeliver this record; after maxReceiveCount it goes to the dead-letter queue. A
+        malformed body is raised too, so it is kept in the DLQ for inspection instead of being dropped."""
+        decision = self.handle_one(record.body)
+        if decision.outcome in (Outcome.RETRY, Outcome.MALFORMED):
+            raise RedeliverRecord(f"{decision.outcome}: {decision.reason}")
+        return decision.to_dict()
+
+    def __call__(self, event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        """SQS batch -> {"batchItemFailures": [...]}; a raw event -> its decision (raising on RETRY so an
+        asynchronous invoke is retried by Lambda)."""
+        if isinstance(event, dict) and "Records" in event:
+            # One processor per invocation (it holds the batch's state). A batch whose records all failed is reported
+            # record by record too: SQS redelivers exactly those.
+            processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+            return process_partial_response(
+                event=event, record_handler=self.record_handler, processor=processor, context=context
             )
-            held = self.local.held = (self.generation, iot)
-        return held[1]
-
-    def cache_clear(self) -> None:
-        """Forget every environment's adapter (settings changed)."""
-        self.generation += 1
-
-
-_iot = _PerEnvironment()
+        decision = self.handle_one(event)
+        if decision.outcome == Outcome.RETRY:
+            raise RedeliverRecord(f"RETRY: {decision.reason}: {decision.message}")
+        return decision.to_dict()
 
 
 def parse_event(body: str | dict[str, Any]) -> RegistrationEvent | Decision:
@@ -69,19 +112,6 @@ def parse_event(body: str | dict[str, Any]) -> RegistrationEvent | Decision:
             f"{'.'.join(str(p) for p in error['loc']) or 'body'}: {error['msg']}" for error in exc.errors()[:5]
         )
         return Decision(Outcome.MALFORMED, reason="INVALID_EVENT", message=fields)
-
-
-@tracer.capture_method(capture_response=False)
-def handle_one(body: str | dict[str, Any]) -> Decision:
-    parsed = parse_event(body)
-    if isinstance(parsed, Decision):
-        logger.set_correlation_id(None)  # not the previous record's certificate id
-        decision = parsed
-    else:
-        logger.set_correlation_id(parsed.certificate_id)
-        decision = decide(parsed, _iot(), jitr_settings.current())
-    _record(decision)
-    return decision
 
 
 def _record(decision: Decision) -> None:
@@ -110,29 +140,34 @@ def _record(decision: Decision) -> None:
     )
 
 
-def _record_handler(record: SQSRecord) -> dict[str, Any]:
-    """Raising here makes SQS redeliver this record; after maxReceiveCount it goes to the dead-letter queue. A
-    malformed body is raised too, so it is kept in the DLQ for inspection instead of being dropped."""
-    decision = handle_one(record.body)
-    if decision.outcome in (Outcome.RETRY, Outcome.MALFORMED):
-        raise RedeliverRecord(f"{decision.outcome}: {decision.reason}")
-    return decision.to_dict()
+def entry_point(registration: Callable[[], Registration]) -> LambdaHandler:
+    """A Lambda handler for the Registration `registration()` returns, with the Powertools stack: the context in
+    every log line (cleared per invocation), metrics flushed per invocation, X-Ray around it."""
+
+    @logger.inject_lambda_context(clear_state=True)
+    @metrics.log_metrics
+    @tracer.capture_lambda_handler(capture_response=False)
+    def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        return registration()(event, context)
+
+    return handler
 
 
-@logger.inject_lambda_context(clear_state=True)
-@metrics.log_metrics
-@tracer.capture_lambda_handler(capture_response=False)
-def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    """SQS batch -> {"batchItemFailures": [...]}; a raw event -> its decision (raising on RETRY so an asynchronous
-    invoke is retried by Lambda)."""
-    if isinstance(event, dict) and "Records" in event:
-        # One processor per invocation (it holds the batch's state). A batch whose records all failed is reported
-        # record by record too: SQS redelivers exactly those.
-        processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-        return process_partial_response(
-            event=event, record_handler=_record_handler, processor=processor, context=context
-        )
-    decision = handle_one(event)
-    if decision.outcome == Outcome.RETRY:
-        raise RedeliverRecord(f"RETRY: {decision.reason}: {decision.message}")
-    return decision.to_dict()
+_current: Registration | None = None
+
+
+def current() -> Registration:
+    """This execution environment's Registration: built from the environment the stack sets, on first use."""
+    global _current
+    if _current is None:
+        _current = Registration(Settings.from_environment())
+    return _current
+
+
+def use(registration: Registration | None) -> None:
+    """Install the Registration the handler uses (tests); None builds it again from the environment on next use."""
+    global _current
+    _current = registration
+
+
+handler = entry_point(current)

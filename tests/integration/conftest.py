@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import AmazonCloudWatchEMFProvider
 
-from jitr import settings as jitr_settings
 from jitr_handlers import registration
 from jitr_tools import pki
 from jitr_tools.lambda_context import LambdaContext
@@ -34,11 +33,9 @@ def handler_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
     monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "jitr")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    jitr_settings.current.cache_clear()
-    registration._iot.cache_clear()
+    registration.use(None)  # built from this test's environment on first use
     yield
-    jitr_settings.current.cache_clear()
-    registration._iot.cache_clear()
+    registration.use(None)
     registration.metrics.clear_metrics()
     AmazonCloudWatchEMFProvider().clear_metrics()
 

@@ -66,10 +66,10 @@ def assert_retried_and_pending(fleet: Fleet, event: dict[str, Any], reason: str)
 
 def decide_raw(event: dict[str, Any]) -> dict[str, Any]:
     """The decision for a raw event (a RETRY raises for Lambda; its decision is in the exception's text)."""
-    from jitr_handlers.registration import RedeliverRecord, handle_one
+    from jitr_handlers.registration import RedeliverRecord, current
 
     try:
-        return handle_one(event).to_dict()
+        return current().handle_one(event).to_dict()
     except RedeliverRecord as exc:  # pragma: no cover - handle_one itself never raises
         raise AssertionError(exc) from exc
 
@@ -237,9 +237,9 @@ def test_a_rejection_is_acknowledged_only_once_recorded(fleet: Fleet) -> None:
 def test_a_refused_rejection_update_stands_only_in_a_final_state(
     fleet: Fleet, status_before: str, fault: str | None, expected: tuple[str, str]
 ) -> None:
-    from jitr import settings as jitr_settings
     from jitr.iot import IoT
     from jitr.provisioning import Decision, Outcome, record_rejection
+    from jitr_handlers.registration import current
     from jitr_tools.embedded import errors
 
     event = fleet.first_connect(fleet.device("weak", key="rsa1024"))
@@ -247,7 +247,7 @@ def test_a_refused_rejection_update_stands_only_in_a_final_state(
     if fault:
         fleet.account.iot.inject_faults("UpdateCertificate", getattr(errors, fault)("refused"))
     decision = Decision(Outcome.REJECTED, event["certificateId"], reason="WEAK_KEY", message="1024 bits")
-    settings = jitr_settings.current()
+    settings = current().settings
     record_rejection(event["certificateId"], IoT.connect(max_attempts=settings.max_attempts), "INACTIVE", decision)
     assert (decision.outcome, decision.reason) == expected
 

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from jitr.certificates import BadCertificate, certificate_id, load_certificate
 from jitr.provisioning import Outcome
-from jitr_handlers.registration import handle_one
+from jitr_handlers.registration import current
 from tests.integration.conftest import Fleet
 from tests.unit.test_hostile_certificates import DEVICES, MUTATION, mutated
 
@@ -38,7 +38,7 @@ def test_any_certificate_aws_returns_gets_a_decision(
         event = hostile_fleet.account.iot.register_pending(text, hostile_fleet.ca_id)
         payload = hostile_fleet.account.events[-1]
         assert payload["certificateId"] == event.certificate_id
-        decision = handle_one(payload)
+        decision = current().handle_one(payload)
     assert decision.outcome in DECIDED
     assert decision.outcome == Outcome.PROVISIONED or decision.reason, decision
     if decision.outcome != Outcome.PROVISIONED:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from jitr.certificates import certificate_id
-from jitr_handlers.registration import handle_one
+from jitr_handlers.registration import current
 from jitr_tools import pki
 from tests.integration.conftest import Fleet
 
@@ -21,7 +21,7 @@ def principals(fleet: Fleet, thing: str) -> list[str]:
 
 
 def decide(event: dict[str, Any]) -> dict[str, Any]:
-    return handle_one(event).to_dict()
+    return current().handle_one(event).to_dict()
 
 
 def test_a_second_certificate_cannot_take_an_existing_things_name(fleet: Fleet) -> None:

@@ -26,7 +26,8 @@ def run_demo() -> int:
         events: list[dict[str, Any]] = []
         iot.subscribe("$aws/events/certificates/registered/+", lambda _topic, event: events.append(event))
 
-        with handler_environment(iot.region, io.StringIO(), function_name="jitr-demo") as invoke:
+        with handler_environment(iot.region, io.StringIO(), function_name="jitr-demo") as new_environment:
+            invoke = new_environment()
 
             def decide(event: dict[str, Any]) -> dict[str, Any]:
                 with contextlib.redirect_stdout(io.StringIO()):  # the handler's EMF metric lines, as in Lambda

@@ -8,11 +8,14 @@ import json
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 from unittest import mock
 
 from . import pki
 from .lambda_context import LambdaContext
+
+if TYPE_CHECKING:
+    from jitr_handlers.registration import DecisionHook
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "templates" / "jitr-device.json"
 TEMPLATE_NAME = "jitr-device"
@@ -50,30 +53,34 @@ def handler_environment(
     function_name: str,
     quota: float | None = None,
     concurrency: int = 1,
-) -> Iterator[Callable[[dict[str, Any]], Any]]:
-    """The real handler, with the settings the stack gives it (pacing only when `quota` is given), its JSON log lines
-    written to `log_stream`; X-Ray and EMF output off (no daemon here). Everything is put back on exit."""
+    on_decision: DecisionHook | None = None,
+) -> Iterator[Callable[[], Callable[[dict[str, Any]], Any]]]:
+    """The real handler with the settings the stack gives it (pacing only when `quota` is given). Yields
+    `new_environment()`: each call is one execution environment (its own Registration: adapter, template cache and
+    share of the quota) and returns its Lambda handler. Log lines go to `log_stream`; X-Ray and EMF output are off
+    (no daemon here); `on_decision` sees every decision. Everything is put back on exit."""
+    from jitr.settings import Settings
+    from jitr_handlers.registration import Registration, entry_point, logger
+
+    settings = Settings(
+        template_name=TEMPLATE_NAME,
+        rejection_action="REVOKED",
+        register_thing_tps=quota or None,  # as the stack sets them: each environment paces its share
+        max_concurrency=concurrency,
+    )
     values = {
-        "JITR_TEMPLATE_NAME": TEMPLATE_NAME,
         "AWS_DEFAULT_REGION": region,
         "POWERTOOLS_SERVICE_NAME": function_name,
         "POWERTOOLS_TRACE_DISABLED": "true",
         "POWERTOOLS_METRICS_DISABLED": "true",
-        "JITR_REJECTION_ACTION": "REVOKED",
-        "JITR_REGISTER_THING_TPS": str(quota or ""),  # as the stack sets them: each environment paces its share
-        "JITR_MAX_CONCURRENCY": str(concurrency),
     }
-    from jitr import settings as jitr_settings
-    from jitr_handlers import registration
-
     context = LambdaContext(function_name=function_name)
-    log_handler = registration.logger.registered_handler
-    with mock.patch.dict(os.environ, values), mock.patch.object(log_handler, "stream", log_stream):
-        # (the stream is swapped directly: setStream would flush the old one, which may be closed)
-        jitr_settings.current.cache_clear()
-        registration._iot.cache_clear()
-        try:
-            yield lambda event: registration.handler(event, context)  # type: ignore[arg-type]
-        finally:
-            jitr_settings.current.cache_clear()
-            registration._iot.cache_clear()
+
+    def new_environment() -> Callable[[dict[str, Any]], Any]:
+        registration = Registration(settings, on_decision=on_decision)
+        handler = entry_point(lambda: registration)
+        return lambda event: handler(event, context)  # type: ignore[arg-type]
+
+    # (the stream is swapped directly: setStream would flush the old one, which may be closed)
+    with mock.patch.dict(os.environ, values), mock.patch.object(logger.registered_handler, "stream", log_stream):
+        yield new_environment

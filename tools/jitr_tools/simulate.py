@@ -31,6 +31,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from jitr.provisioning import Decision, Outcome
+
 from . import pki
 from .embedded import EmbeddedIoT
 from .embedded.iot import Connect
@@ -144,10 +146,14 @@ class EventSourceMapping:
     as failed (batchItemFailures) stay in the queue and return after the visibility timeout."""
 
     def __init__(
-        self, queue: Queue, invoke: Callable[[dict[str, Any]], Any], concurrency: int, batch_size: int
+        self,
+        queue: Queue,
+        new_environment: Callable[[], Callable[[dict[str, Any]], Any]],
+        concurrency: int,
+        batch_size: int,
     ) -> None:
         self.queue = queue
-        self.invoke = invoke
+        self.new_environment = new_environment  # each poller is one execution environment
         self.batch_size = batch_size
         self.stopping = threading.Event()
         self.in_flight = 0
@@ -167,6 +173,7 @@ class EventSourceMapping:
 
     def _poll(self) -> None:
         arn = "arn:aws:sqs:us-east-1:123456789012:jitr-intake"
+        invoke = self.new_environment()
         while not self.stopping.is_set():
             batch = self.queue.receive(self.batch_size, wait_s=0.2)
             if not batch:
@@ -175,7 +182,7 @@ class EventSourceMapping:
                 self.in_flight += 1
                 self.invocations += 1
             try:
-                response = self.invoke({"Records": [sqs_record(m, arn) for m in batch]})
+                response = invoke({"Records": [sqs_record(m, arn) for m in batch]})
                 failed = {item["itemIdentifier"] for item in (response or {}).get("batchItemFailures", [])}
             except Exception:  # an invocation error: the whole batch returns to the queue
                 failed = {m.message_id for m in batch}
@@ -242,31 +249,29 @@ class AsyncInvoke:
         self.pool.shutdown(wait=False, cancel_futures=True)
 
 
-# -- decisions, read from the handler's own log lines -----------------------------------------------------------------
+# -- decisions, as the handler makes them ------------------------------------------------------------------------------
 
 
-class DecisionLog(io.TextIOBase):
-    """The handler's JSON log stream: every "registration decided" line, kept by certificate id. This is how an
-    operator learns why a device was refused, so the simulation reads it the same way."""
+class DecisionRecorder:
+    """Every decision the handler makes (its `on_decision` hook), as the fields of its log line."""
 
     def __init__(self, started: float) -> None:
         self.started = started
         self.lock = threading.Lock()
-        self.buffer = ""
         self.decisions: list[dict[str, Any]] = []
         self.provisioned_at: list[float] = []
 
-    def write(self, text: str) -> int:
+    def __call__(self, decision: Decision) -> None:
         with self.lock:
-            self.buffer += text
-            *lines, self.buffer = self.buffer.split("\n")
-            for line in lines:
-                if '"registration decided"' not in line:
-                    continue
-                record = json.loads(line)
-                self.decisions.append(record)
-                if record.get("outcome") == "PROVISIONED":
-                    self.provisioned_at.append(time.monotonic() - self.started)
+            self.decisions.append(decision.to_dict())
+            if decision.outcome == Outcome.PROVISIONED:
+                self.provisioned_at.append(time.monotonic() - self.started)
+
+
+class _Discard(io.TextIOBase):
+    """Where the handler's log lines go during a rehearsal: the decisions arrive through the hook."""
+
+    def write(self, text: str) -> int:
         return len(text)
 
 
@@ -361,24 +366,25 @@ def simulate(options: Options) -> Result:
             iot.set_latency("RegisterThing", options.latency_ms / 1000)
 
         started = time.monotonic()
-        log = DecisionLog(started)
+        log = DecisionRecorder(started)
         # The handler's EMF metric lines go to standard output, as in Lambda; here they would bury the summary.
         with (
             handler_environment(
                 iot.region,
-                log,
+                _Discard(),
                 function_name="jitr-simulate",
                 quota=None if options.wiring == "direct" else options.quota,
                 concurrency=concurrency,
-            ) as invoke,
+                on_decision=log,
+            ) as new_environment,
             contextlib.redirect_stdout(io.StringIO()),
         ):
             if options.wiring == "direct":
-                sink: Any = AsyncInvoke(invoke, concurrency=concurrency, retry_delay_s=1.0)
+                sink: Any = AsyncInvoke(new_environment(), concurrency=concurrency, retry_delay_s=1.0)
             else:
                 queue = Queue(options.visibility_timeout_s, options.max_receive_count)
                 sink = queue
-                mapping = EventSourceMapping(queue, invoke, concurrency, options.batch_size)
+                mapping = EventSourceMapping(queue, new_environment, concurrency, options.batch_size)
                 mapping.start()
             events = Counter[str]()
 
@@ -465,7 +471,7 @@ def _account(
     fleet: list[pki.FleetDevice],
     outcomes: dict[str, str],
     events: Counter[str],
-    log: DecisionLog,
+    log: DecisionRecorder,
     options: Options,
     concurrency: int,
     stats: dict[str, int],
