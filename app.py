@@ -12,6 +12,7 @@ import aws_cdk as cdk
 
 from infra.config import CONFIG_FILE_KEY, CONTEXT_KEY, ConfigError, load_config, raw_settings
 from infra.stack import build
+from jitr_tools.pki import development_ca_pem
 
 ROOT = Path(__file__).resolve().parent
 
@@ -20,7 +21,7 @@ def main() -> int:
     app = cdk.App()
     try:
         context = {key: app.node.try_get_context(key) for key in (CONTEXT_KEY, CONFIG_FILE_KEY)}
-        config = load_config(raw_settings(context, ROOT), ROOT)
+        config = load_config(raw_settings(context, ROOT), ROOT, development_ca=development_ca_pem)
     except ConfigError as exc:
         print(f"jitr: configuration error: {exc}", file=sys.stderr)
         return 1

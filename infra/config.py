@@ -145,23 +145,15 @@ def raw_settings(context: Mapping[str, Any], root: Path) -> dict[str, Any]:
     return settings
 
 
-def development_ca(folder: Path) -> tuple[str, bool]:
-    """The development issuing CA's PEM (made under `folder` on first use) and whether it was made now."""
-    from jitr_tools.pki import development_ca as make  # the development PKI is an operator tool, not infra
-
-    ca, created = make(folder)
-    return ca.pem, created
-
-
 def load_config(
     settings: Mapping[str, Any],
     root: Path,
     *,
-    development_ca: Callable[[Path], tuple[str, bool]] | None = development_ca,
+    development_ca: Callable[[Path], tuple[str, bool]] | None = None,
     at: dt.datetime | None = None,
 ) -> JitrConfig:
-    """Check `settings` and return a typed configuration. With no CA configured, `development_ca` makes one
-    (`None` makes a CA required)."""
+    """Check `settings` and return a typed configuration. With no CA configured, `development_ca` makes one (app.py
+    passes the development PKI's; `None` makes a CA required)."""
     unknown = sorted(set(settings) - KNOWN_KEYS)
     if unknown:
         raise ConfigError(f"unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(KNOWN_KEYS))}")

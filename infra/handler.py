@@ -10,16 +10,17 @@ from aws_cdk import aws_lambda
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from jitr.pacing import max_concurrency
+
 from .bundling import FUNCTION_TARGET, HANDLER, lambda_code
 from .config import ConfigError, JitrConfig
-from .pacing import max_concurrency
 from .stored_template import iot_arn
 
 # The newest Python runtime Lambda offers. The code needs 3.11+; the tests run on this machine's 3.11 (no 3.14 here).
 RUNTIME = aws_lambda.Runtime.PYTHON_3_14
 ARCHITECTURE = aws_lambda.Architecture.ARM_64  # Graviton: cheaper per GB-second; every dependency ships aarch64 wheels
 MEMORY_MB = 512  # CPU scales with memory; chain validation is CPU-bound, and 512 MB keeps a cold start short
-TIMEOUT_S = 30  # a paced batch of 10 takes about 5 s (infra.pacing); the rest is room for botocore's retries
+TIMEOUT_S = 30  # a paced batch of 10 takes about 5 s (jitr.pacing); the rest is room for botocore's retries
 ENVIRONMENT_LIMIT_BYTES = 4096  # Lambda's limit on all environment variables together
 
 

@@ -16,9 +16,10 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from jitr.pacing import max_concurrency
+
 from .config import JitrConfig
 from .handler import retention
-from .pacing import max_concurrency
 
 SQL_VERSION = "2016-03-23"  # CloudFormation's default is the old 2015-10-08 dialect: always set it
 REGISTERED_TOPIC = "$aws/events/certificates/registered/{}"

@@ -4,10 +4,9 @@ keyed on the AWS error code, never on message text. Retries of throttling, 5xx a
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext, suppress
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -16,6 +15,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from .pacing import Pacer
 from .templates import Template, TemplateError, parse_template
 
 RETRYABLE_CODES = frozenset(
@@ -108,34 +108,6 @@ def client_config(max_attempts: int) -> Config:
     )
 
 
-class Pacer:
-    """At most `rate_per_s` calls per second from this execution environment (no burst). With the account's quota
-    shared out over the event source mapping's maximum concurrency, all environments together stay under the quota,
-    so a fleet powering up at once is onboarded at the quota instead of in a storm of throttles and retries."""
-
-    def __init__(self, rate_per_s: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self.interval_s = 1.0 / rate_per_s
-        self.clock = clock
-        self.next_at = 0.0
-        self.lock = threading.Lock()
-
-    def wait(self) -> float:
-        """Block until this environment may make the next call, and reserve it; returns the seconds waited."""
-        with self.lock:
-            now = self.clock()
-            start = max(now, self.next_at)
-            self.next_at = start + self.interval_s
-        delay = start - now
-        if delay > 0:
-            time.sleep(delay)
-        return delay
-
-    def refund(self) -> None:
-        """Give back the last reservation, unused (the event was a duplicate or a refusal)."""
-        with self.lock:
-            self.next_at = max(self.clock(), self.next_at - self.interval_s)
-
-
 class IoT:
     """AWS IoT as the use case sees it. The stored template is cached across warm invocations for `template_ttl_s`;
     RegisterThing is paced by `pacer` when one is given."""
@@ -152,7 +124,6 @@ class IoT:
         self.clock = clock
         self.pacer = pacer
         self._templates: dict[str, tuple[float, Template]] = {}
-        self._reserved = False
 
     @classmethod
     def connect(
@@ -213,26 +184,14 @@ class IoT:
         self._templates[name] = (now, template)
         return template
 
-    @contextmanager
-    def registration_slot(self) -> Iterator[None]:
+    def registration_slot(self) -> AbstractContextManager[None]:
         """Reserve this environment's next RegisterThing slot *before* reading the certificate, so that the state a
         decision rests on is fresh when RegisterThing runs; the slot is given back if no RegisterThing is made."""
-        if self.pacer is None:
-            yield
-            return
-        self.pacer.wait()
-        self._reserved = True
-        try:
-            yield
-        finally:
-            if self._reserved:
-                self.pacer.refund()
-            self._reserved = False
+        return self.pacer.slot() if self.pacer is not None else nullcontext()
 
     def register_thing(self, template_body: str, parameters: dict[str, str]) -> dict[str, str]:
-        if self.pacer is not None and not self._reserved:
-            self.pacer.wait()  # outside a slot: pace here
-        self._reserved = False  # the slot is used
+        if self.pacer is not None:
+            self.pacer.use()
         response = self._call("register_thing", templateBody=template_body, parameters=parameters)
         return dict(response.get("resourceArns") or {})
 

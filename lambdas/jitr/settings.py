@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from .certificates import PROFILES, DeviceProfile
+from .pacing import share
 
 REJECTION_ACTIONS = ("REVOKED", "INACTIVE", "NONE")
 # What a new certificate does to a thing that already has another ACTIVE certificate: refuse it (one thing, one
@@ -38,9 +39,7 @@ class Settings:
     @property
     def register_rate_per_s(self) -> float | None:
         """This environment's share of the quota (None: unpaced)."""
-        if not self.register_thing_tps:
-            return None
-        return self.register_thing_tps / (self.max_concurrency or 1)
+        return share(self.register_thing_tps, self.max_concurrency)
 
     @classmethod
     def from_environment(cls, env: Mapping[str, str] | None = None) -> Settings:

@@ -45,7 +45,9 @@ class Synthesized:
 
 
 def synthesize(settings: dict[str, Any], outdir: Path, **app_context: Any) -> Synthesized:
-    config = load_config({"template": str(REPO / "templates/jitr-device.json"), **settings}, REPO)
+    config = load_config(
+        {"template": str(REPO / "templates/jitr-device.json"), **settings}, REPO, development_ca=pki.development_ca_pem
+    )
     app = cdk.App(context={"aws:cdk:bundling-stacks": [], **app_context}, outdir=str(outdir))
     stack = build(app, config)
     app.synth()  # raises when cdk-nag reports an unacknowledged finding

@@ -22,6 +22,7 @@ def ca_file(tmp_path: Path, issuing_ca: pki.Issued) -> Path:
 
 
 def configure(settings: dict[str, object], **kwargs: object) -> object:
+    kwargs.setdefault("development_ca", pki.development_ca_pem)  # as app.py passes it
     return load_config({"template": str(REPO / "templates/jitr-device.json"), **settings}, REPO, **kwargs)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from jitr.iot import Pacer
+from jitr.pacing import Pacer
 from jitr.settings import Settings
 
 
@@ -16,7 +16,7 @@ class FakeClock:
 
 def test_the_pacer_spaces_calls_by_its_interval_without_a_burst(monkeypatch) -> None:  # type: ignore[no-untyped-def]
     slept: list[float] = []
-    monkeypatch.setattr("jitr.iot.time.sleep", slept.append)
+    monkeypatch.setattr("jitr.pacing.time.sleep", slept.append)
     clock = FakeClock()
     pacer = Pacer(4.0, clock=clock)
     waits = [pacer.wait() for _ in range(3)]
@@ -33,7 +33,7 @@ def test_the_share_is_the_quota_over_the_mappings_concurrency() -> None:
 
 
 def test_an_unused_slot_is_given_back(monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    monkeypatch.setattr("jitr.iot.time.sleep", lambda _s: None)
+    monkeypatch.setattr("jitr.pacing.time.sleep", lambda _s: None)
     clock = FakeClock()
     pacer = Pacer(2.0, clock=clock)
     assert pacer.wait() == 0.0  # reserved now; the next slot is 0.5 s away
@@ -46,7 +46,7 @@ def test_a_decision_reserves_its_slot_before_reading_and_refunds_it_when_nothing
 ) -> None:
     from jitr.iot import IoT
 
-    monkeypatch.setattr("jitr.iot.time.sleep", lambda _s: None)
+    monkeypatch.setattr("jitr.pacing.time.sleep", lambda _s: None)
     calls: list[str] = []
 
     class Client:

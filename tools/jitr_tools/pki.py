@@ -228,6 +228,13 @@ def read_issued(folder: Path, stem: str) -> Issued:
     return Issued(certificates[0], key, certificates[1:])  # type: ignore[arg-type]
 
 
+def development_ca_pem(folder: Path) -> tuple[str, bool]:
+    """The development issuing CA's PEM (made under `folder` on first use) and whether it was made now: what synth
+    registers when no CA is configured (app.py hands it to `infra.config.load_config`)."""
+    ca, created = development_ca(folder)
+    return ca.pem, created
+
+
 def development_ca(folder: Path = DEVELOPMENT_PKI) -> tuple[Issued, bool]:
     """The development issuing CA under `folder` (with its root), created on first use. Returns (CA, created)."""
     if (folder / f"{ISSUING_STEM}.pem").exists() and (folder / f"{ISSUING_STEM}.key").exists():

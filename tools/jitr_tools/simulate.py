@@ -31,6 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from jitr.pacing import max_concurrency
 from jitr.provisioning import Decision, Outcome
 
 from . import pki
@@ -288,7 +289,7 @@ class Options:
     wiring: str = "queue"  # "queue" (the stack) or "direct" (naive: rule -> Lambda, no queue)
     batch_size: int = 10
     max_receive_count: int = 5
-    visibility_timeout_s: float = 30.0  # 6 x 5 s: a paced batch of 10 takes about 5 s (see infra.pacing)
+    visibility_timeout_s: float = 30.0  # 6 x 5 s: a paced batch of 10 takes about 5 s (see jitr.pacing)
     concurrency: int | None = None  # default: the stack's ceil(quota x 0.5), at least 2
     backoff_s: float = 0.5  # first reconnect delay; doubles, with jitter
     latency_ms: float = 0.0  # added to each RegisterThing (AWS's own time); 0 answers at once
@@ -337,8 +338,7 @@ class Result:
 
 
 def mapping_concurrency(quota: float) -> int:
-    from infra.pacing import max_concurrency  # the stack's own rule, so the rehearsal paces as the deployment does
-
+    # the stack's own rule, so the rehearsal paces as the deployment does
     return max_concurrency(max(1, round(quota)))
 
 
