@@ -24,6 +24,7 @@ from cryptography.x509.verification import (
     VerificationError,
 )
 
+from .outcomes import Reason
 from .templates.limits import CERTIFICATE_PARAMETER_PREFIX
 
 # Subject attributes AWS IoT exposes as AWS::IoT::Certificate::<name> in JITP (documented list).
@@ -96,7 +97,7 @@ def certificate_parameters(certificate: x509.Certificate) -> dict[str, str]:
 class CertificateRejected(Exception):
     """The device certificate is refused. `reason` is a stable code, `message` a sentence a person can act on."""
 
-    def __init__(self, reason: str, message: str) -> None:
+    def __init__(self, reason: Reason, message: str) -> None:
         super().__init__(f"{reason}: {message}")
         self.reason = reason
         self.message = message
@@ -107,7 +108,7 @@ class Undecided(Exception):
     can never accept a device under this profile, or the certificate becomes valid within the allowed clock skew.
     `reason` is a stable code (CA_UNUSABLE, CLOCK_SKEW), `message` a sentence a person can act on."""
 
-    def __init__(self, reason: str, message: str) -> None:
+    def __init__(self, reason: Reason, message: str) -> None:
         super().__init__(f"{reason}: {message}")
         self.reason = reason
         self.message = message
@@ -188,16 +189,16 @@ def verify_device_certificate(
         ca = load_certificate(ca_pem)
         root = load_certificate(root_pem) if root_pem else None
     except BadCertificate as exc:
-        raise Undecided("CA_UNUSABLE", f"the registered CA or the trust root cannot be read: {exc}") from exc
+        raise Undecided(Reason.CA_UNUSABLE, f"the registered CA or the trust root cannot be read: {exc}") from exc
     problem = ca_problem(ca, rules, moment, root)
     if problem:
-        raise Undecided("CA_UNUSABLE", problem)
+        raise Undecided(Reason.CA_UNUSABLE, problem)
     try:
         leaf = load_certificate(leaf_pem)
         decode_certificate(leaf)
         intermediates = [c for pem in intermediates_pem for c in load_certificates(pem)]
     except BadCertificate as exc:
-        raise CertificateRejected("MALFORMED_CERTIFICATE", str(exc)) from exc
+        raise CertificateRejected(Reason.MALFORMED_CERTIFICATE, str(exc)) from exc
 
     _check_profile(leaf, moment, rules, clock_skew)
     if leaf.version == x509.Version.v1:
@@ -210,15 +211,16 @@ def verify_device_certificate(
     except VerificationError as exc:
         _blame_the_ca_if_relaxing_it_helps(leaf, anchors, untrusted, moment, rules, ca, exc)
         raise CertificateRejected(
-            "UNTRUSTED_CHAIN",
+            Reason.UNTRUSTED_CHAIN,
             f"the certificate does not chain to the registered CA {_subject(ca)} for client authentication ({exc})",
         ) from exc
     except ValueError as exc:  # something in the certificate the verifier cannot read
-        raise CertificateRejected("MALFORMED_CERTIFICATE", f"the certificate cannot be verified: {exc}") from exc
+        raise CertificateRejected(Reason.MALFORMED_CERTIFICATE, f"the certificate cannot be verified: {exc}") from exc
     chain = tuple(verified.chain)
     if root is not None and ca not in chain:
         raise CertificateRejected(
-            "UNTRUSTED_CHAIN", f"the certificate chains to the root but not through the registered CA {_subject(ca)}"
+            Reason.UNTRUSTED_CHAIN,
+            f"the certificate chains to the root but not through the registered CA {_subject(ca)}",
         )
     return VerifiedChain(chain, rules.name)
 
@@ -360,7 +362,7 @@ def _blame_the_ca_if_relaxing_it_helps(
     except (VerificationError, ValueError):
         return
     raise Undecided(
-        "CA_UNUSABLE",
+        Reason.CA_UNUSABLE,
         f"the device's certificate is sound, but the registered CA {_subject(ca)} fails the {rules.name} profile's"
         f" rules for a CA ({failure})",
     )
@@ -374,7 +376,7 @@ def _check_profile(leaf: x509.Certificate, moment: datetime, rules: DeviceProfil
     """The checks that give a precise reason before path validation runs."""
     if leaf.version == x509.Version.v1 and not rules.allow_v1_leaf:
         raise CertificateRejected(
-            "LEGACY_V1_CERTIFICATE",
+            Reason.LEGACY_V1_CERTIFICATE,
             "the device certificate is X.509 version 1 (no extensions, so nothing says it is a client certificate); "
             "issue version 3 certificates, or configure the aws-openssl device profile",
         )
@@ -382,66 +384,68 @@ def _check_profile(leaf: x509.Certificate, moment: datetime, rules: DeviceProfil
         ahead = leaf.not_valid_before_utc - moment
         if ahead <= clock_skew:
             raise Undecided(
-                "CLOCK_SKEW",
+                Reason.CLOCK_SKEW,
                 f"the certificate is valid from {leaf.not_valid_before_utc.isoformat()}, {ahead.total_seconds():.0f} s"
                 f" from now, within the allowed clock skew of {clock_skew.total_seconds():.0f} s; it is decided again"
                 " when redelivered",
             )
         raise CertificateRejected(
-            "NOT_YET_VALID", f"the certificate is valid from {leaf.not_valid_before_utc.isoformat()}; check the clock"
+            Reason.NOT_YET_VALID,
+            f"the certificate is valid from {leaf.not_valid_before_utc.isoformat()}; check the clock",
         )
     if moment > leaf.not_valid_after_utc:
-        raise CertificateRejected("EXPIRED", f"the certificate expired on {leaf.not_valid_after_utc.isoformat()}")
+        raise CertificateRejected(Reason.EXPIRED, f"the certificate expired on {leaf.not_valid_after_utc.isoformat()}")
     lifetime = leaf.not_valid_after_utc - leaf.not_valid_before_utc
     if rules.max_validity_days is not None and lifetime > timedelta(days=rules.max_validity_days):
         raise CertificateRejected(
-            "VALIDITY_TOO_LONG",
+            Reason.VALIDITY_TOO_LONG,
             f"the certificate is valid for {lifetime.days} days; this fleet allows at most {rules.max_validity_days}",
         )
     key = leaf.public_key()
     if isinstance(key, rsa.RSAPublicKey):
         if key.key_size < rules.rsa_min_bits:
             raise CertificateRejected(
-                "WEAK_KEY", f"RSA key of {key.key_size} bits; at least {rules.rsa_min_bits} bits are required"
+                Reason.WEAK_KEY, f"RSA key of {key.key_size} bits; at least {rules.rsa_min_bits} bits are required"
             )
     elif isinstance(key, ec.EllipticCurvePublicKey):
         if key.curve.name not in rules.ec_curves:
             raise CertificateRejected(
-                "WEAK_KEY", f"EC key on {key.curve.name}; use one of {', '.join(rules.ec_curves)}"
+                Reason.WEAK_KEY, f"EC key on {key.curve.name}; use one of {', '.join(rules.ec_curves)}"
             )
     elif isinstance(key, dsa.DSAPublicKey):
         raise CertificateRejected(
-            "UNSUPPORTED_KEY",
+            Reason.UNSUPPORTED_KEY,
             "DSA key: AWS IoT accepts DSA with SHA-256, but jitr's profiles do not (cryptography's verifier does not"
             " implement DSA); use RSA or EC",
         )
     else:
-        raise CertificateRejected("UNSUPPORTED_KEY", f"{type(key).__name__} keys are not accepted; use RSA or EC")
+        raise CertificateRejected(Reason.UNSUPPORTED_KEY, f"{type(key).__name__} keys are not accepted; use RSA or EC")
     digest = _hash_name(leaf)
     if digest not in rules.hashes:
         raise CertificateRejected(
-            "WEAK_SIGNATURE",
+            Reason.WEAK_SIGNATURE,
             f"signed with {digest}; AWS IoT and this fleet accept {', '.join(h.upper() for h in rules.hashes)}",
         )
     if len(leaf.subject) == 0:
         san = _extension(leaf, x509.SubjectAlternativeName)
         if san is None or not san.critical:
             raise CertificateRejected(
-                "EMPTY_SUBJECT",
+                Reason.EMPTY_SUBJECT,
                 "the certificate has an empty subject and no critical subjectAltName (RFC 5280 4.2.1.6), so it names"
                 " no device",
             )
     usages = _extension(leaf, x509.ExtendedKeyUsage)
     if usages is not None and ExtendedKeyUsageOID.CLIENT_AUTH not in usages.value:
         raise CertificateRejected(
-            "NOT_CLIENT_AUTH", "the certificate's extended key usage does not allow client authentication"
+            Reason.NOT_CLIENT_AUTH, "the certificate's extended key usage does not allow client authentication"
         )
     if rules.cn_pattern is not None:
         names = leaf.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
         common_name = str(names[0].value) if names else ""
         if not re.fullmatch(rules.cn_pattern, common_name):
             raise CertificateRejected(
-                "CN_MISMATCH", f"common name {common_name!r} does not match this fleet's pattern {rules.cn_pattern!r}"
+                Reason.CN_MISMATCH,
+                f"common name {common_name!r} does not match this fleet's pattern {rules.cn_pattern!r}",
             )
 
 
@@ -459,13 +463,13 @@ def _verify_v1(
     """
     if leaf.issuer != ca.subject:
         raise CertificateRejected(
-            "UNTRUSTED_CHAIN", f"the certificate was not issued by the registered CA {_subject(ca)}"
+            Reason.UNTRUSTED_CHAIN, f"the certificate was not issued by the registered CA {_subject(ca)}"
         )
     try:
         leaf.verify_directly_issued_by(ca)
     except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm) as exc:
         raise CertificateRejected(
-            "UNTRUSTED_CHAIN", f"the signature does not verify with the registered CA {_subject(ca)}'s key"
+            Reason.UNTRUSTED_CHAIN, f"the signature does not verify with the registered CA {_subject(ca)}'s key"
         ) from exc
     chain = (leaf, ca, root) if root is not None and root != ca else (leaf, ca)
     return VerifiedChain(chain, rules.name)

@@ -58,7 +58,7 @@ class Misconfigured(IoTError):
     """Our permissions or stored configuration are wrong; no device is at fault."""
 
 
-class Refused(IoTError):
+class PermanentFailure(IoTError):
     """AWS refused the request permanently (InvalidRequest, ResourceRegistrationFailure, ...)."""
 
 
@@ -94,7 +94,7 @@ def _translate(exc: Exception) -> IoTError:
             return Retryable(code, message)
         if code in MISCONFIGURED_CODES:
             return Misconfigured(code, message)
-        return Refused(code, message)
+        return PermanentFailure(code, message)
     return Retryable(type(exc).__name__, str(exc))
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -24,8 +23,9 @@ from .certificates import (
     certificate_parameters,
     verify_device_certificate,
 )
-from .iot import CertificateRecord, IoT, IoTError, Misconfigured, NotFound, Refused, Retryable
+from .iot import CertificateRecord, IoT, IoTError, Misconfigured, NotFound, PermanentFailure, Retryable
 from .iot import Conflict as IoTConflict
+from .outcomes import NOT_THE_DEVICE, OUTCOME, Outcome, Reason, skipped_status
 from .settings import Settings
 from .templates import Template, TemplateError, render_template
 
@@ -46,21 +46,12 @@ class RegistrationEvent(BaseModel):
     certificate_registration_timestamp: int | None = Field(alias="certificateRegistrationTimestamp", default=None)
 
 
-class Outcome(StrEnum):
-    PROVISIONED = "PROVISIONED"  # RegisterThing succeeded: thing, policy, ACTIVE
-    ALREADY_ACTIVE = "ALREADY_ACTIVE"  # a duplicate: an earlier delivery did the work
-    REJECTED = "REJECTED"  # refused with a reason; the certificate set to the rejection status
-    SKIPPED = "SKIPPED"  # nothing to do: certificate unknown, REVOKED or INACTIVE
-    RETRY = "RETRY"  # transient or configuration trouble: the record fails and is delivered again
-    MALFORMED = "MALFORMED"  # not a registration event
-
-
 @dataclass
 class Decision:
     outcome: Outcome
     certificate_id: str | None = None
     ca_certificate_id: str | None = None
-    reason: str | None = None
+    reason: Reason | None = None
     message: str = ""
     thing_name: str | None = None
     steps_ms: dict[str, float] = field(default_factory=dict)
@@ -92,8 +83,6 @@ class _Step:
         self.mark = now
 
 
-# Rejections the device is not to blame for: the certificate is left as it is.
-NOT_THE_DEVICE = frozenset({"CA_MISMATCH"})
 # A value a well-formed certificate field could hold, valid wherever a template puts it (thing name, attribute value,
 # group name): used to ask "would a sound certificate have rendered?" when a value mixes certificate fields with the
 # deployment's own parameters.
@@ -113,9 +102,9 @@ def decide(event: RegistrationEvent, iot: IoT, settings: Settings, at: datetime 
             step = _Step(decision.steps_ms)  # time spent waiting for the slot is pacing, not a step
             _decide(event, iot, settings, at, decision, step)
     except Misconfigured as exc:
-        _set(decision, Outcome.RETRY, "CONFIGURATION", f"{exc.message} (fix the deployment, then redrive)")
+        _set(decision, Reason.CONFIGURATION, f"{exc.message} (fix the deployment, then redrive)")
     except Retryable as exc:
-        _set(decision, Outcome.RETRY, "AWS_UNAVAILABLE", f"{exc.code}: {exc.message}")
+        _set(decision, Reason.AWS_UNAVAILABLE, f"{exc.code}: {exc.message}")
     if decision.outcome == Outcome.REJECTED and decision.reason not in NOT_THE_DEVICE and not decision.recorded:
         record_rejection(event.certificate_id, iot, settings.rejection_action, decision)
         step.done("reject")
@@ -132,7 +121,7 @@ def record_rejection(certificate_id: str, iot: IoT, status: str, decision: Decis
         return
     except NotFound:
         return  # deleted meanwhile: nothing left to refuse
-    except (Retryable, Misconfigured, Refused) as exc:
+    except (Retryable, Misconfigured, PermanentFailure) as exc:
         failure = exc
     try:
         current = iot.describe_certificate(certificate_id).status
@@ -144,15 +133,19 @@ def record_rejection(certificate_id: str, iot: IoT, status: str, decision: Decis
         return  # already in the final state it was to reach
     _set(
         decision,
-        Outcome.RETRY,
-        "REJECTION_NOT_RECORDED",
+        Reason.REJECTION_NOT_RECORDED,
         f"refused ({decision.reason}: {decision.message}), but setting {status} failed: {failure.code}:"
         f" {failure.message}",
     )
 
 
-def _set(decision: Decision, outcome: Outcome, reason: str | None, message: str) -> None:
-    decision.outcome, decision.reason, decision.message = outcome, reason, message
+def _set(decision: Decision, reason: Reason, message: str) -> None:
+    """Decide for `reason`: its outcome is the one `OUTCOME` gives it (the blame rule, in one place)."""
+    decision.outcome, decision.reason, decision.message = OUTCOME[reason], reason, message
+
+
+def _done(decision: Decision, outcome: Outcome, message: str) -> None:
+    decision.outcome, decision.reason, decision.message = outcome, None, message
 
 
 def _decide(
@@ -161,28 +154,25 @@ def _decide(
     try:
         certificate = iot.describe_certificate(event.certificate_id)
     except NotFound:
-        return _set(decision, Outcome.SKIPPED, "UNKNOWN_CERTIFICATE", "AWS IoT has no such certificate (deleted?)")
+        return _set(decision, Reason.UNKNOWN_CERTIFICATE, "AWS IoT has no such certificate (deleted?)")
     if certificate.status == "ACTIVE":
-        return _set(decision, Outcome.ALREADY_ACTIVE, None, "the certificate is already ACTIVE")
+        return _done(decision, Outcome.ALREADY_ACTIVE, "the certificate is already ACTIVE")
     if certificate.status != "PENDING_ACTIVATION":
-        return _set(
-            decision, Outcome.SKIPPED, f"CERTIFICATE_{certificate.status}", f"the certificate is {certificate.status}"
-        )
+        return _set(decision, skipped_status(certificate.status), f"the certificate is {certificate.status}")
     if certificate.ca_certificate_id != event.ca_certificate_id:
         return _set(
             decision,
-            Outcome.REJECTED,
-            "CA_MISMATCH",
+            Reason.CA_MISMATCH,
             f"the event names CA {event.ca_certificate_id} but AWS IoT says the certificate's CA is "
             f"{certificate.ca_certificate_id}; the event is not trusted",
         )
     try:
         ca = iot.describe_ca_certificate(event.ca_certificate_id)
     except NotFound:
-        return _set(decision, Outcome.REJECTED, "UNKNOWN_CA", "the certificate's CA is not registered")
+        return _set(decision, Reason.UNKNOWN_CA, "the certificate's CA is not registered")
     step.done("describe")
     if ca.status != "ACTIVE":
-        return _set(decision, Outcome.REJECTED, "CA_NOT_ACTIVE", f"the registered CA is {ca.status}")
+        return _set(decision, Reason.CA_NOT_ACTIVE, f"the registered CA is {ca.status}")
     try:
         verified = verify_device_certificate(
             certificate.pem,
@@ -194,11 +184,11 @@ def _decide(
         )
         fields = certificate_parameters(verified.leaf)
     except CertificateRejected as exc:
-        return _set(decision, Outcome.REJECTED, exc.reason, exc.message)
+        return _set(decision, exc.reason, exc.message)
     except Undecided as exc:
-        return _set(decision, Outcome.RETRY, exc.reason, exc.message)
+        return _set(decision, exc.reason, exc.message)
     except BadCertificate as exc:
-        return _set(decision, Outcome.REJECTED, "MALFORMED_CERTIFICATE", str(exc))
+        return _set(decision, Reason.MALFORMED_CERTIFICATE, str(exc))
     step.done("validate")
 
     template = iot.template(settings.template_name)
@@ -219,18 +209,17 @@ def _decide(
         step.done("register")
         # A concurrent duplicate may have finished the job: look again before asking for a redelivery.
         if iot.describe_certificate(event.certificate_id).status == "ACTIVE":
-            return _set(decision, Outcome.ALREADY_ACTIVE, None, "a concurrent delivery provisioned it")
-        return _set(decision, Outcome.RETRY, "CONFLICT", "a concurrent request is provisioning this certificate")
-    except Refused as exc:
+            return _done(decision, Outcome.ALREADY_ACTIVE, "a concurrent delivery provisioned it")
+        return _set(decision, Reason.CONFLICT, "a concurrent request is provisioning this certificate")
+    except PermanentFailure as exc:
         # AWS does not say whose fault a refusal is (a missing group, type or policy is ours): never the device's
         return _set(
             decision,
-            Outcome.RETRY,
-            "PROVISIONING_REFUSED",
+            Reason.PROVISIONING_REFUSED,
             f"RegisterThing refused: {exc.code}: {exc.message} (fix the deployment, then redrive)",
         )
     step.done("register")
-    _set(decision, Outcome.PROVISIONED, None, f"provisioned as {decision.thing_name}")
+    _done(decision, Outcome.PROVISIONED, f"provisioned as {decision.thing_name}")
     if decision.thing_name:
         _settle_ownership(decision, iot, settings, certificate, decision.thing_name)
         step.done("ownership")
@@ -257,21 +246,20 @@ def _template_refusal(decision: Decision, template: Template, parameters: dict[s
     if deployment:
         return _set(
             decision,
-            Outcome.RETRY,
-            "CONFIGURATION",
+            Reason.CONFIGURATION,
             "the stored template does not render with the deployment's parameters: "
             + "; ".join(p.message for p in deployment)
             + " (fix the template or extraParameters, then redrive)",
         )
     codes = {p.code for p in problems}
     reason = (
-        "MISSING_CERTIFICATE_FIELD"
+        Reason.MISSING_CERTIFICATE_FIELD
         if "MISSING_PARAMETER" in codes
-        else "INVALID_DEVICE_NAME"
+        else Reason.INVALID_DEVICE_NAME
         if codes & {"INVALID_NAME", "INVALID_VALUE"}
-        else "TEMPLATE_RENDER_FAILED"
+        else Reason.TEMPLATE_RENDER_FAILED
     )
-    return _set(decision, Outcome.REJECTED, reason, "; ".join(p.message for p in problems))
+    return _set(decision, reason, "; ".join(p.message for p in problems))
 
 
 # -- one thing, one owner ---
@@ -305,8 +293,7 @@ def _claimed_by_another(
         return False
     _set(
         decision,
-        Outcome.REJECTED,
-        "THING_ALREADY_CLAIMED",
+        Reason.THING_ALREADY_CLAIMED,
         f"thing {thing_name!r} already belongs to certificate {owners[0].certificate_id}"
         + (" issued by another CA" if settings.existing_thing == "replace" else "")
         + "; the existing device is left as it is",
@@ -344,8 +331,7 @@ def _settle_ownership(
         return
     _set(
         decision,
-        Outcome.REJECTED,
-        "THING_ALREADY_CLAIMED",
+        Reason.THING_ALREADY_CLAIMED,
         f"certificate {winner.certificate_id} was provisioned for thing {thing_name!r} at the same moment and keeps"
         f" it; this certificate was set {status} and detached",
     )

@@ -22,7 +22,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
 from jitr.iot import IoT
-from jitr.provisioning import MAX_EVENT_BYTES, Decision, Outcome, RegistrationEvent, decide
+from jitr.outcomes import Outcome, Reason
+from jitr.provisioning import MAX_EVENT_BYTES, Decision, RegistrationEvent, decide
 from jitr.settings import Settings
 
 from .observability import NAMESPACE, SERVICE, logger, metrics, tracer
@@ -104,14 +105,16 @@ def parse_event(body: str | dict[str, Any]) -> RegistrationEvent | Decision:
     """The event, or a MALFORMED decision saying what is wrong with it (never the whole event)."""
     text = body if isinstance(body, str) else json.dumps(body)
     if len(text.encode()) > MAX_EVENT_BYTES:
-        return Decision(Outcome.MALFORMED, reason="OVERSIZED", message=f"event body exceeds {MAX_EVENT_BYTES} bytes")
+        return Decision(
+            Outcome.MALFORMED, reason=Reason.OVERSIZED, message=f"event body exceeds {MAX_EVENT_BYTES} bytes"
+        )
     try:
         return RegistrationEvent.model_validate_json(text)
     except ValidationError as exc:
         fields = ", ".join(
             f"{'.'.join(str(p) for p in error['loc']) or 'body'}: {error['msg']}" for error in exc.errors()[:5]
         )
-        return Decision(Outcome.MALFORMED, reason="INVALID_EVENT", message=fields)
+        return Decision(Outcome.MALFORMED, reason=Reason.INVALID_EVENT, message=fields)
 
 
 def _record(decision: Decision) -> None:

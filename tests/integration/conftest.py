@@ -12,6 +12,7 @@ from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import Ama
 
 from jitr_handlers import registration
 from jitr_tools import pki
+from jitr_tools.embedded import Connect
 from jitr_tools.lambda_context import LambdaContext
 from tests.conftest import DEVICE_POLICY, REPO, Account
 
@@ -51,7 +52,7 @@ class Fleet:
 
     def first_connect(self, device: pki.Issued) -> dict[str, Any]:
         before = len(self.account.events)
-        if self.account.iot.connect(device.pem).outcome == "REFUSED":
+        if self.account.iot.connect(device.pem).outcome == Connect.CLOSED:
             # AWS's TLS handshake would refuse it too; the handler must refuse it on its own as well
             self.account.iot.register_pending(device.pem, self.ca_id)
         assert len(self.account.events) == before + 1

@@ -238,7 +238,8 @@ def test_a_refused_rejection_update_stands_only_in_a_final_state(
     fleet: Fleet, status_before: str, fault: str | None, expected: tuple[str, str]
 ) -> None:
     from jitr.iot import IoT
-    from jitr.provisioning import Decision, Outcome, record_rejection
+    from jitr.outcomes import Outcome, Reason
+    from jitr.provisioning import Decision, record_rejection
     from jitr_handlers.registration import current
     from jitr_tools.embedded import errors
 
@@ -246,7 +247,7 @@ def test_a_refused_rejection_update_stands_only_in_a_final_state(
     fleet.account.iot.backend.certificates[event["certificateId"]].status = status_before
     if fault:
         fleet.account.iot.inject_faults("UpdateCertificate", getattr(errors, fault)("refused"))
-    decision = Decision(Outcome.REJECTED, event["certificateId"], reason="WEAK_KEY", message="1024 bits")
+    decision = Decision(Outcome.REJECTED, event["certificateId"], reason=Reason.WEAK_KEY, message="1024 bits")
     settings = current().settings
     record_rejection(event["certificateId"], IoT.connect(max_attempts=settings.max_attempts), "INACTIVE", decision)
     assert (decision.outcome, decision.reason) == expected

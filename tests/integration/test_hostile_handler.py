@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from jitr.certificates import BadCertificate, certificate_id, load_certificate
-from jitr.provisioning import Outcome
+from jitr.outcomes import Outcome
 from jitr_handlers.registration import current
 from tests.integration.conftest import Fleet
 from tests.unit.test_hostile_certificates import DEVICES, MUTATION, mutated

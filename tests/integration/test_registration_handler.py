@@ -118,7 +118,7 @@ def test_rejections_revoke_the_certificate_and_say_why(
     assert decision["message"]
     assert fleet.status(certificate_id(device.certificate)) == "REVOKED"
     assert fleet.account.client.list_things()["things"] == []
-    assert fleet.account.iot.connect(device.pem).outcome == Connect.REFUSED
+    assert fleet.account.iot.connect(device.pem).outcome == Connect.CLOSED
 
 
 def test_event_whose_ca_does_not_match_is_rejected_without_touching_the_device(

@@ -109,7 +109,7 @@ def test_jitr_verify_explains_a_refusal_in_one_line(
     base = ["verify", "--ca", str(tmp_path / "ca.pem"), "--cert"]
     assert main([*base, str(tmp_path / "weak.pem")]) == 1
     out = capsys.readouterr().out.strip().splitlines()
-    assert out == ["REFUSED WEAK_KEY: RSA key of 1024 bits; at least 2048 bits are required"]
+    assert out == ["REJECTED WEAK_KEY: RSA key of 1024 bits; at least 2048 bits are required"]
     assert main([*base, str(tmp_path / "good.pem"), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["accepted"] is True
     assert main([*base, str(tmp_path / "good.pem"), "--at", "2028-01-01T00:00:00", "--json"]) == 1

@@ -31,7 +31,7 @@ from jitr.templates import Problem, TemplateError, check_template, render_templa
 from . import pki, pki_commands
 
 EXIT_OK = 0
-EXIT_REFUSED = 1
+EXIT_REJECTED = 1
 EXIT_USAGE = 2
 
 
@@ -124,7 +124,7 @@ def _template_check(args: argparse.Namespace) -> int:
     if not args.json:
         verdict = f"{len(errors)} error(s)" if errors else "OK"
         print(f"{args.file}: {verdict}, {len(problems) - len(errors)} warning(s)")
-    return EXIT_REFUSED if errors else EXIT_OK
+    return EXIT_REJECTED if errors else EXIT_OK
 
 
 def _template_render(args: argparse.Namespace) -> int:
@@ -141,7 +141,7 @@ def _template_render(args: argparse.Namespace) -> int:
         plan = render_template(args.file.read_text(), parameters)
     except TemplateError as exc:
         _print_problems(exc.problems, args.json, {"file": str(args.file), "ok": False})
-        return EXIT_REFUSED
+        return EXIT_REJECTED
     if args.json:
         print(json.dumps({"file": str(args.file), "ok": True, "plan": plan.to_dict()}, indent=2))
     else:
@@ -170,14 +170,14 @@ def _verify(args: argparse.Namespace) -> int:
             root_pem=args.root.read_bytes() if args.root else None,
         )
     except (CertificateRejected, Undecided) as exc:
-        # REFUSED: the certificate's own fault (the handler revokes it); RETRY: not the device's fault (the handler
+        # REJECTED: the certificate's own fault (the handler revokes it); RETRY: not the device's fault (the handler
         # leaves it pending and retries, and the dead-letter queue and an alarm keep it)
-        verdict = "REFUSED" if isinstance(exc, CertificateRejected) else "RETRY"
+        verdict = "REJECTED" if isinstance(exc, CertificateRejected) else "RETRY"
         if args.json:
             print(json.dumps({"accepted": False, "verdict": verdict, "reason": exc.reason, "message": exc.message}))
         else:
             print(f"{verdict} {exc.reason}: {exc.message}")
-        return EXIT_REFUSED
+        return EXIT_REJECTED
     subjects = [c.subject.rfc4514_string() for c in verified.chain]
     if args.json:
         print(json.dumps({"accepted": True, "profile": verified.profile, "chain": subjects}))
@@ -209,7 +209,7 @@ def _simulate(args: argparse.Namespace) -> int:
         print(f"jitr: {exc}", file=sys.stderr)
         return EXIT_USAGE
     print(json.dumps(result.to_dict(), indent=2) if args.json else summary(result))
-    return EXIT_OK if result.lost == 0 and not result.unexpected else EXIT_REFUSED
+    return EXIT_OK if result.lost == 0 and not result.unexpected else EXIT_REJECTED
 
 
 def _invoke(args: argparse.Namespace) -> int:
@@ -222,7 +222,7 @@ def _invoke(args: argparse.Namespace) -> int:
     result, logs = invoke(args.event, environment, asset=args.asset)
     sys.stderr.write(logs + ("\n" if logs and not logs.endswith("\n") else ""))
     print(json.dumps(result, indent=2))
-    return EXIT_OK if "response" in result else EXIT_REFUSED
+    return EXIT_OK if "response" in result else EXIT_REJECTED
 
 
 def _demo(args: argparse.Namespace) -> int:

@@ -31,8 +31,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from jitr.outcomes import Outcome
 from jitr.pacing import max_concurrency
-from jitr.provisioning import Decision, Outcome
+from jitr.provisioning import Decision
 
 from . import pki
 from .embedded import EmbeddedIoT
@@ -497,7 +498,7 @@ def _account(
         status = statuses.get(cert_id)
         decisions = by_certificate.get(cert_id, [])
         final = next((d for d in decisions if d["outcome"] in ("PROVISIONED", "REJECTED")), None)
-        if status is None and outcomes.get(device.name) == "REFUSED":
+        if status is None and outcomes.get(device.name) == Connect.CLOSED:
             refused += 1  # AWS's TLS handshake refused it: never registered, no event
             if device.defect is None:
                 unexpected.append(f"{device.name}: a good device was refused at connect")

@@ -39,7 +39,7 @@ class Connect(StrEnum):
     CONNECTED = "CONNECTED"  # certificate ACTIVE with a policy
     REGISTERED = "REGISTERED"  # first connect: registered PENDING_ACTIVATION, event published, connection closed
     PENDING = "PENDING"  # still PENDING_ACTIVATION: event published again, connection closed
-    REFUSED = "REFUSED"  # TLS or authorization failed: see reason
+    CLOSED = "CLOSED"  # TLS or authorization failed, connection closed: see reason
 
 
 @dataclass(frozen=True)
@@ -112,7 +112,7 @@ class EmbeddedIoT:
             ca = self._signing_ca(leaf, presented)
             if ca is None:
                 return ConnectResult(
-                    Connect.REFUSED, cert_id, None, "no ACTIVE registered CA with auto-registration signed it"
+                    Connect.CLOSED, cert_id, None, "no ACTIVE registered CA with auto-registration signed it"
                 )
             pem = certificate_pem if isinstance(certificate_pem, str) else certificate_pem.decode()
             record = self.backend.register_certificate_without_ca(pem, status="PENDING_ACTIVATION")
@@ -141,11 +141,11 @@ class EmbeddedIoT:
             if ca is not None and ca.status == "ACTIVE":
                 self._publish_registered(cert_id, ca_id, None)
                 return ConnectResult(Connect.PENDING, cert_id, ca_id)
-            return ConnectResult(Connect.REFUSED, cert_id, ca_id, "certificate pending and its CA is not ACTIVE")
+            return ConnectResult(Connect.CLOSED, cert_id, ca_id, "certificate pending and its CA is not ACTIVE")
         if status != "ACTIVE":
-            return ConnectResult(Connect.REFUSED, cert_id, ca_id, f"certificate is {status}")
+            return ConnectResult(Connect.CLOSED, cert_id, ca_id, f"certificate is {status}")
         if not attached_policy_names(self.backend, arn):
-            return ConnectResult(Connect.REFUSED, cert_id, ca_id, "certificate has no policy attached")
+            return ConnectResult(Connect.CLOSED, cert_id, ca_id, "certificate has no policy attached")
         return ConnectResult(Connect.CONNECTED, cert_id, ca_id)
 
     def _signing_ca(self, leaf: x509.Certificate, presented: list[x509.Certificate]) -> FakeCaCertificate | None:

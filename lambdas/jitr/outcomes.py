@@ -1,0 +1,122 @@
+"""jitr's closed vocabulary: what a decision can be (`Outcome`), every reason it can give (`Reason`), and, in one
+place, which outcome each reason means (`OUTCOME`). That table is the blame rule: a reason is REJECTED (the
+certificate is set to the rejection status) only when the fault is the certificate's own."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from enum import StrEnum
+from types import MappingProxyType
+
+
+class Outcome(StrEnum):
+    PROVISIONED = "PROVISIONED"  # RegisterThing succeeded: thing, policy, ACTIVE
+    ALREADY_ACTIVE = "ALREADY_ACTIVE"  # a duplicate: an earlier delivery did the work
+    REJECTED = "REJECTED"  # refused with a reason; the certificate set to the rejection status
+    SKIPPED = "SKIPPED"  # nothing to do: certificate unknown, REVOKED or INACTIVE
+    RETRY = "RETRY"  # not the device's fault: the record fails and is delivered again, then kept in the DLQ
+    MALFORMED = "MALFORMED"  # not a registration event
+
+
+class Reason(StrEnum):
+    # -- the certificate's own faults: REJECTED ---
+    UNTRUSTED_CHAIN = "UNTRUSTED_CHAIN"
+    EXPIRED = "EXPIRED"
+    NOT_YET_VALID = "NOT_YET_VALID"
+    VALIDITY_TOO_LONG = "VALIDITY_TOO_LONG"
+    WEAK_KEY = "WEAK_KEY"
+    UNSUPPORTED_KEY = "UNSUPPORTED_KEY"
+    WEAK_SIGNATURE = "WEAK_SIGNATURE"
+    NOT_CLIENT_AUTH = "NOT_CLIENT_AUTH"
+    CN_MISMATCH = "CN_MISMATCH"
+    EMPTY_SUBJECT = "EMPTY_SUBJECT"
+    LEGACY_V1_CERTIFICATE = "LEGACY_V1_CERTIFICATE"
+    MALFORMED_CERTIFICATE = "MALFORMED_CERTIFICATE"
+    MISSING_CERTIFICATE_FIELD = "MISSING_CERTIFICATE_FIELD"
+    INVALID_DEVICE_NAME = "INVALID_DEVICE_NAME"
+    TEMPLATE_RENDER_FAILED = "TEMPLATE_RENDER_FAILED"
+    THING_ALREADY_CLAIMED = "THING_ALREADY_CLAIMED"
+    CA_NOT_ACTIVE = "CA_NOT_ACTIVE"  # the certificate's CA was deactivated: its devices are refused
+    UNKNOWN_CA = "UNKNOWN_CA"
+    # -- the event's: REJECTED, the certificate left as it is ---
+    CA_MISMATCH = "CA_MISMATCH"
+    # -- not the device's fault: RETRY ---
+    CA_UNUSABLE = "CA_UNUSABLE"
+    CLOCK_SKEW = "CLOCK_SKEW"
+    CONFIGURATION = "CONFIGURATION"
+    PROVISIONING_REFUSED = "PROVISIONING_REFUSED"
+    AWS_UNAVAILABLE = "AWS_UNAVAILABLE"
+    CONFLICT = "CONFLICT"
+    REJECTION_NOT_RECORDED = "REJECTION_NOT_RECORDED"
+    # -- nothing to do: SKIPPED ---
+    UNKNOWN_CERTIFICATE = "UNKNOWN_CERTIFICATE"
+    CERTIFICATE_REVOKED = "CERTIFICATE_REVOKED"
+    CERTIFICATE_INACTIVE = "CERTIFICATE_INACTIVE"
+    CERTIFICATE_PENDING_TRANSFER = "CERTIFICATE_PENDING_TRANSFER"
+    CERTIFICATE_REGISTER_INACTIVE = "CERTIFICATE_REGISTER_INACTIVE"
+    CERTIFICATE_NOT_PENDING = "CERTIFICATE_NOT_PENDING"  # a status AWS IoT may add later
+    # -- not a registration event: MALFORMED ---
+    INVALID_EVENT = "INVALID_EVENT"
+    OVERSIZED = "OVERSIZED"
+
+
+_REJECTED = (
+    Reason.UNTRUSTED_CHAIN,
+    Reason.EXPIRED,
+    Reason.NOT_YET_VALID,
+    Reason.VALIDITY_TOO_LONG,
+    Reason.WEAK_KEY,
+    Reason.UNSUPPORTED_KEY,
+    Reason.WEAK_SIGNATURE,
+    Reason.NOT_CLIENT_AUTH,
+    Reason.CN_MISMATCH,
+    Reason.EMPTY_SUBJECT,
+    Reason.LEGACY_V1_CERTIFICATE,
+    Reason.MALFORMED_CERTIFICATE,
+    Reason.MISSING_CERTIFICATE_FIELD,
+    Reason.INVALID_DEVICE_NAME,
+    Reason.TEMPLATE_RENDER_FAILED,
+    Reason.THING_ALREADY_CLAIMED,
+    Reason.CA_NOT_ACTIVE,
+    Reason.UNKNOWN_CA,
+    Reason.CA_MISMATCH,
+)
+_RETRY = (
+    Reason.CA_UNUSABLE,
+    Reason.CLOCK_SKEW,
+    Reason.CONFIGURATION,
+    Reason.PROVISIONING_REFUSED,
+    Reason.AWS_UNAVAILABLE,
+    Reason.CONFLICT,
+    Reason.REJECTION_NOT_RECORDED,
+)
+_SKIPPED = (
+    Reason.UNKNOWN_CERTIFICATE,
+    Reason.CERTIFICATE_REVOKED,
+    Reason.CERTIFICATE_INACTIVE,
+    Reason.CERTIFICATE_PENDING_TRANSFER,
+    Reason.CERTIFICATE_REGISTER_INACTIVE,
+    Reason.CERTIFICATE_NOT_PENDING,
+)
+_MALFORMED = (Reason.INVALID_EVENT, Reason.OVERSIZED)
+
+# The one map from a reason to the outcome it means.
+OUTCOME: Mapping[Reason, Outcome] = MappingProxyType(
+    {
+        **dict.fromkeys(_REJECTED, Outcome.REJECTED),
+        **dict.fromkeys(_RETRY, Outcome.RETRY),
+        **dict.fromkeys(_SKIPPED, Outcome.SKIPPED),
+        **dict.fromkeys(_MALFORMED, Outcome.MALFORMED),
+    }
+)
+
+# Rejections the device is not to blame for: the certificate is left as it is.
+NOT_THE_DEVICE = frozenset({Reason.CA_MISMATCH})
+
+
+def skipped_status(status: str) -> Reason:
+    """The SKIPPED reason for a certificate AWS IoT holds in a status jitr does not provision from."""
+    try:
+        return Reason(f"CERTIFICATE_{status}")
+    except ValueError:
+        return Reason.CERTIFICATE_NOT_PENDING
