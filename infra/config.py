@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from jitr.certificates import CERTIFICATE_FIELDS, PROFILES, ca_problem, certificate_id
-from jitr.settings import CLOCK_SKEW_SECONDS, EXISTING_THING_ACTIONS, REJECTION_ACTIONS
+from jitr.settings import EXISTING_THING_ACTIONS, REJECTION_ACTIONS, Settings
 from jitr.templates import Plan, Template, TemplateError, parse_template, render_template
 from jitr.templates.intrinsics import referenced_parameters
 from jitr.templates.limits import CERTIFICATE_PARAMETER_PREFIX, POLICY, TEMPLATE_NAME, THING
@@ -44,32 +44,33 @@ JITP_PARAMETERS = frozenset(
         "Id",
     )
 )
-KNOWN_KEYS = frozenset(
-    {
-        "caCertificates",
-        "certificateMode",
-        "provisioningMode",
-        "template",
-        "templateName",
-        "devicePolicyParameter",
-        "deviceProfile",
-        "cnPattern",
-        "maxValidityDays",
-        "trustRoot",
-        "rejectionAction",
-        "registerThingTps",
-        "maxReceiveCount",
-        "alarmEmail",
-        "rejectionAlarmThreshold",
-        "queueAgeAlarmSeconds",
-        "logRetentionDays",
-        "developmentPki",
-        "extraParameters",
-        "existingResources",
-        "existingThing",
-        "clockSkewSeconds",
-    }
-)
+_HANDLER = Settings.model_fields
+# Every setting's default, once. The handler's own settings take theirs from the handler's settings model.
+DEFAULTS: dict[str, Any] = {
+    "caCertificates": [],
+    "certificateMode": "SNI_ONLY",
+    "provisioningMode": "jitr",
+    "template": "templates/jitr-device.json",
+    "templateName": None,
+    "devicePolicyParameter": "DevicePolicyName",
+    "deviceProfile": _HANDLER["device_profile"].default,
+    "cnPattern": None,
+    "maxValidityDays": None,
+    "trustRoot": None,
+    "rejectionAction": _HANDLER["rejection_action"].default,
+    "existingThing": _HANDLER["existing_thing"].default,
+    "clockSkewSeconds": _HANDLER["clock_skew_seconds"].default,
+    "extraParameters": {},
+    "existingResources": {},
+    "registerThingTps": 10,
+    "maxReceiveCount": 5,
+    "alarmEmail": None,
+    "rejectionAlarmThreshold": 20,
+    "queueAgeAlarmSeconds": 600,
+    "logRetentionDays": 30,
+    "developmentPki": ".dev-pki",
+}
+KNOWN_KEYS = frozenset(DEFAULTS)
 # What `existingResources` may list: resources a template names that the stack does not create.
 EXISTING_RESOURCE_KINDS = {
     "policies": "policy",
@@ -94,29 +95,32 @@ class CaCertificate:
 
 @dataclass(frozen=True)
 class JitrConfig:
+    """The checked configuration. Every value comes from `load_config`; defaults live in DEFAULTS (and, for the
+    handler's settings, in `jitr.settings.Settings`), nowhere else."""
+
     cas: tuple[CaCertificate, ...]
     certificate_mode: str
     provisioning_mode: str
     template: Template
     template_path: str
-    template_name: str | None = None
-    device_policy_parameter: str | None = "DevicePolicyName"
-    device_profile: str = "strict"
-    cn_pattern: str | None = None
-    max_validity_days: int | None = None
-    trust_root_pem: str | None = None
-    rejection_action: str = "REVOKED"
-    register_thing_tps: int = 10
-    max_receive_count: int = 5
-    alarm_email: str | None = None
-    rejection_alarm_threshold: int = 20
-    queue_age_alarm_seconds: int = 600
-    log_retention_days: int = 30
-    development_ca: bool = False
-    extra_parameters: dict[str, str] = field(default_factory=dict)
-    existing_resources: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    existing_thing: str = "refuse"
-    clock_skew_seconds: int = CLOCK_SKEW_SECONDS
+    template_name: str | None
+    device_policy_parameter: str | None
+    device_profile: str
+    cn_pattern: str | None
+    max_validity_days: int | None
+    trust_root_pem: str | None
+    rejection_action: str
+    register_thing_tps: int
+    max_receive_count: int
+    alarm_email: str | None
+    rejection_alarm_threshold: int
+    queue_age_alarm_seconds: int
+    log_retention_days: int
+    development_ca: bool
+    extra_parameters: dict[str, str]
+    existing_resources: dict[str, tuple[str, ...]]
+    existing_thing: str
+    clock_skew_seconds: int
     notes: tuple[str, ...] = field(default_factory=tuple)
 
     @property
@@ -160,8 +164,8 @@ def load_config(
     at = at or dt.datetime.now(dt.UTC)
     notes: list[str] = []
 
-    provisioning_mode = _choice(settings, "provisioningMode", PROVISIONING_MODES, "jitr")
-    certificate_mode = _choice(settings, "certificateMode", CERTIFICATE_MODES, "SNI_ONLY")
+    provisioning_mode = _choice(settings, "provisioningMode", PROVISIONING_MODES)
+    certificate_mode = _choice(settings, "certificateMode", CERTIFICATE_MODES)
     entries = settings.get("caCertificates") or []
     if not isinstance(entries, list):
         raise ConfigError("caCertificates must be a list of PEM file paths or {pem, verificationCertificate} objects")
@@ -169,7 +173,7 @@ def load_config(
     if not entries:
         if development_ca is None:
             raise ConfigError("caCertificates is empty: name the PEM file of the CA that signs your devices")
-        folder = root / str(settings.get("developmentPki", ".dev-pki"))
+        folder = root / str(settings.get("developmentPki", DEFAULTS["developmentPki"]))
         pem, created = development_ca(folder)
         dev = True
         entries = [{"pem": pem}]
@@ -188,12 +192,12 @@ def load_config(
     if len(set(ids)) != len(ids):
         raise ConfigError("caCertificates lists the same CA certificate twice")
 
-    template_path = str(settings.get("template", "templates/jitr-device.json"))
+    template_path = str(settings.get("template", DEFAULTS["template"]))
     template = _template(root / template_path, template_path, provisioning_mode)
     template_name = settings.get("templateName")
     if template_name is not None and not TEMPLATE_NAME.fullmatch(str(template_name)):
         raise ConfigError(f"templateName {template_name!r} must match {TEMPLATE_NAME.pattern}")
-    policy_parameter = settings.get("devicePolicyParameter", "DevicePolicyName")
+    policy_parameter = settings.get("devicePolicyParameter", DEFAULTS["devicePolicyParameter"])
     if policy_parameter is not None and policy_parameter not in template.parameters:
         notes.append(
             f"{template_path} declares no parameter {policy_parameter!r}: no device policy is created;"
@@ -201,7 +205,7 @@ def load_config(
         )
         policy_parameter = None
 
-    profile = _choice(settings, "deviceProfile", tuple(PROFILES), "strict")
+    profile = _choice(settings, "deviceProfile", tuple(PROFILES))
     cn_pattern = settings.get("cnPattern")
     if cn_pattern is not None:
         try:
@@ -238,20 +242,20 @@ def load_config(
         device_policy_parameter=policy_parameter,
         device_profile=profile,
         cn_pattern=str(cn_pattern) if cn_pattern is not None else None,
-        max_validity_days=_integer(settings, "maxValidityDays", None, 1, 36500),
+        max_validity_days=_integer(settings, "maxValidityDays", 1, 36500),
         trust_root_pem=trust_root_pem,
-        rejection_action=_choice(settings, "rejectionAction", REJECTION_ACTIONS, "REVOKED"),
-        register_thing_tps=_integer(settings, "registerThingTps", 10, 1, 10000) or 10,
-        max_receive_count=_integer(settings, "maxReceiveCount", 5, 2, 1000) or 5,
+        rejection_action=_choice(settings, "rejectionAction", REJECTION_ACTIONS),
+        register_thing_tps=_whole(settings, "registerThingTps", 1, 10000),
+        max_receive_count=_whole(settings, "maxReceiveCount", 2, 1000),
         alarm_email=str(email) if email else None,
-        rejection_alarm_threshold=_integer(settings, "rejectionAlarmThreshold", 20, 1, 10**6) or 20,
-        queue_age_alarm_seconds=_integer(settings, "queueAgeAlarmSeconds", 600, 60, 14 * 24 * 3600) or 600,
-        log_retention_days=_integer(settings, "logRetentionDays", 30, 1, 3653) or 30,
+        rejection_alarm_threshold=_whole(settings, "rejectionAlarmThreshold", 1, 10**6),
+        queue_age_alarm_seconds=_whole(settings, "queueAgeAlarmSeconds", 60, 14 * 24 * 3600),
+        log_retention_days=_whole(settings, "logRetentionDays", 1, 3653),
         development_ca=dev,
         extra_parameters=extra_parameters,
         existing_resources=existing,
-        existing_thing=_choice(settings, "existingThing", EXISTING_THING_ACTIONS, "refuse"),
-        clock_skew_seconds=_integer(settings, "clockSkewSeconds", CLOCK_SKEW_SECONDS, 0, 3600) or 0,
+        existing_thing=_choice(settings, "existingThing", EXISTING_THING_ACTIONS),
+        clock_skew_seconds=_whole(settings, "clockSkewSeconds", 0, 3600),
         notes=tuple(notes),
     )
 
@@ -402,15 +406,22 @@ def _json(text: str, where: str) -> Any:
         raise ConfigError(f"{where} is not valid JSON: {exc}") from exc
 
 
-def _choice(settings: Mapping[str, Any], key: str, choices: tuple[str, ...], default: str) -> str:
-    value = settings.get(key, default)
+def _choice(settings: Mapping[str, Any], key: str, choices: tuple[str, ...]) -> str:
+    value = settings.get(key, DEFAULTS[key])
     if value not in choices:
         raise ConfigError(f"{key} must be one of {', '.join(choices)}, got {value!r}")
     return str(value)
 
 
-def _integer(settings: Mapping[str, Any], key: str, default: int | None, low: int, high: int) -> int | None:
-    value = settings.get(key, default)
+def _whole(settings: Mapping[str, Any], key: str, low: int, high: int) -> int:
+    """A whole-number setting that always has a value (its default)."""
+    value = _integer(settings, key, low, high)
+    assert value is not None, f"{key} has a default"
+    return value
+
+
+def _integer(settings: Mapping[str, Any], key: str, low: int, high: int) -> int | None:
+    value = settings.get(key, DEFAULTS[key])
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:

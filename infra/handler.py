@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda
@@ -11,6 +9,7 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from jitr.pacing import max_concurrency
+from jitr.settings import Settings
 
 from .bundling import FUNCTION_TARGET, HANDLER, lambda_code
 from .config import ConfigError, JitrConfig
@@ -56,26 +55,25 @@ class RegistrationHandler(Construct):
         for statement in _iot_statements(template_arn, template_statements, ca_arns):
             self.role.add_to_policy(statement)
 
+        settings = Settings(
+            template_name=template_name,
+            rejection_action=config.rejection_action,
+            device_profile=config.device_profile,
+            cn_pattern=config.cn_pattern,
+            max_validity_days=config.max_validity_days,
+            trust_root_pem=config.trust_root_pem,
+            extra_parameters=config.extra_parameters,
+            existing_thing=config.existing_thing,
+            clock_skew_seconds=config.clock_skew_seconds,
+            # each environment takes quota / concurrency RegisterThing calls per second: together, the quota
+            register_thing_tps=config.register_thing_tps,
+            max_concurrency=max_concurrency(config.register_thing_tps),
+        )
         environment = {
             "POWERTOOLS_SERVICE_NAME": self.service,
             "POWERTOOLS_LOG_LEVEL": "INFO",
-            "JITR_TEMPLATE_NAME": template_name,
-            "JITR_REJECTION_ACTION": config.rejection_action,
-            "JITR_DEVICE_PROFILE": config.device_profile,
-            # each environment takes quota / concurrency RegisterThing calls per second: together, the quota
-            "JITR_REGISTER_THING_TPS": str(config.register_thing_tps),
-            "JITR_MAX_CONCURRENCY": str(max_concurrency(config.register_thing_tps)),
-            "JITR_EXISTING_THING": config.existing_thing,
-            "JITR_CLOCK_SKEW_SECONDS": str(config.clock_skew_seconds),
+            **settings.to_environment(),
         }
-        if config.extra_parameters:
-            environment["JITR_EXTRA_PARAMETERS"] = json.dumps(config.extra_parameters, separators=(",", ":"))
-        if config.cn_pattern:
-            environment["JITR_CN_PATTERN"] = config.cn_pattern
-        if config.max_validity_days:
-            environment["JITR_MAX_VALIDITY_DAYS"] = str(config.max_validity_days)
-        if config.trust_root_pem:
-            environment["JITR_TRUST_ROOT_PEM"] = config.trust_root_pem
         literal = sum(len(k) + len(v) for k, v in environment.items() if not cdk.Token.is_unresolved(v))
         if literal > ENVIRONMENT_LIMIT_BYTES - 200:  # leave room for the template name
             raise ConfigError(

@@ -8,13 +8,13 @@ device can provision itself with it); in `jitp` mode it is a JITP template that 
 from __future__ import annotations
 
 import copy
-from typing import Any
 
 import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_iot as iot
 from constructs import Construct
 
+from jitr.policy import device_policy_document
 from jitr.templates import Template
 from jitr.templates.limits import CERTIFICATE, POLICY, THING
 
@@ -24,36 +24,6 @@ from .config import JitrConfig
 def iot_arn(resource: str) -> str:
     """An AWS IoT ARN in this stack's partition, region and account."""
     return f"arn:{cdk.Aws.PARTITION}:iot:{cdk.Aws.REGION}:{cdk.Aws.ACCOUNT_ID}:{resource}"
-
-
-def device_policy_document() -> dict[str, Any]:
-    """A device may connect only as the thing its certificate is attached to (client id = thing name), and use only
-    topics under its own name and its own shadow. Policy variables keep this one policy per fleet, not per device."""
-    thing = "${iot:Connection.Thing.ThingName}"
-    return {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Action": "iot:Connect",
-                "Resource": iot_arn(f"client/{thing}"),
-                "Condition": {"Bool": {"iot:Connection.Thing.IsAttached": "true"}},
-            },
-            {
-                "Effect": "Allow",
-                "Action": ["iot:Publish", "iot:Receive"],
-                "Resource": [iot_arn(f"topic/things/{thing}/*"), iot_arn(f"topic/$aws/things/{thing}/shadow/*")],
-            },
-            {
-                "Effect": "Allow",
-                "Action": "iot:Subscribe",
-                "Resource": [
-                    iot_arn(f"topicfilter/things/{thing}/*"),
-                    iot_arn(f"topicfilter/$aws/things/{thing}/shadow/*"),
-                ],
-            },
-        ],
-    }
 
 
 def template_statements(
@@ -133,7 +103,7 @@ class StoredTemplate(Construct):
         self.device_policy: iot.CfnPolicy | None = None
         device_policy_name: str | None = None
         if config.device_policy_parameter:
-            self.device_policy = iot.CfnPolicy(self, "DevicePolicy", policy_document=device_policy_document())
+            self.device_policy = iot.CfnPolicy(self, "DevicePolicy", policy_document=device_policy_document(iot_arn))
             device_policy_name = self.device_policy.ref
             # The generated policy name becomes the parameter's default, so AWS (jitp) and the handler (jitr) agree.
             document["Parameters"][config.device_policy_parameter]["Default"] = device_policy_name

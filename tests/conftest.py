@@ -12,14 +12,15 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from jitr.policy import account_arn, device_policy_document
 from jitr_tools import pki
 from jitr_tools.embedded import EmbeddedIoT
 
 DATA = Path(__file__).parent / "data"
 REPO = Path(__file__).resolve().parents[1]
 DEVICE_POLICY = json.dumps(
-    {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "iot:Connect", "Resource": "*"}]}
-)
+    device_policy_document(account_arn("us-east-1", "123456789012"))
+)  # the stack's, for the tests
 
 
 def data(name: str) -> str:

@@ -1,19 +1,27 @@
-"""The handler's settings: read once, lazily, from the environment the stack sets, into one typed object."""
+"""The handler's settings: one typed model holding each setting's name, type, default and the environment variable
+it travels in (its alias). The stack writes the function's environment with `to_environment()`, the handler reads it
+back with `from_environment()`; the rehearsal and `jitr invoke` use the same two calls."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .certificates import PROFILES, DeviceProfile
 from .pacing import share
 
-REJECTION_ACTIONS = ("REVOKED", "INACTIVE", "NONE")
+RejectionAction = Literal["REVOKED", "INACTIVE", "NONE"]
+ExistingThing = Literal["refuse", "replace"]
+ProfileName = Literal["strict", "aws-openssl"]
+REJECTION_ACTIONS: tuple[str, ...] = RejectionAction.__args__  # type: ignore[attr-defined]
 # What a new certificate does to a thing that already has another ACTIVE certificate: refuse it (one thing, one
 # owner), or replace the thing's certificates from the same CA (fleets that re-issue certificates).
-EXISTING_THING_ACTIONS = ("refuse", "replace")
+EXISTING_THING_ACTIONS: tuple[str, ...] = ExistingThing.__args__  # type: ignore[attr-defined]
 CLOCK_SKEW_SECONDS = 300  # a notBefore at most this far ahead is retried, not refused (device and CA clocks drift)
 
 
@@ -21,20 +29,44 @@ class SettingsError(ValueError):
     """The function is misconfigured; the message names the variable."""
 
 
-@dataclass(frozen=True)
-class Settings:
-    template_name: str
-    rejection_action: str = "REVOKED"
-    profile: DeviceProfile = field(default_factory=DeviceProfile)
-    trust_root_pem: str | None = None
-    extra_parameters: dict[str, str] = field(default_factory=dict)
-    template_cache_seconds: float = 300.0
-    max_attempts: int = 5
-    endpoint_url: str | None = None
-    register_thing_tps: float | None = None  # the account's RegisterThing quota
-    max_concurrency: int | None = None  # the event source mapping's maximum concurrency
-    existing_thing: str = "refuse"
-    clock_skew_seconds: float = CLOCK_SKEW_SECONDS
+class Settings(BaseModel):
+    """Everything the handler is configured with. Field names are the Python names; aliases the variables."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="forbid")
+
+    template_name: str = Field(alias="JITR_TEMPLATE_NAME", min_length=1)
+    rejection_action: RejectionAction = Field("REVOKED", alias="JITR_REJECTION_ACTION")
+    device_profile: ProfileName = Field("strict", alias="JITR_DEVICE_PROFILE")
+    cn_pattern: str | None = Field(None, alias="JITR_CN_PATTERN")
+    max_validity_days: int | None = Field(None, alias="JITR_MAX_VALIDITY_DAYS", ge=1)
+    trust_root_pem: str | None = Field(None, alias="JITR_TRUST_ROOT_PEM")
+    extra_parameters: dict[str, str] = Field(default_factory=dict, alias="JITR_EXTRA_PARAMETERS")
+    existing_thing: ExistingThing = Field("refuse", alias="JITR_EXISTING_THING")
+    clock_skew_seconds: int = Field(CLOCK_SKEW_SECONDS, alias="JITR_CLOCK_SKEW_SECONDS", ge=0, le=86400)
+    template_cache_seconds: float = Field(300.0, alias="JITR_TEMPLATE_CACHE_SECONDS", ge=0)
+    max_attempts: int = Field(5, alias="JITR_MAX_ATTEMPTS", ge=1, le=20)
+    endpoint_url: str | None = Field(None, alias="JITR_IOT_ENDPOINT_URL")
+    register_thing_tps: float | None = Field(None, alias="JITR_REGISTER_THING_TPS", gt=0)  # the account's quota
+    max_concurrency: int | None = Field(None, alias="JITR_MAX_CONCURRENCY", ge=1)  # the event source mapping's
+
+    @field_validator("extra_parameters", mode="before")
+    @classmethod
+    def _json_object(cls, value: Any) -> Any:
+        return json.loads(value) if isinstance(value, str) else value
+
+    @field_validator("cn_pattern")
+    @classmethod
+    def _regular_expression(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"not a regular expression: {exc}") from exc
+        return value
+
+    @property
+    def profile(self) -> DeviceProfile:
+        return PROFILES[self.device_profile].with_options(self.cn_pattern, self.max_validity_days)
 
     @property
     def register_rate_per_s(self) -> float | None:
@@ -42,50 +74,45 @@ class Settings:
         return share(self.register_thing_tps, self.max_concurrency)
 
     @classmethod
+    def variable(cls, field: str) -> str:
+        """The environment variable `field` travels in."""
+        alias = cls.model_fields[field].alias
+        assert alias is not None
+        return alias
+
+    def to_environment(self) -> dict[str, str]:
+        """The variables that carry these settings (unset ones are left out)."""
+        environment: dict[str, str] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if value is None or value == {}:
+                continue
+            if isinstance(value, dict):
+                text = json.dumps(value, separators=(",", ":"))
+            elif isinstance(value, float) and value.is_integer():
+                text = str(int(value))
+            else:
+                text = str(value)
+            environment[self.variable(name)] = text
+        return environment
+
+    @classmethod
     def from_environment(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Read the settings back; raises `SettingsError` naming every variable that is wrong."""
         env = os.environ if env is None else env
-        name = env.get("JITR_TEMPLATE_NAME", "")
-        if not name:
-            raise SettingsError("JITR_TEMPLATE_NAME must name the stored provisioning template")
-        action = env.get("JITR_REJECTION_ACTION", "REVOKED").upper()
-        if action not in REJECTION_ACTIONS:
-            raise SettingsError(f"JITR_REJECTION_ACTION must be one of {', '.join(REJECTION_ACTIONS)}, got {action!r}")
-        profile_name = env.get("JITR_DEVICE_PROFILE", "strict")
-        if profile_name not in PROFILES:
-            raise SettingsError(f"JITR_DEVICE_PROFILE must be one of {', '.join(PROFILES)}, got {profile_name!r}")
-        existing_thing = env.get("JITR_EXISTING_THING", "refuse")
-        if existing_thing not in EXISTING_THING_ACTIONS:
-            raise SettingsError(
-                f"JITR_EXISTING_THING must be one of {', '.join(EXISTING_THING_ACTIONS)}, got {existing_thing!r}"
-            )
-        max_days = env.get("JITR_MAX_VALIDITY_DAYS")
+        variables = [cls.variable(name) for name in cls.model_fields]
+        values = {variable: env[variable] for variable in variables if env.get(variable)}
         try:
-            extras = json.loads(env.get("JITR_EXTRA_PARAMETERS", "{}"))
-            profile = PROFILES[profile_name].with_options(
-                cn_pattern=env.get("JITR_CN_PATTERN") or None, max_validity_days=int(max_days) if max_days else None
-            )
-            cache = float(env.get("JITR_TEMPLATE_CACHE_SECONDS", "300"))
-            attempts = int(env.get("JITR_MAX_ATTEMPTS", "5"))
-            tps = float(env["JITR_REGISTER_THING_TPS"]) if env.get("JITR_REGISTER_THING_TPS") else None
-            concurrency = int(env["JITR_MAX_CONCURRENCY"]) if env.get("JITR_MAX_CONCURRENCY") else None
-            skew = float(env.get("JITR_CLOCK_SKEW_SECONDS", str(CLOCK_SKEW_SECONDS)))
-        except ValueError as exc:
-            raise SettingsError(f"a JITR_* setting is not valid: {exc}") from exc
-        if not isinstance(extras, dict) or not all(isinstance(v, str) for v in extras.values()):
-            raise SettingsError("JITR_EXTRA_PARAMETERS must be a JSON object of string values")
-        if not 0 <= skew <= 86400:
-            raise SettingsError(f"JITR_CLOCK_SKEW_SECONDS must be from 0 to 86400, got {skew}")
-        return cls(
-            template_name=name,
-            rejection_action=action,
-            profile=profile,
-            trust_root_pem=env.get("JITR_TRUST_ROOT_PEM") or None,
-            extra_parameters=extras,
-            template_cache_seconds=cache,
-            max_attempts=attempts,
-            endpoint_url=env.get("JITR_IOT_ENDPOINT_URL") or None,
-            register_thing_tps=tps if tps and tps > 0 else None,
-            max_concurrency=concurrency if concurrency and concurrency > 0 else None,
-            existing_thing=existing_thing,
-            clock_skew_seconds=skew,
-        )
+            return cls.model_validate(values)
+        except (ValidationError, json.JSONDecodeError) as exc:
+            raise SettingsError(_explain(exc)) from exc
+
+
+def _explain(exc: ValidationError | json.JSONDecodeError) -> str:
+    if isinstance(exc, json.JSONDecodeError):
+        return f"{Settings.variable('extra_parameters')} is not a JSON object: {exc.msg}"
+    problems = []
+    for error in exc.errors():
+        where = ".".join(str(part) for part in error["loc"])
+        problems.append(f"{where}: {error['msg']}")
+    return "the function's settings are not valid: " + "; ".join(problems)

@@ -56,21 +56,19 @@ def stack_environment(
     region: str | None = None,
     extra: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
-    """The variables `infra.handler` gives the function (defaults of `cdk.json`), plus the endpoint and region."""
+    """The variables `infra.handler` gives the function (its defaults), plus the endpoint and region."""
+    from jitr.settings import Settings
+
     environment = {
         "POWERTOOLS_SERVICE_NAME": "jitr",
         "POWERTOOLS_LOG_LEVEL": "INFO",
         "POWERTOOLS_TRACE_DISABLED": "true",  # no X-Ray daemon outside Lambda
-        "JITR_TEMPLATE_NAME": template_name,
-        "JITR_REJECTION_ACTION": "REVOKED",
-        "JITR_DEVICE_PROFILE": "strict",
+        **Settings(template_name=template_name, endpoint_url=endpoint_url).to_environment(),
         "AWS_DEFAULT_REGION": region or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1",
     }
-    if endpoint_url:
-        environment["JITR_IOT_ENDPOINT_URL"] = endpoint_url
-        if not os.environ.get("AWS_ACCESS_KEY_ID") and not os.environ.get("AWS_PROFILE"):
-            # a local endpoint (the embedded IoT) accepts any signature; boto3 still wants credentials to sign with
-            environment.update({"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"})
+    if endpoint_url and not os.environ.get("AWS_ACCESS_KEY_ID") and not os.environ.get("AWS_PROFILE"):
+        # a local endpoint (the embedded IoT) accepts any signature; boto3 still wants credentials to sign with
+        environment.update({"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"})
     environment.update(extra or {})
     return environment
 

@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 from unittest import mock
 
+from jitr.policy import account_arn, device_policy_document
+
 from . import pki
 from .lambda_context import LambdaContext
 
@@ -19,10 +21,6 @@ if TYPE_CHECKING:
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "templates" / "jitr-device.json"
 TEMPLATE_NAME = "jitr-device"
-DEVICE_POLICY = {
-    "Version": "2012-10-17",
-    "Statement": [{"Effect": "Allow", "Action": "iot:Connect", "Resource": "arn:aws:iot:*:*:client/${iot:ClientId}"}],
-}
 
 
 def prepare_account(client: Any, ca: pki.Issued, account_id: str) -> str:
@@ -35,7 +33,8 @@ def prepare_account(client: Any, ca: pki.Issued, account_id: str) -> str:
         setAsActive=True,
         allowAutoRegistration=True,
     )["certificateId"]
-    client.create_policy(policyName="jitr-device", policyDocument=json.dumps(DEVICE_POLICY))
+    policy = device_policy_document(account_arn(client.meta.region_name, account_id))
+    client.create_policy(policyName="jitr-device", policyDocument=json.dumps(policy))
     client.create_provisioning_template(
         templateName=TEMPLATE_NAME,
         templateBody=TEMPLATE.read_text(),

@@ -1,0 +1,56 @@
+"""One source for every setting: what the stack writes into the function's environment, the handler reads back."""
+
+from __future__ import annotations
+
+import pytest
+
+from jitr.settings import Settings, SettingsError
+
+
+def test_every_setting_round_trips_through_the_environment() -> None:
+    settings = Settings(
+        template_name="jitr-device",
+        rejection_action="INACTIVE",
+        device_profile="aws-openssl",
+        cn_pattern=r"sensor-\d+",
+        max_validity_days=397,
+        trust_root_pem="-----BEGIN CERTIFICATE-----\n...",
+        extra_parameters={"Site": "plant-7"},
+        existing_thing="replace",
+        clock_skew_seconds=60,
+        template_cache_seconds=12.5,
+        max_attempts=3,
+        endpoint_url="http://127.0.0.1:5000",
+        register_thing_tps=40,
+        max_concurrency=20,
+    )
+    environment = settings.to_environment()
+    assert set(environment) == {field.alias for field in Settings.model_fields.values()}  # every one travels
+    assert all(name.startswith("JITR_") for name in environment)
+    assert Settings.from_environment(environment) == settings
+    assert settings.register_rate_per_s == 2.0
+    assert settings.profile.cn_pattern == r"sensor-\d+"
+
+
+def test_defaults_are_the_models_and_unset_values_stay_unset() -> None:
+    environment = Settings(template_name="t").to_environment()
+    assert environment["JITR_REJECTION_ACTION"] == "REVOKED"
+    assert environment["JITR_CLOCK_SKEW_SECONDS"] == "300"
+    assert "JITR_TRUST_ROOT_PEM" not in environment
+    assert Settings.from_environment(environment) == Settings(template_name="t")
+
+
+@pytest.mark.parametrize(
+    ("environment", "named"),
+    [
+        ({}, "JITR_TEMPLATE_NAME"),
+        ({"JITR_TEMPLATE_NAME": "t", "JITR_REJECTION_ACTION": "DELETE"}, "JITR_REJECTION_ACTION"),
+        ({"JITR_TEMPLATE_NAME": "t", "JITR_EXTRA_PARAMETERS": "[1]"}, "JITR_EXTRA_PARAMETERS"),
+        ({"JITR_TEMPLATE_NAME": "t", "JITR_EXTRA_PARAMETERS": "{"}, "JITR_EXTRA_PARAMETERS"),
+        ({"JITR_TEMPLATE_NAME": "t", "JITR_CN_PATTERN": "["}, "JITR_CN_PATTERN"),
+        ({"JITR_TEMPLATE_NAME": "t", "JITR_CLOCK_SKEW_SECONDS": "-1"}, "JITR_CLOCK_SKEW_SECONDS"),
+    ],
+)
+def test_a_wrong_setting_is_named(environment: dict[str, str], named: str) -> None:
+    with pytest.raises(SettingsError, match=named):
+        Settings.from_environment(environment)
