@@ -30,7 +30,7 @@ $(WHEELS_STAMP): $(STAMP) requirements.txt constraints.txt
 install: $(STAMP) $(NODE_STAMP) $(WHEELS_STAMP)
 
 test: install
-	$(PY) -m pytest -q
+	$(VENV)/bin/pytest -q
 
 lint: install
 	$(VENV)/bin/ruff check .

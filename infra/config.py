@@ -364,7 +364,7 @@ def _check_named_resources(
     plan, _ = _neutral_plan(template, extras)
     resources = template.document.get("Resources", {})
     for logical_name, resource in resources.items():
-        kind_and_names: list[tuple[str, str, Any, str]] = []  # (existingResources key, property, expression, value)
+        kind_and_names: list[tuple[str, str, Any, Any]] = []  # (existingResources key, property, expression, value)
         properties = resource.get("Properties", {})
         planned = next((r for r in plan.resources if r.logical_name == logical_name), None) if plan else None
         resolved = planned.properties if planned else {}

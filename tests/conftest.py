@@ -2,29 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 
-from jitr.policy import account_arn, device_policy_document
-from jitr_tools import pki
+from jitr_tools import embedded, pki
 from jitr_tools.embedded import EmbeddedIoT
-
-DATA = Path(__file__).parent / "data"
-REPO = Path(__file__).resolve().parents[1]
-DEVICE_POLICY = json.dumps(
-    device_policy_document(account_arn("us-east-1", "123456789012"))
-)  # the stack's, for the tests
-
-
-def data(name: str) -> str:
-    return (DATA / name).read_text()
+from tests.support import Account
 
 
 @pytest.fixture(scope="session")
@@ -48,31 +33,9 @@ def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv(name, value)
 
 
-@dataclass
-class Account:
-    """The embedded IoT of one test, its boto3 client and the registration events it published."""
-
-    iot: EmbeddedIoT
-    client: Any
-    events: list[dict[str, Any]] = field(default_factory=list)
-
-    def register_ca(self, ca: pki.Issued, *, auto: bool = True, **extra: Any) -> str:
-        code = self.client.get_registration_code()["registrationCode"]
-        verification = pki.make_verification_certificate(ca, code)
-        return str(
-            self.client.register_ca_certificate(
-                caCertificate=ca.pem,
-                verificationCertificate=verification.pem,
-                setAsActive=True,
-                allowAutoRegistration=auto,
-                **extra,
-            )["certificateId"]
-        )
-
-
 @pytest.fixture
 def account(aws_env: None) -> Iterator[Account]:
-    with mock_aws():
+    with embedded.mock():
         iot = EmbeddedIoT()
         acct = Account(iot, boto3.client("iot", region_name=iot.region))
         iot.subscribe("$aws/events/certificates/registered/+", lambda _t, event: acct.events.append(event))

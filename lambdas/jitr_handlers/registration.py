@@ -92,9 +92,10 @@ class Registration:
             # One processor per invocation (it holds the batch's state). A batch whose records all failed is reported
             # record by record too: SQS redelivers exactly those.
             processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-            return process_partial_response(
+            response = process_partial_response(
                 event=event, record_handler=self.record_handler, processor=processor, context=context
             )
+            return dict(response)
         decision = self.handle_one(event)
         if decision.outcome == Outcome.RETRY:
             raise RedeliverRecord(f"RETRY: {decision.reason}: {decision.message}")

@@ -12,11 +12,10 @@ from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from infra import bundling
 from jitr.certificates import certificate_id
-from jitr_tools import pki
+from jitr_tools import embedded, pki
 from jitr_tools.embedded import EmbeddedIoT, serve
 from jitr_tools.invoke import invoke, stack_environment
 from jitr_tools.rehearsal import prepare_account
@@ -50,7 +49,7 @@ class Endpoint:
 
 @pytest.fixture
 def endpoint(aws_env: None, issuing_ca: pki.Issued) -> Iterator[Endpoint]:
-    with mock_aws(), serve() as url:  # mock_aws: a fresh account per test, shared with the server's backends
+    with embedded.mock(), serve() as url:  # the mock: a fresh account per test, shared with the server's backends
         iot = EmbeddedIoT(region=REGION)
         client = boto3.client("iot", region_name=REGION, endpoint_url=url)
         prepare_account(client, issuing_ca, iot.account_id)

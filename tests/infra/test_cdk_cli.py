@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from infra import bundling
-from tests.conftest import REPO
+from tests.support import REPO
 
 CDK = REPO / "node_modules" / ".bin" / "cdk"
 

@@ -18,7 +18,7 @@ from jitr import pacing
 from jitr.templates import parse_template, render_template
 from jitr_handlers import observability
 from jitr_tools import pki
-from tests.infra.conftest import Synthesized, as_list, flat, statements_of, synthesize
+from tests.infra.support import Synthesized, as_list, flat, statements_of, synthesize
 
 IOT = "arn:${AWS::Partition}:iot:${AWS::Region}:${AWS::AccountId}:"
 

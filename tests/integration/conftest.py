@@ -2,24 +2,15 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any
 
 import pytest
 from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import AmazonCloudWatchEMFProvider
 
 from jitr_handlers import registration
 from jitr_tools import pki
-from jitr_tools.embedded import Connect
-from jitr_tools.lambda_context import LambdaContext
-from tests.conftest import DEVICE_POLICY, REPO, Account
-
-TEMPLATE_NAME = "jitr-device"
-
-
-FakeLambdaContext = LambdaContext  # the product's own stand-in, shared with `jitr demo` and `jitr simulate`
+from tests.integration.support import TEMPLATE_NAME, FakeLambdaContext, Fleet
+from tests.support import DEVICE_POLICY, REPO, Account
 
 
 @pytest.fixture
@@ -41,29 +32,6 @@ def handler_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     AmazonCloudWatchEMFProvider().clear_metrics()
 
 
-@dataclass
-class Fleet:
-    account: Account
-    ca: pki.Issued
-    ca_id: str
-
-    def device(self, name: str = "sensor-1", **options: Any) -> pki.Issued:
-        return pki.make_device(self.ca, name, **options)
-
-    def first_connect(self, device: pki.Issued) -> dict[str, Any]:
-        before = len(self.account.events)
-        if self.account.iot.connect(device.pem).outcome == Connect.CLOSED:
-            # AWS's TLS handshake would refuse it too; the handler must refuse it on its own as well
-            self.account.iot.register_pending(device.pem, self.ca_id)
-        assert len(self.account.events) == before + 1
-        return self.account.events[-1]
-
-    def status(self, certificate_id: str) -> str:
-        return str(
-            self.account.client.describe_certificate(certificateId=certificate_id)["certificateDescription"]["status"]
-        )
-
-
 @pytest.fixture
 def fleet(account: Account, issuing_ca: pki.Issued) -> Fleet:
     ca_id = account.register_ca(issuing_ca)
@@ -77,28 +45,9 @@ def fleet(account: Account, issuing_ca: pki.Issued) -> Fleet:
     return Fleet(account, issuing_ca, ca_id)
 
 
-def sqs_event(*bodies: str | dict[str, Any]) -> dict[str, Any]:
-    return {
-        "Records": [
-            {
-                "messageId": f"m-{i}",
-                "receiptHandle": f"r-{i}",
-                "body": body if isinstance(body, str) else json.dumps(body),
-                "attributes": {"ApproximateReceiveCount": "1"},
-                "messageAttributes": {},
-                "md5OfBody": "",
-                "eventSource": "aws:sqs",
-                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:jitr-intake",
-                "awsRegion": "us-east-1",
-            }
-            for i, body in enumerate(bodies)
-        ]
-    }
-
-
 @pytest.fixture
 def hostile_fleet(fleet: Fleet) -> Fleet:
     """The fleet whose CA signed the hostile certificates of `tests.unit.test_hostile_certificates`."""
-    from tests.unit.test_hostile_certificates import CA
+    from tests.hostile import CA
 
     return Fleet(fleet.account, CA, fleet.account.register_ca(CA))

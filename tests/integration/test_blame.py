@@ -14,8 +14,8 @@ import pytest
 from jitr.certificates import certificate_id
 from jitr_tools import pki
 from jitr_tools.embedded.errors import ServiceUnavailableException, UnauthorizedException
-from tests.conftest import DEVICE_POLICY
-from tests.integration.conftest import FakeLambdaContext, Fleet, sqs_event
+from tests.integration.support import FakeLambdaContext, Fleet, sqs_event
+from tests.support import DEVICE_POLICY
 
 
 def store_template(fleet: Fleet, monkeypatch: pytest.MonkeyPatch, document: dict[str, Any], name: str) -> None:
@@ -159,7 +159,7 @@ def test_a_ca_the_profile_can_never_accept_is_retried(account: Any, lambda_conte
     tutorial_ca = pki.make_ca("tutorial CA", key_usage=False)
     ca_id = account.register_ca(tutorial_ca)
     account.client.create_policy(policyName="jitr-device", policyDocument=DEVICE_POLICY)
-    from tests.conftest import REPO
+    from tests.support import REPO
 
     account.client.create_provisioning_template(
         templateName="jitr-device",

@@ -19,7 +19,7 @@ from jitr.certificates import certificate_id
 from jitr_tools import pki
 from jitr_tools.embedded import Connect, EmbeddedIoT, serve
 from jitr_tools.embedded.errors import ServiceUnavailableException, ThrottlingException
-from tests.conftest import DEVICE_POLICY, Account, data
+from tests.support import DEVICE_POLICY, Account, data
 
 
 def error_code(exc: pytest.ExceptionInfo[ClientError]) -> str:

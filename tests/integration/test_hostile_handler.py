@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 from jitr.certificates import BadCertificate, certificate_id, load_certificate
 from jitr.outcomes import Outcome
 from jitr_handlers.registration import current
-from tests.integration.conftest import Fleet
-from tests.unit.test_hostile_certificates import DEVICES, MUTATION, mutated
+from tests.hostile import DEVICES, MUTATION, mutated
+from tests.integration.support import Fleet
 
 DECIDED = {Outcome.REJECTED, Outcome.PROVISIONED, Outcome.RETRY, Outcome.SKIPPED, Outcome.ALREADY_ACTIVE}
 

@@ -12,7 +12,7 @@ import pytest
 from jitr.certificates import certificate_id
 from jitr_handlers.registration import current
 from jitr_tools import pki
-from tests.integration.conftest import Fleet
+from tests.integration.support import Fleet
 
 
 def principals(fleet: Fleet, thing: str) -> list[str]:

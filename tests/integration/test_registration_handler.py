@@ -18,7 +18,7 @@ from jitr_tools.embedded.errors import (
     ServiceUnavailableException,
     ThrottlingException,
 )
-from tests.integration.conftest import FakeLambdaContext, Fleet, sqs_event
+from tests.integration.support import FakeLambdaContext, Fleet, sqs_event
 
 
 def test_good_device_becomes_a_thing_with_its_policy_and_an_active_certificate(

@@ -8,7 +8,7 @@ import pytest
 
 from infra.config import load_config
 from jitr_tools.cli import main
-from tests.conftest import REPO
+from tests.support import REPO
 
 CODE = "0123456789abcdef" * 4
 

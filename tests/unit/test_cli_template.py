@@ -10,7 +10,7 @@ import pytest
 from jitr.certificates import certificate_id
 from jitr_tools import pki
 from jitr_tools.cli import main
-from tests.conftest import DATA, REPO
+from tests.support import DATA, REPO
 
 
 def test_check_accepts_the_documentation_examples(capsys: pytest.CaptureFixture[str]) -> None:

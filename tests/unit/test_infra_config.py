@@ -9,7 +9,7 @@ import pytest
 
 from infra.config import ConfigError, load_config, raw_settings
 from jitr_tools import pki
-from tests.conftest import REPO
+from tests.support import REPO
 
 CODE = "a" * 64
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from jitr.outcomes import NOT_THE_DEVICE, OUTCOME, Outcome, Reason, skipped_status
-from tests.conftest import REPO
+from tests.support import REPO
 
 
 def test_every_reason_means_exactly_one_outcome() -> None:

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from jitr.templates import TemplateError, check_template, parse_template, render_template
 from jitr.templates.limits import TEMPLATE_BODY_MAX_CHARS
-from tests.conftest import data
+from tests.support import data
 
 CERT_ID = "ab" * 32
 
@@ -90,7 +90,7 @@ def test_jitr_device_example_renders_from_certificate_parameters() -> None:
 
 
 def test_project_template_passes_the_jitr_rules() -> None:
-    from tests.conftest import REPO
+    from tests.support import REPO
 
     assert check_template((REPO / "templates" / "jitr-device.json").read_text(), for_jitr=True) == []
 

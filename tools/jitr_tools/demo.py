@@ -8,15 +8,14 @@ import warnings
 from typing import Any
 
 import boto3
-from moto import mock_aws
 
-from . import pki
+from . import embedded, pki
 from .embedded import EmbeddedIoT
 from .rehearsal import handler_environment, prepare_account
 
 
 def run_demo() -> int:
-    with mock_aws(), warnings.catch_warnings():
+    with embedded.mock(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         iot = EmbeddedIoT()
         client = boto3.client("iot", region_name=iot.region)

@@ -119,7 +119,7 @@ def make_ca(
         )
     if issuer:
         builder = builder.add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.key.public_key()),  # type: ignore[arg-type]
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.key.public_key()),
             critical=False,
         )
     signer = issuer.key if issuer else private
@@ -161,7 +161,7 @@ def make_device(
         .not_valid_after(start + dt.timedelta(days=days))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.key.public_key()),  # type: ignore[arg-type]
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.key.public_key()),
             critical=False,
         )
     )
@@ -184,7 +184,7 @@ def make_device(
         builder = builder.add_extension(x509.ExtendedKeyUsage(eku), critical=False)
     if san:
         builder = builder.add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in san]), critical=False)
-    certificate = builder.sign(signer or issuer.key, _HASHES[hash_name]())
+    certificate = builder.sign(signer or issuer.key, _HASHES[hash_name]())  # type: ignore[arg-type]  # SHA-1 on purpose
     return Issued(certificate, private, [issuer.certificate, *issuer.chain])
 
 
@@ -313,8 +313,10 @@ def sign_tbs(tbs: bytes, signer: CertificateIssuerPrivateKeyTypes, hash_name: Ha
         from cryptography.hazmat.primitives.asymmetric import padding
 
         signature = signer.sign(tbs, padding.PKCS1v15(), digest)
+    elif isinstance(signer, ec.EllipticCurvePrivateKey):
+        signature = signer.sign(tbs, ec.ECDSA(digest))
     else:
-        signature = signer.sign(tbs, ec.ECDSA(digest))  # type: ignore[call-arg,union-attr]
+        raise TypeError(f"sign_tbs signs with RSA or EC keys, not {type(signer).__name__}")
     return _encode(0x30, tbs + algorithm + _encode(0x03, b"\x00" + signature))
 
 

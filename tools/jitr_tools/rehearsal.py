@@ -8,7 +8,7 @@ import json
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import IO, TYPE_CHECKING, Any
 from unittest import mock
 
 from jitr.policy import account_arn, device_policy_document
@@ -47,7 +47,7 @@ def prepare_account(client: Any, ca: pki.Issued, account_id: str) -> str:
 @contextlib.contextmanager
 def handler_environment(
     region: str,
-    log_stream: TextIO,
+    log_stream: IO[str],
     *,
     function_name: str,
     quota: float | None = None,
@@ -59,7 +59,8 @@ def handler_environment(
     share of the quota) and returns its Lambda handler. Log lines go to `log_stream`; X-Ray and EMF output are off
     (no daemon here); `on_decision` sees every decision. Everything is put back on exit."""
     from jitr.settings import Settings
-    from jitr_handlers.registration import Registration, entry_point, logger
+    from jitr_handlers.observability import logger
+    from jitr_handlers.registration import Registration, entry_point
 
     settings = Settings(
         template_name=TEMPLATE_NAME,

@@ -35,7 +35,7 @@ from jitr.outcomes import Outcome
 from jitr.pacing import max_concurrency
 from jitr.provisioning import Decision
 
-from . import pki
+from . import embedded, pki
 from .embedded import EmbeddedIoT
 from .embedded.iot import Connect
 from .rehearsal import handler_environment, prepare_account
@@ -270,7 +270,7 @@ class DecisionRecorder:
                 self.provisioned_at.append(time.monotonic() - self.started)
 
 
-class _Discard(io.TextIOBase):
+class _Discard(io.StringIO):
     """Where the handler's log lines go during a rehearsal: the decisions arrive through the hook."""
 
     def write(self, text: str) -> int:
@@ -347,7 +347,6 @@ def simulate(options: Options) -> Result:
     """Run one rehearsal on a fresh embedded account. Everything the result says is read back from the IoT's state and
     the handler's log, not assumed."""
     import boto3
-    from moto import mock_aws
 
     rng = random.Random(options.seed)  # noqa: S311 (backoff jitter)
     ca = pki.make_ca("jitr simulation CA")
@@ -357,7 +356,7 @@ def simulate(options: Options) -> Result:
     concurrency = options.concurrency or mapping_concurrency(options.quota)
     if options.wiring == "direct":
         concurrency = options.concurrency or NAIVE_CONCURRENCY
-    with mock_aws(), warnings.catch_warnings():
+    with embedded.mock(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         iot = EmbeddedIoT()
         client = boto3.client("iot", region_name=iot.region)

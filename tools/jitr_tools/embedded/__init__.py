@@ -1,5 +1,19 @@
-"""The embedded AWS IoT: moto's IoT completed with what JITR needs, in-process or on 127.0.0.1."""
+"""The embedded AWS IoT: moto's IoT completed with what JITR needs, in-process or on 127.0.0.1.
 
-from .iot import DEFAULT_ACCOUNT, DEFAULT_REGION, Connect, ConnectResult, EmbeddedIoT, serve, topic_matches
+Layout, along moto's own seam: `models` (the backend class: state and operations), `responses` (HTTP handlers and the
+knobs every operation goes through), `register_thing` (RegisterThing's plan applied to the account), `install` (puts
+both in place), `iot` (`EmbeddedIoT`: a device's connect, the event bus, the knobs).
+"""
 
-__all__ = ["DEFAULT_ACCOUNT", "DEFAULT_REGION", "Connect", "ConnectResult", "EmbeddedIoT", "serve", "topic_matches"]
+from .iot import DEFAULT_ACCOUNT, DEFAULT_REGION, Connect, ConnectResult, EmbeddedIoT, mock, serve, topic_matches
+
+__all__ = [
+    "DEFAULT_ACCOUNT",
+    "DEFAULT_REGION",
+    "Connect",
+    "ConnectResult",
+    "EmbeddedIoT",
+    "mock",
+    "serve",
+    "topic_matches",
+]

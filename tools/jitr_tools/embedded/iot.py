@@ -1,8 +1,8 @@
-"""The embedded AWS IoT: one account and region of moto's IoT, completed by `backend.install()`, plus what happens
-when a device connects for the first time (JITR) and the event bus that carries the registration events.
+"""The embedded AWS IoT: one account and region of moto's IoT, completed by `install()`, plus what happens when a
+device connects for the first time (JITR) and the event bus that carries the registration events.
 
-In-process use needs moto's `mock_aws()` active; `serve()` also exposes it on 127.0.0.1 so boto3 in any process can
-reach it with `endpoint_url`.
+In-process use needs moto's mock active (`mock()`, with AWS IoT's certificate ids); `serve()` also exposes it on
+127.0.0.1 so boto3 in any process can reach it with `endpoint_url`.
 """
 
 from __future__ import annotations
@@ -14,19 +14,23 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
+from unittest.mock import patch
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
-from moto.iot.models import FakeCaCertificate, IoTBackend, iot_backends
+from moto import mock_aws
+from moto.core.config import default_user_config
+from moto.iot.models import FakeCaCertificate, iot_backends
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 
 from jitr.certificates import certificate_id, certificate_parameters, load_certificate, load_certificates
 
 from . import errors
-from .backend import install
+from .install import install
 from .lookups import attached_policy_names
+from .models import EmbeddedBackend
 from .register_thing import register_thing
-from .state import Extension, Subscriber, TokenBucket, extension
+from .state import Extension, Subscriber, TokenBucket
 
 DEFAULT_ACCOUNT = "123456789012"
 DEFAULT_REGION = "us-east-1"
@@ -70,12 +74,14 @@ class EmbeddedIoT:
         self.region = region
 
     @property
-    def backend(self) -> IoTBackend:
-        return iot_backends[self.account_id][self.region]
+    def backend(self) -> EmbeddedBackend:
+        backend = iot_backends[self.account_id][self.region]
+        assert isinstance(backend, EmbeddedBackend), "install() makes every IoT backend an EmbeddedBackend"
+        return backend
 
     @property
     def state(self) -> Extension:
-        return extension(self.backend)
+        return self.backend.extension
 
     # -- knobs for tests, the simulator and the benchmarks -------------------------------------------------------------
 
@@ -117,7 +123,7 @@ class EmbeddedIoT:
             pem = certificate_pem if isinstance(certificate_pem, str) else certificate_pem.decode()
             record = self.backend.register_certificate_without_ca(pem, status="PENDING_ACTIVATION")
             record.ca_certificate_id = ca.certificate_id
-            record.certificate_mode = getattr(ca, "certificate_mode", "DEFAULT")
+            record.certificate_mode = getattr(ca, "certificate_mode", "DEFAULT")  # type: ignore[attr-defined]
             registered_at = int(time.time() * 1000)
             config = ca.registration_config or {}
         if config.get("templateBody") or config.get("templateName"):
@@ -197,14 +203,22 @@ def _issued_by(certificate: x509.Certificate, issuer: x509.Certificate) -> bool:
     return True
 
 
+def mock() -> Any:
+    """moto's mock with its switch for AWS IoT certificate ids on (the SHA-256 of the DER, as AWS computes them)."""
+    return mock_aws(config={"iot": {"use_valid_cert": True}})
+
+
 @contextmanager
 def serve(host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
-    """Serve the embedded IoT (and every other moto service) over HTTP; yields the endpoint URL."""
+    """Serve the embedded IoT (and every other moto service) over HTTP; yields the endpoint URL. moto's switch for AWS
+    IoT certificate ids is on while it serves, as `mock()` turns it on in-process."""
     install()
     server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
-    server.start()
-    try:
-        bound_host, bound_port = server.get_host_and_port()
-        yield f"http://{bound_host}:{bound_port}"
-    finally:
-        server.stop()
+    iot_config = {**default_user_config.get("iot", {}), "use_valid_cert": True}
+    with patch.dict(default_user_config, {"iot": iot_config}):
+        server.start()
+        try:
+            bound_host, bound_port = server.get_host_and_port()
+            yield f"http://{bound_host}:{bound_port}"
+        finally:
+            server.stop()

@@ -12,7 +12,7 @@ defaults to ACTIVE); FAIL fails only when the template would change the existing
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from moto.iot.models import FakeCertificate, FakeThing, IoTBackend
 
@@ -20,11 +20,16 @@ from jitr.templates import Plan, PlannedResource, TemplateError, limits, render_
 
 from .errors import InvalidRequestException, ResourceRegistrationFailureException
 from .lookups import attached_policy_names, find_thing
-from .state import extension
+
+if TYPE_CHECKING:
+    from .models import EmbeddedBackend
 
 
-def register_thing(backend: IoTBackend, template_body: str, parameters: dict[str, str]) -> dict[str, Any]:
-    state = extension(backend)  # quotas and faults are admitted at the API (backend._admitted), like every call
+def register_thing(backend: EmbeddedBackend, template_body: str, parameters: dict[str, str]) -> dict[str, Any]:
+    """RegisterThing as AWS documents it: thing, groups and policies first, the certificate's status last. Quotas and
+    faults are admitted at the API (`responses`), like every call; latency is taken here, while the certificate is
+    held, so a concurrent RegisterThing on the same certificate conflicts as on AWS."""
+    state = backend.extension
     try:
         plan = render_template(template_body, parameters or {})
     except TemplateError as exc:
@@ -192,7 +197,7 @@ class _Apply:
         if existing is None:
             thing: FakeThing = self.backend.create_thing(
                 props["ThingName"],
-                props.get("ThingTypeName"),
+                props.get("ThingTypeName"),  # type: ignore[arg-type]  # moto types it str; None is no type
                 {"attributes": dict(props.get("AttributePayload", {}))},
                 props.get("BillingGroup"),
             )

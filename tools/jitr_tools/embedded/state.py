@@ -11,8 +11,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from moto.iot.models import IoTBackend
-
 from .errors import ConflictingResourceUpdateException, ThrottlingException, _Error
 
 Subscriber = Callable[[str, dict[str, Any]], None]
@@ -106,11 +104,3 @@ class Extension:
         finally:
             with self.lock:
                 self.in_flight.discard(certificate_id)
-
-
-def extension(backend: IoTBackend) -> Extension:
-    """The extension state that lives on `backend` (created on first use, reset with the backend)."""
-    state = backend.__dict__.get("_jitr_extension")
-    if state is None:
-        state = backend.__dict__.setdefault("_jitr_extension", Extension())
-    return state
