@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from jitr_tools.simulate import Queue
+from jitr_tools.wiring import Queue
 
 
 def test_a_received_message_is_invisible_until_its_timeout_then_returns() -> None:

@@ -1,12 +1,7 @@
-"""`jitr simulate`: a fleet's first connects on the embedded AWS IoT, wired as the stack wires them.
-
-registration events -> topic rule -> a queue with SQS semantics (batches, visibility timeout, redelivery, a
-dead-letter queue after max receives) -> an event source mapping (concurrent pollers, batch size, partial batch
-failures) -> the real handler. Devices reconnect with backoff while pending, so duplicate events happen as on AWS.
-RegisterThing is held to `quota` calls per second by the embedded IoT (ThrottlingException beyond).
-
-The `direct` wiring is the naive one the benchmarks compare against: rule -> Lambda asynchronous invoke, no queue, no
-pacing, two retries, then the event is dropped.
+"""`jitr simulate`: a fleet's first connects on the embedded AWS IoT, wired as the stack wires them (or naively, for
+comparison: see `jitr_tools.wiring`), deciding with the real handler. Devices reconnect with backoff while pending, so
+duplicate events happen as on AWS. RegisterThing is held to `quota` calls per second by the embedded IoT
+(ThrottlingException beyond). The summary is read from the account and from the decisions the handler reports.
 
 Times are real, but the queue's visibility timeout and the devices' backoff are scaled down (seconds, not minutes) so a
 rehearsal stays short; the handler, its retries (botocore's standard mode) and the IoT's checks are unchanged.
@@ -15,7 +10,6 @@ rehearsal stays short; the handler, its retries (botocore's standard mode) and t
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import heapq
 import io
 import json
@@ -23,11 +17,9 @@ import random
 import sys
 import threading
 import time
-import uuid
 import warnings
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -39,216 +31,9 @@ from . import embedded, pki
 from .embedded import EmbeddedIoT
 from .embedded.iot import Connect
 from .rehearsal import handler_environment, prepare_account
+from .wiring import DirectWiring, QueueWiring, Wiring, WiringStats
 
 NAIVE_CONCURRENCY = 100  # rule -> Lambda: as many concurrent invocations as events arrive, up to this many threads
-
-
-# -- the queue: SQS standard-queue semantics in memory ---------------------------------------------------------------
-
-
-@dataclass
-class _Message:
-    message_id: str
-    body: str
-    sent_at: float
-    receive_count: int = 0
-    visible_at: float = 0.0
-    receipt: str | None = None
-
-
-class Queue:
-    """A standard SQS queue: at-least-once, a visibility timeout per receive, a dead-letter queue after
-    `max_receive_count` receives. Visible messages wait in order; received ones in a heap by the time they return."""
-
-    def __init__(self, visibility_timeout_s: float, max_receive_count: int) -> None:
-        self.visibility_timeout_s = visibility_timeout_s
-        self.max_receive_count = max_receive_count
-        self.messages: dict[str, _Message] = {}
-        self.visible: deque[str] = deque()
-        self.invisible: list[tuple[float, str]] = []
-        self.dead_letters: list[_Message] = []
-        self.sent = 0
-        self.condition = threading.Condition()
-
-    def send(self, body: str) -> None:
-        with self.condition:
-            message = _Message(str(uuid.uuid4()), body, time.monotonic())
-            self.messages[message.message_id] = message
-            self.visible.append(message.message_id)
-            self.sent += 1
-            self.condition.notify()
-
-    def _return_due(self, now: float) -> None:
-        while self.invisible and self.invisible[0][0] <= now:
-            due, message_id = heapq.heappop(self.invisible)
-            message = self.messages.get(message_id)
-            if message is not None and message.visible_at == due:  # not deleted, not received again since
-                self.visible.append(message_id)
-
-    def receive(self, max_messages: int, wait_s: float) -> list[_Message]:
-        """Up to `max_messages` visible messages, waiting up to `wait_s` for the first (long polling)."""
-        deadline = time.monotonic() + wait_s
-        with self.condition:
-            while True:
-                now = time.monotonic()
-                self._return_due(now)
-                batch: list[_Message] = []
-                while self.visible and len(batch) < max_messages:
-                    message = self.messages.get(self.visible.popleft())
-                    if message is None:
-                        continue
-                    if message.receive_count >= self.max_receive_count:  # redrive: it would exceed the limit
-                        del self.messages[message.message_id]
-                        self.dead_letters.append(message)
-                        continue
-                    message.receive_count += 1
-                    message.visible_at = now + self.visibility_timeout_s
-                    message.receipt = str(uuid.uuid4())
-                    heapq.heappush(self.invisible, (message.visible_at, message.message_id))
-                    batch.append(dataclasses.replace(message))  # a snapshot: this receive's receipt
-                if batch or now >= deadline:
-                    return batch
-                next_due = self.invisible[0][0] - now if self.invisible else wait_s
-                self.condition.wait(timeout=max(0.001, min(next_due, deadline - now)))
-
-    def delete(self, message_id: str, receipt: str | None) -> None:
-        with self.condition:
-            message = self.messages.get(message_id)
-            if message is not None and message.receipt == receipt:
-                del self.messages[message_id]
-
-    @property
-    def depth(self) -> int:
-        with self.condition:
-            return len(self.messages)
-
-
-def sqs_record(message: _Message, queue_arn: str) -> dict[str, Any]:
-    """The record Lambda's SQS event source mapping hands the function."""
-    return {
-        "messageId": message.message_id,
-        "receiptHandle": message.receipt,
-        "body": message.body,
-        "attributes": {
-            "ApproximateReceiveCount": str(message.receive_count),
-            "SentTimestamp": str(int(message.sent_at * 1000)),
-            "SenderId": "AROAIOTRULE",
-            "ApproximateFirstReceiveTimestamp": str(int(time.time() * 1000)),
-        },
-        "messageAttributes": {},
-        "md5OfBody": "",
-        "eventSource": "aws:sqs",
-        "eventSourceARN": queue_arn,
-        "awsRegion": "us-east-1",
-    }
-
-
-class EventSourceMapping:
-    """`concurrency` pollers, each receiving a batch and invoking the function with it; records the function reports
-    as failed (batchItemFailures) stay in the queue and return after the visibility timeout."""
-
-    def __init__(
-        self,
-        queue: Queue,
-        new_environment: Callable[[], Callable[[dict[str, Any]], Any]],
-        concurrency: int,
-        batch_size: int,
-    ) -> None:
-        self.queue = queue
-        self.new_environment = new_environment  # each poller is one execution environment
-        self.batch_size = batch_size
-        self.stopping = threading.Event()
-        self.in_flight = 0
-        self.invocations = 0
-        self.errors = 0
-        self.lock = threading.Lock()
-        self.threads = [threading.Thread(target=self._poll, daemon=True) for _ in range(concurrency)]
-
-    def start(self) -> None:
-        for thread in self.threads:
-            thread.start()
-
-    def stop(self) -> None:
-        self.stopping.set()
-        for thread in self.threads:
-            thread.join(timeout=30)
-
-    def _poll(self) -> None:
-        arn = "arn:aws:sqs:us-east-1:123456789012:jitr-intake"
-        invoke = self.new_environment()
-        while not self.stopping.is_set():
-            batch = self.queue.receive(self.batch_size, wait_s=0.2)
-            if not batch:
-                continue
-            with self.lock:
-                self.in_flight += 1
-                self.invocations += 1
-            try:
-                response = invoke({"Records": [sqs_record(m, arn) for m in batch]})
-                failed = {item["itemIdentifier"] for item in (response or {}).get("batchItemFailures", [])}
-            except Exception:  # an invocation error: the whole batch returns to the queue
-                failed = {m.message_id for m in batch}
-                with self.lock:
-                    self.errors += 1
-            finally:
-                with self.lock:
-                    self.in_flight -= 1
-            for message in batch:
-                if message.message_id not in failed:
-                    self.queue.delete(message.message_id, message.receipt)
-
-    @property
-    def busy(self) -> bool:
-        with self.lock:
-            return self.in_flight > 0
-
-
-class AsyncInvoke:
-    """The naive wiring: every event is an asynchronous Lambda invoke (up to `concurrency` at once), retried twice on
-    error after a delay, then dropped."""
-
-    def __init__(self, invoke: Callable[[dict[str, Any]], Any], concurrency: int, retry_delay_s: float) -> None:
-        self.invoke = invoke
-        self.retry_delay_s = retry_delay_s
-        self.pool = ThreadPoolExecutor(max_workers=concurrency)
-        self.pending = 0
-        self.dropped = 0
-        self.invocations = 0
-        self.errors = 0
-        self.lock = threading.Lock()
-
-    def send(self, body: str) -> None:
-        with self.lock:
-            self.pending += 1
-        self.pool.submit(self._run, json.loads(body), 0)
-
-    def _run(self, event: dict[str, Any], attempt: int) -> None:
-        with self.lock:
-            self.invocations += 1
-        try:
-            self.invoke(event)
-        except Exception:
-            with self.lock:
-                self.errors += 1
-            if attempt < 2:
-                timer = threading.Timer(
-                    self.retry_delay_s * (attempt + 1), self.pool.submit, (self._run, event, attempt + 1)
-                )
-                timer.daemon = True
-                timer.start()
-                return
-            with self.lock:
-                self.dropped += 1
-        with self.lock:
-            self.pending -= 1
-
-    @property
-    def busy(self) -> bool:
-        with self.lock:
-            return self.pending > 0
-
-    def stop(self) -> None:
-        self.pool.shutdown(wait=False, cancel_futures=True)
 
 
 # -- decisions, as the handler makes them ------------------------------------------------------------------------------
@@ -379,41 +164,33 @@ def simulate(options: Options) -> Result:
             ) as new_environment,
             contextlib.redirect_stdout(io.StringIO()),
         ):
-            if options.wiring == "direct":
-                sink: Any = AsyncInvoke(new_environment(), concurrency=concurrency, retry_delay_s=1.0)
-            else:
-                queue = Queue(options.visibility_timeout_s, options.max_receive_count)
-                sink = queue
-                mapping = EventSourceMapping(queue, new_environment, concurrency, options.batch_size)
-                mapping.start()
+            wiring: Wiring = (
+                DirectWiring(new_environment, concurrency=concurrency)
+                if options.wiring == "direct"
+                else QueueWiring(
+                    new_environment,
+                    concurrency=concurrency,
+                    batch_size=options.batch_size,
+                    visibility_timeout_s=options.visibility_timeout_s,
+                    max_receive_count=options.max_receive_count,
+                )
+            )
             events = Counter[str]()
 
             def rule(_topic: str, event: dict[str, Any]) -> None:  # the topic rule: SELECT * -> the target
                 events[event["certificateId"]] += 1
-                sink.send(json.dumps(event))
+                wiring.send(json.dumps(event))
 
             iot.subscribe("$aws/events/certificates/registered/+", rule)
             outcomes = _run_fleet(iot, fleet, options, rng, started, lambda: len(log.provisioned_at))
             connects_done = time.monotonic()
             deadline = connects_done + options.drain_timeout_s
-            while time.monotonic() < deadline:
-                busy = sink.busy if options.wiring == "direct" else (queue.depth > 0 or mapping.busy)
-                if not busy:
-                    break
-                _progress(options, len(log.decisions), options.devices, started, sink)
+            while time.monotonic() < deadline and wiring.busy:
+                _progress(options, len(log.decisions), options.devices, started, wiring)
                 time.sleep(0.05)
             drained = time.monotonic()
-            if options.wiring == "direct":
-                sink.stop()
-                stats = {"invocations": sink.invocations, "errors": sink.errors, "dropped": sink.dropped, "dead": 0}
-            else:
-                mapping.stop()
-                stats = {
-                    "invocations": mapping.invocations,
-                    "errors": mapping.errors,
-                    "dropped": 0,
-                    "dead": len(queue.dead_letters),
-                }
+            wiring.stop()
+            stats = wiring.stats()
         if options.progress:
             print(file=sys.stderr)
         return _account(iot, client, fleet, outcomes, events, log, options, concurrency, stats, started, drained)
@@ -449,10 +226,9 @@ def _run_fleet(
     return last
 
 
-def _progress(options: Options, decided: int, total: int, started: float, sink: Any) -> None:
+def _progress(options: Options, decided: int, total: int, started: float, wiring: Wiring) -> None:
     if options.progress:
-        depth = sink.depth if isinstance(sink, Queue) else sink.pending
-        _bar(decided, total, started, f"queue {depth}")
+        _bar(decided, total, started, f"queue {wiring.depth}")
 
 
 def _bar(done: int, total: int, started: float, extra: str) -> None:
@@ -474,7 +250,7 @@ def _account(
     log: DecisionRecorder,
     options: Options,
     concurrency: int,
-    stats: dict[str, int],
+    stats: WiringStats,
     started: float,
     drained: float,
 ) -> Result:
@@ -533,10 +309,10 @@ def _account(
         register_calls=iot.state.calls["RegisterThing"],
         repeat_provisions=max(0, decided_outcomes["PROVISIONED"] - provisioned),
         throttles=iot.state.throttled["RegisterThing"],
-        dead_letters=stats["dead"],
-        invocations=stats["invocations"],
-        invocation_errors=stats["errors"],
-        dropped=stats["dropped"],
+        dead_letters=stats.dead_letters,
+        invocations=stats.invocations,
+        invocation_errors=stats.errors,
+        dropped=stats.dropped,
         wall_s=round(time.monotonic() - started, 3),
         drain_s=round(drained - started, 3),
         throughput_per_s=round(provisioned / first_to_last, 2),
