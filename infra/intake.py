@@ -20,6 +20,7 @@ from jitr.pacing import max_concurrency
 
 from .config import JitrConfig
 from .handler import retention
+from .stored_template import iot_principal
 
 SQL_VERSION = "2016-03-23"  # CloudFormation's default is the old 2015-10-08 dialect: always set it
 REGISTERED_TOPIC = "$aws/events/certificates/registered/{}"
@@ -77,13 +78,7 @@ class Intake(Construct):
         self.role = iam.Role(
             self,
             "RuleRole",
-            assumed_by=iam.ServicePrincipal(
-                "iot.amazonaws.com",
-                conditions={
-                    "StringEquals": {"aws:SourceAccount": cdk.Aws.ACCOUNT_ID},
-                    "ArnLike": {"aws:SourceArn": rule_arns},
-                },
-            ),
+            assumed_by=iot_principal(rule_arns),
             description="Lets jitr's topic rules deliver registration events to the intake queue.",
         )
         self.role.add_to_policy(iam.PolicyStatement(actions=["sqs:SendMessage"], resources=[self.queue.queue_arn]))

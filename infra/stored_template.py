@@ -26,6 +26,17 @@ def iot_arn(resource: str) -> str:
     return f"arn:{cdk.Aws.PARTITION}:iot:{cdk.Aws.REGION}:{cdk.Aws.ACCOUNT_ID}:{resource}"
 
 
+def iot_principal(source_arns: str | list[str]) -> iam.ServicePrincipal:
+    """AWS IoT as a role's principal, acting for this account and only for `source_arns` (confused-deputy guard)."""
+    return iam.ServicePrincipal(
+        "iot.amazonaws.com",
+        conditions={
+            "StringEquals": {"aws:SourceAccount": cdk.Aws.ACCOUNT_ID},
+            "ArnLike": {"aws:SourceArn": source_arns},
+        },
+    )
+
+
 def template_statements(
     template: Template, device_policy_name: str | None, policy_parameter: str | None
 ) -> list[iam.PolicyStatement]:
@@ -115,13 +126,7 @@ class StoredTemplate(Construct):
         self.provisioning_role = iam.Role(
             self,
             "ProvisioningRole",
-            assumed_by=iam.ServicePrincipal(
-                "iot.amazonaws.com",
-                conditions={
-                    "StringEquals": {"aws:SourceAccount": cdk.Aws.ACCOUNT_ID},
-                    "ArnLike": {"aws:SourceArn": iot_arn("*")},
-                },
-            ),
+            assumed_by=iot_principal(iot_arn("*")),
             description=(
                 "Lets AWS IoT apply the jitr provisioning template (jitp mode)."
                 if not config.validated
