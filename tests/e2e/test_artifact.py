@@ -102,6 +102,6 @@ def test_the_built_asset_handles_an_sqs_batch_with_a_refusal(asset: Path, endpoi
 
 
 def _record(body: str) -> dict[str, Any]:
-    from jitr_tools.wiring import _Message
+    from jitr_tools.wiring import Message
 
-    return sqs_record(_Message("id", body, 0.0, receive_count=1, receipt="r"), "arn:aws:sqs:eu-central-1:1:q")
+    return sqs_record(Message("id", body, 0.0, receive_count=1, receipt="r"), "arn:aws:sqs:eu-central-1:1:q")

@@ -52,7 +52,9 @@ class Wiring(Protocol):
 
 
 @dataclass
-class _Message:
+class Message:
+    """One message in the queue: its body, when it was sent, and its receives."""
+
     message_id: str
     body: str
     sent_at: float
@@ -68,16 +70,16 @@ class Queue:
     def __init__(self, visibility_timeout_s: float, max_receive_count: int) -> None:
         self.visibility_timeout_s = visibility_timeout_s
         self.max_receive_count = max_receive_count
-        self.messages: dict[str, _Message] = {}
+        self.messages: dict[str, Message] = {}
         self.visible: deque[str] = deque()
         self.invisible: list[tuple[float, str]] = []
-        self.dead_letters: list[_Message] = []
+        self.dead_letters: list[Message] = []
         self.sent = 0
         self.condition = threading.Condition()
 
     def send(self, body: str) -> None:
         with self.condition:
-            message = _Message(str(uuid.uuid4()), body, time.monotonic())
+            message = Message(str(uuid.uuid4()), body, time.monotonic())
             self.messages[message.message_id] = message
             self.visible.append(message.message_id)
             self.sent += 1
@@ -90,14 +92,14 @@ class Queue:
             if message is not None and message.visible_at == due:  # not deleted, not received again since
                 self.visible.append(message_id)
 
-    def receive(self, max_messages: int, wait_s: float) -> list[_Message]:
+    def receive(self, max_messages: int, wait_s: float) -> list[Message]:
         """Up to `max_messages` visible messages, waiting up to `wait_s` for the first (long polling)."""
         deadline = time.monotonic() + wait_s
         with self.condition:
             while True:
                 now = time.monotonic()
                 self._return_due(now)
-                batch: list[_Message] = []
+                batch: list[Message] = []
                 while self.visible and len(batch) < max_messages:
                     message = self.messages.get(self.visible.popleft())
                     if message is None:
@@ -128,7 +130,7 @@ class Queue:
             return len(self.messages)
 
 
-def sqs_record(message: _Message, queue_arn: str) -> dict[str, Any]:
+def sqs_record(message: Message, queue_arn: str) -> dict[str, Any]:
     """The record Lambda's SQS event source mapping hands the function."""
     return {
         "messageId": message.message_id,
