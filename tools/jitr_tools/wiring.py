@@ -212,12 +212,14 @@ class EventSourceMapping:
 
 class AsyncInvoke:
     """The naive wiring: every event is an asynchronous Lambda invoke (up to `concurrency` at once), retried twice on
-    error after a delay, then dropped."""
+    error after a delay, then dropped. Each worker is one execution environment, as each concurrent invocation is on
+    Lambda: its own Registration, made on the worker's first invoke."""
 
-    def __init__(self, invoke: Invoke, concurrency: int, retry_delay_s: float) -> None:
-        self.invoke = invoke
+    def __init__(self, new_environment: NewEnvironment, concurrency: int, retry_delay_s: float) -> None:
         self.retry_delay_s = retry_delay_s
-        self.pool = ThreadPoolExecutor(max_workers=concurrency)
+        self.pool = ThreadPoolExecutor(max_workers=concurrency, initializer=self._start_environment)
+        self.new_environment = new_environment
+        self.environment = threading.local()
         self.pending = 0
         self.dropped = 0
         self.invocations = 0
@@ -233,7 +235,7 @@ class AsyncInvoke:
         with self.lock:
             self.invocations += 1
         try:
-            self.invoke(event)
+            self.environment.invoke(event)
         except Exception:
             with self.lock:
                 self.errors += 1
@@ -248,6 +250,9 @@ class AsyncInvoke:
                 self.dropped += 1
         with self.lock:
             self.pending -= 1
+
+    def _start_environment(self) -> None:
+        self.environment.invoke = self.new_environment()
 
     @property
     def busy(self) -> bool:
@@ -293,10 +298,10 @@ class QueueWiring:
 
 
 class DirectWiring:
-    """The naive wiring: every event an asynchronous invoke of one shared environment pool."""
+    """The naive wiring: every event an asynchronous invoke, each worker its own execution environment."""
 
     def __init__(self, new_environment: NewEnvironment, *, concurrency: int, retry_delay_s: float = 1.0) -> None:
-        self.invoker = AsyncInvoke(new_environment(), concurrency=concurrency, retry_delay_s=retry_delay_s)
+        self.invoker = AsyncInvoke(new_environment, concurrency=concurrency, retry_delay_s=retry_delay_s)
 
     def send(self, body: str) -> None:
         self.invoker.send(body)
