@@ -109,8 +109,8 @@ def client_config(max_attempts: int) -> Config:
 
 
 class IoT:
-    """AWS IoT as the use case sees it. The stored template is cached across warm invocations for `template_ttl_s`;
-    RegisterThing is paced by `pacer` when one is given."""
+    """AWS IoT as the use case sees it. Across warm invocations the stored template is cached for `template_ttl_s`
+    and registered CAs for `ca_ttl_s`; RegisterThing is paced by `pacer` when one is given."""
 
     def __init__(
         self,
@@ -118,12 +118,15 @@ class IoT:
         template_ttl_s: float = 300.0,
         clock: Callable[[], float] = time.monotonic,
         pacer: Pacer | None = None,
+        ca_ttl_s: float = 60.0,
     ) -> None:
         self.client = client
         self.template_ttl_s = template_ttl_s
         self.clock = clock
         self.pacer = pacer
+        self.ca_ttl_s = ca_ttl_s
         self._templates: dict[str, tuple[float, Template]] = {}
+        self._cas: dict[str, tuple[float, CaRecord]] = {}
 
     @classmethod
     def connect(
@@ -131,12 +134,14 @@ class IoT:
         *,
         max_attempts: int = 5,
         template_ttl_s: float = 300.0,
+        ca_ttl_s: float = 60.0,
         endpoint_url: str | None = None,
         register_rate_per_s: float | None = None,
     ) -> IoT:
         # A session of its own: boto3's default session is not safe to share between threads while making clients.
         client = boto3.session.Session().client("iot", config=client_config(max_attempts), endpoint_url=endpoint_url)
-        return cls(client, template_ttl_s, pacer=Pacer(register_rate_per_s) if register_rate_per_s else None)
+        pacer = Pacer(register_rate_per_s) if register_rate_per_s else None
+        return cls(client, template_ttl_s, pacer=pacer, ca_ttl_s=ca_ttl_s)
 
     def _call(self, operation: str, **kwargs: Any) -> dict[str, Any]:
         try:
@@ -157,13 +162,21 @@ class IoT:
         )
 
     def describe_ca_certificate(self, certificate_id: str) -> CaRecord:
+        """The registered CA, cached for `ca_ttl_s`: a fleet's events name a few CAs over and over, and
+        DescribeCACertificate has a quota of its own. A CA deactivated meanwhile takes effect within the TTL."""
+        cached = self._cas.get(certificate_id)
+        now = self.clock()
+        if cached is not None and now - cached[0] < self.ca_ttl_s:
+            return cached[1]
         description = self._call("describe_ca_certificate", certificateId=certificate_id)["certificateDescription"]
-        return CaRecord(
+        record = CaRecord(
             certificate_id=description["certificateId"],
             status=description["status"],
             pem=description["certificatePem"],
             auto_registration=description.get("autoRegistrationStatus"),
         )
+        self._cas[certificate_id] = (now, record)
+        return record
 
     def template(self, name: str) -> Template:
         """The stored template, checked with the JITR rules. A broken one is `Misconfigured` (no device is at fault)."""

@@ -44,6 +44,7 @@ class Settings(BaseModel):
     existing_thing: ExistingThing = Field("refuse", alias="JITR_EXISTING_THING")
     clock_skew_seconds: int = Field(CLOCK_SKEW_SECONDS, alias="JITR_CLOCK_SKEW_SECONDS", ge=0, le=86400)
     template_cache_seconds: float = Field(300.0, alias="JITR_TEMPLATE_CACHE_SECONDS", ge=0)
+    ca_cache_seconds: float = Field(60.0, alias="JITR_CA_CACHE_SECONDS", ge=0)  # a deactivated CA counts within it
     max_attempts: int = Field(5, alias="JITR_MAX_ATTEMPTS", ge=1, le=20)
     endpoint_url: str | None = Field(None, alias="JITR_IOT_ENDPOINT_URL")
     register_thing_tps: float | None = Field(None, alias="JITR_REGISTER_THING_TPS", gt=0)  # the account's quota

@@ -42,6 +42,7 @@ def connect_iot(settings: Settings) -> IoT:
     return IoT.connect(
         max_attempts=settings.max_attempts,
         template_ttl_s=settings.template_cache_seconds,
+        ca_ttl_s=settings.ca_cache_seconds,
         endpoint_url=settings.endpoint_url,
         register_rate_per_s=settings.register_rate_per_s,
     )

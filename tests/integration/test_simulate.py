@@ -63,3 +63,24 @@ def test_a_bad_defect_name_is_a_usage_error(capsys: pytest.CaptureFixture[str]) 
     assert main(["simulate", "--devices", "2", "--defects", "cosmic-ray", "--json"]) == 2
     assert "unknown defect" in capsys.readouterr().err
     assert set(pki.DEFECTS) >= {"expired", "weak-key", "wrong-issuer"}
+
+
+def test_a_rehearsal_cut_short_reports_unfinished_devices_not_lost_ones() -> None:
+    # Given a quota so low the queue cannot drain before the (tiny) drain timeout
+    options = Options(devices=20, invalid_fraction=0, reconnects=0, quota=2, seed=5, batch_size=1, drain_timeout_s=0.5)
+    result = simulate(options)
+    assert not result.queue_drained
+    assert result.unfinished > 0
+    assert result.lost == 0
+    assert result.provisioned + result.unfinished == 20
+    from jitr_tools.simulate import summary
+
+    assert "NOT drained" in summary(result)
+
+
+@pytest.mark.slow
+def test_the_command_says_so_in_its_exit_code(capsys: pytest.CaptureFixture[str]) -> None:
+    # two pollers take a batch of 10 each at 1 RegisterThing per second; 10 of 30 devices are still queued
+    args = ["simulate", "--devices", "30", "--invalid-fraction", "0", "--reconnects", "0", "--quota", "2"]
+    assert main([*args, "--drain-timeout", "0.3"]) == 1
+    assert "NOT drained" in capsys.readouterr().out

@@ -92,6 +92,9 @@ def _parser() -> argparse.ArgumentParser:
     simulate.add_argument("--defects", help="comma-separated defects to use (default: all): " + ", ".join(pki.DEFECTS))
     simulate.add_argument("--latency-ms", type=float, default=0.0, help="added to each RegisterThing call (0)")
     simulate.add_argument("--wiring", choices=("queue", "direct"), default="queue", help="queue (the stack) or direct")
+    simulate.add_argument(
+        "--drain-timeout", type=float, default=300.0, help="seconds to wait for the queue after the last connect (300)"
+    )
     simulate.add_argument("--json", action="store_true", help="print the result as JSON (no progress bar)")
     simulate.set_defaults(run=_simulate)
 
@@ -197,6 +200,7 @@ def _simulate(args: argparse.Namespace) -> int:
         seed=args.seed,
         latency_ms=args.latency_ms,
         wiring=args.wiring,
+        drain_timeout_s=args.drain_timeout,
         defects=tuple(args.defects.split(",")) if args.defects else tuple(pki.DEFECTS),
         progress=not args.json and sys.stderr.isatty(),
     )
@@ -209,7 +213,7 @@ def _simulate(args: argparse.Namespace) -> int:
         print(f"jitr: {exc}", file=sys.stderr)
         return EXIT_USAGE
     print(json.dumps(result.to_dict(), indent=2) if args.json else summary(result))
-    return EXIT_OK if result.lost == 0 and not result.unexpected else EXIT_REJECTED
+    return EXIT_OK if result.lost == 0 and not result.unexpected and result.queue_drained else EXIT_REJECTED
 
 
 def _invoke(args: argparse.Namespace) -> int:

@@ -109,6 +109,8 @@ class Result:
     quota: float
     concurrency: int
     wiring: str
+    unfinished: int = 0  # still pending in the queue when the drain timeout ended the rehearsal
+    queue_drained: bool = True
     timeline: list[tuple[float, int]] = field(default_factory=list)
 
     @property
@@ -189,11 +191,14 @@ def simulate(options: Options) -> Result:
                 _progress(options, len(log.decisions), options.devices, started, wiring)
                 time.sleep(0.05)
             drained = time.monotonic()
-            wiring.stop()
+            wiring.stop()  # the batches in flight finish; what is still queued stays undecided
+            queue_drained = not wiring.busy
             stats = wiring.stats()
         if options.progress:
             print(file=sys.stderr)
-        return _account(iot, client, fleet, outcomes, events, log, options, concurrency, stats, started, drained)
+        return _account(
+            iot, client, fleet, outcomes, events, log, options, concurrency, stats, started, drained, queue_drained
+        )
 
 
 def _run_fleet(
@@ -253,6 +258,7 @@ def _account(
     stats: WiringStats,
     started: float,
     drained: float,
+    queue_drained: bool,
 ) -> Result:
     from jitr.certificates import certificate_id
 
@@ -267,6 +273,7 @@ def _account(
     provisioned = rejected = refused = 0
     reasons: Counter[str] = Counter()
     lost: list[str] = []
+    unfinished = 0
     unexpected: list[str] = []
     for device in fleet:
         cert_id = certificate_id(device.issued.certificate)
@@ -285,6 +292,9 @@ def _account(
             rejected += 1
             reasons[final["reason"]] += 1
             actual = final["reason"]
+        elif not queue_drained and status == "PENDING_ACTIVATION":
+            unfinished += 1  # still queued when the rehearsal stopped waiting: not decided yet, not lost
+            continue
         else:
             lost.append(f"{device.name}: status {status}, decisions {[d['outcome'] for d in decisions]}")
             continue
@@ -303,6 +313,8 @@ def _account(
         refused_at_connect=refused,
         lost=len(lost),
         lost_devices=lost[:20],
+        unfinished=unfinished,
+        queue_drained=queue_drained,
         unexpected=unexpected[:20],
         events=sum(events.values()),
         duplicates_absorbed=decided_outcomes["ALREADY_ACTIVE"] + decided_outcomes["SKIPPED"],
@@ -348,6 +360,11 @@ def summary(result: Result) -> str:
         + (f"  ({', '.join(f'{k} {v}' for k, v in result.rejected_by_reason.items())})" if result.rejected else ""),
         f"refused at connect   {result.refused_at_connect}  (AWS's TLS handshake: not signed by the registered CA)",
         f"lost                 {result.lost}",
+        *(
+            []
+            if result.queue_drained
+            else [f"unfinished           {result.unfinished}  (the queue was NOT drained within the drain timeout)"]
+        ),
         f"events               {result.events}  (duplicates absorbed: {result.duplicates_absorbed})",
         f"RegisterThing calls  {result.register_calls}  (throttled: {result.throttles}; repeated on an already"
         f" provisioned device: {result.repeat_provisions})",

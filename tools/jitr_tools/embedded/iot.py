@@ -29,6 +29,7 @@ from . import errors
 from .install import install
 from .lookups import attached_policy_names
 from .models import EmbeddedBackend
+from .quotas import AWS_DEFAULT_TPS
 from .register_thing import register_thing
 from .state import Extension, Subscriber, TokenBucket
 
@@ -88,6 +89,16 @@ class EmbeddedIoT:
     def set_quota(self, operation: str, per_second: float, burst: float | None = None) -> None:
         """Enforce an AWS-style TPS quota on `operation` (ThrottlingException beyond it)."""
         self.state.quotas[operation] = TokenBucket(per_second, burst)
+
+    def apply_aws_quotas(self, factor: float = 1.0) -> dict[str, float]:
+        """Enforce AWS's default quota of every operation the flow calls (`quotas.AWS_DEFAULT_TPS`), each multiplied
+        by `factor` (a rehearsal at 5 x the defaults runs five times faster with the same proportions). RegisterThing's
+        own calls (CreateThing, AttachPolicy, AttachThingPrincipal, UpdateCertificate) count against theirs too.
+        Returns the quotas applied."""
+        applied = {operation: tps * factor for operation, tps in AWS_DEFAULT_TPS.items()}
+        for operation, per_second in applied.items():
+            self.set_quota(operation, per_second)
+        return applied
 
     def inject_faults(self, operation: str, *faults: errors._Error) -> None:
         """Make the next calls of `operation` fail with these errors, in order."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 from typing import TYPE_CHECKING, Any
 
-from moto.iot.models import FakeCertificate, FakeThing, IoTBackend
+from moto.iot.models import FakeCertificate, FakeThing
 
 from jitr.templates import Plan, PlannedResource, TemplateError, limits, render_template
 
@@ -50,7 +50,7 @@ def policy_name_for_document(document: str) -> str:
 
 
 class _Apply:
-    def __init__(self, backend: IoTBackend, plan: Plan) -> None:
+    def __init__(self, backend: EmbeddedBackend, plan: Plan) -> None:
         self.backend = backend
         self.plan = plan
 
@@ -70,6 +70,8 @@ class _Apply:
             total = len(attached | {name for name in policy_names if name})
             if total > limits.MAX_POLICIES_PER_CERTIFICATE:
                 raise self.fail(f"a certificate takes at most {limits.MAX_POLICIES_PER_CERTIFICATE} policies")
+
+        self.admit_own_calls(certificate, existing, thing_resource, new_status)
 
         # Every check passed: now change the account.
         arns: dict[str, str] = {}
@@ -91,6 +93,28 @@ class _Apply:
                 certificate.status = new_status
             arns[self.plan.certificate.logical_name] = certificate.arn  # type: ignore[union-attr]
         return {"certificatePem": certificate.certificate_pem if certificate else None, "resourceArns": arns}
+
+    def admit_own_calls(
+        self,
+        certificate: FakeCertificate | None,
+        existing: FakeThing | None,
+        thing: PlannedResource | None,
+        new_status: str | None,
+    ) -> None:
+        """The calls RegisterThing makes on the caller's behalf count against their own quotas ("these calls might
+        exceed your account level AWS IoT Throttling Limits", API_RegisterThing); one that is throttled throttles
+        RegisterThing, before any change. Where AWS is silent: which inner calls it makes for an existing thing or an
+        attached policy; modelled as the calls that would change something."""
+        state = self.backend.extension
+        if thing is not None and existing is None:
+            state.admit("CreateThing")
+        if certificate is not None:
+            for _ in self.plan.policies:
+                state.admit("AttachPolicy")
+            if thing is not None:
+                state.admit("AttachThingPrincipal")
+            if new_status is not None:
+                state.admit("UpdateCertificate")
 
     # -- certificate ---
 
@@ -197,7 +221,7 @@ class _Apply:
         if existing is None:
             thing: FakeThing = self.backend.create_thing(
                 props["ThingName"],
-                props.get("ThingTypeName"),  # type: ignore[arg-type]  # moto types it str; None is no type
+                props.get("ThingTypeName"),
                 {"attributes": dict(props.get("AttributePayload", {}))},
                 props.get("BillingGroup"),
             )

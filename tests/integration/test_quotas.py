@@ -1,0 +1,62 @@
+"""AWS's default quotas for every operation the flow calls, enforced by the embedded IoT from one table; RegisterThing's
+own calls count against theirs; and the CA record read once per environment within its time-to-live."""
+
+from __future__ import annotations
+
+import boto3
+import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from jitr.iot import IoT
+from jitr_tools.embedded.quotas import AWS_DEFAULT_TPS
+from tests.integration.support import Fleet
+from tests.support import REPO
+
+
+def test_the_table_applies_to_every_operation_scaled_by_one_factor(fleet: Fleet) -> None:
+    applied = fleet.account.iot.apply_aws_quotas(factor=5)
+    assert applied == {operation: tps * 5 for operation, tps in AWS_DEFAULT_TPS.items()}
+    assert {op: bucket.rate for op, bucket in fleet.account.iot.state.quotas.items()} == applied
+    for operation in ("RegisterThing", "DescribeCertificate", "DescribeCACertificate", "UpdateCertificate"):
+        assert AWS_DEFAULT_TPS[operation] == 10  # AWS's documented defaults
+
+
+def test_registerthings_own_calls_count_against_their_quotas(fleet: Fleet) -> None:
+    # Given CreateThing's quota spent, RegisterThing for a new thing is throttled before it changes anything
+    iot = fleet.account.iot
+    iot.set_quota("CreateThing", per_second=0.001, burst=0)
+    event = fleet.first_connect(fleet.device("inner-1"))
+    client = boto3.client("iot", region_name="us-east-1", config=Config(retries={"total_max_attempts": 1}))
+    parameters = {"AWS::IoT::Certificate::CommonName": "inner-1", "AWS::IoT::Certificate::Id": event["certificateId"]}
+    with pytest.raises(ClientError) as caught:
+        client.register_thing(templateBody=(REPO / "templates" / "jitr-device.json").read_text(), parameters=parameters)
+    assert caught.value.response["Error"]["Code"] == "ThrottlingException"
+    assert client.list_things()["things"] == []
+    assert fleet.status(event["certificateId"]) == "PENDING_ACTIVATION"
+    assert (iot.state.calls["CreateThing"], iot.state.throttled["CreateThing"]) == (1, 1)
+    # and with room for them, each inner call is counted under its own operation
+    iot.set_quota("CreateThing", per_second=15)
+    client.register_thing(templateBody=(REPO / "templates" / "jitr-device.json").read_text(), parameters=parameters)
+    calls = iot.state.calls
+    assert (calls["CreateThing"], calls["AttachPolicy"], calls["AttachThingPrincipal"], calls["UpdateCertificate"]) == (
+        2,
+        1,
+        1,
+        1,
+    )
+
+
+def test_the_ca_record_is_read_once_per_environment_within_its_ttl(fleet: Fleet) -> None:
+    now = [0.0]
+    iot = IoT(boto3.client("iot", region_name="us-east-1"), clock=lambda: now[0], ca_ttl_s=60)
+    calls = fleet.account.iot.state.calls
+    for _ in range(3):
+        assert iot.describe_ca_certificate(fleet.ca_id).status == "ACTIVE"
+    assert calls["DescribeCACertificate"] == 1
+    fleet.account.client.update_ca_certificate(certificateId=fleet.ca_id, newStatus="INACTIVE")
+    now[0] = 59.0
+    assert iot.describe_ca_certificate(fleet.ca_id).status == "ACTIVE"  # within the TTL: the cached record
+    now[0] = 60.0
+    assert iot.describe_ca_certificate(fleet.ca_id).status == "INACTIVE"  # a deactivated CA counts within the TTL
+    assert calls["DescribeCACertificate"] == 2
