@@ -60,6 +60,7 @@ DEFAULTS: dict[str, Any] = {
     "rejectionAction": _HANDLER["rejection_action"].default,
     "existingThing": _HANDLER["existing_thing"].default,
     "clockSkewSeconds": _HANDLER["clock_skew_seconds"].default,
+    "decisionRetentionDays": _HANDLER["decision_retention_days"].default,
     "extraParameters": {},
     "existingResources": {},
     "registerThingTps": 10,
@@ -121,6 +122,7 @@ class JitrConfig:
     existing_resources: dict[str, tuple[str, ...]]
     existing_thing: str
     clock_skew_seconds: int
+    decision_retention_days: int
     notes: tuple[str, ...] = field(default_factory=tuple)
 
     @property
@@ -256,6 +258,7 @@ def load_config(
         existing_resources=existing,
         existing_thing=_choice(settings, "existingThing", EXISTING_THING_ACTIONS),
         clock_skew_seconds=_whole(settings, "clockSkewSeconds", 0, 3600),
+        decision_retention_days=_whole(settings, "decisionRetentionDays", 1, 3650),
         notes=tuple(notes),
     )
 

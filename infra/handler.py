@@ -13,6 +13,7 @@ from jitr.settings import Settings
 
 from .bundling import FUNCTION_TARGET, HANDLER, lambda_code
 from .config import ConfigError, JitrConfig
+from .decisions import DecisionTable
 from .stored_template import iot_arn
 
 # The newest Python runtime Lambda offers. The code needs 3.11+; the tests run on this machine's 3.11 (no 3.14 here).
@@ -36,6 +37,7 @@ class RegistrationHandler(Construct):
         template_arn: str,
         template_statements: list[iam.PolicyStatement],
         ca_arns: list[str],
+        decisions: DecisionTable,
     ) -> None:
         super().__init__(scope, construct_id)
         self.service = cdk.Stack.of(self).stack_name
@@ -54,6 +56,7 @@ class RegistrationHandler(Construct):
         self.log_group.grant_write(self.role)
         for statement in _iot_statements(template_arn, template_statements, ca_arns):
             self.role.add_to_policy(statement)
+        decisions.grant_decisions(self.role)
 
         settings = Settings(
             template_name=template_name,
@@ -68,6 +71,8 @@ class RegistrationHandler(Construct):
             # each environment takes quota / concurrency RegisterThing calls per second: together, the quota
             register_thing_tps=config.register_thing_tps,
             max_concurrency=max_concurrency(config.register_thing_tps),
+            decision_table=decisions.table.table_name,
+            decision_retention_days=config.decision_retention_days,
         )
         environment = {
             "POWERTOOLS_SERVICE_NAME": self.service,

@@ -10,6 +10,7 @@ from constructs import Construct
 
 from .ca_registration import CaRegistration
 from .config import JitrConfig
+from .decisions import DecisionTable
 from .handler import RegistrationHandler
 from .intake import Intake
 from .monitoring import Monitoring
@@ -36,6 +37,7 @@ class JitrStack(cdk.Stack):
             self._suppress_provisioning_role()
             return
 
+        self.decisions = DecisionTable(self, "Decisions")
         self.handler = RegistrationHandler(
             self,
             "Handler",
@@ -44,6 +46,7 @@ class JitrStack(cdk.Stack):
             template_arn=self.template.template_arn,
             template_statements=self.template.statements,
             ca_arns=self.cas.arns,
+            decisions=self.decisions,
         )
         self.intake = Intake(
             self,
@@ -68,6 +71,7 @@ class JitrStack(cdk.Stack):
         cdk.CfnOutput(self, "DeadLetterQueueUrl", value=self.intake.dead_letter_queue.queue_url)
         cdk.CfnOutput(self, "DeadLetterQueueArn", value=self.intake.dead_letter_queue.queue_arn)
         cdk.CfnOutput(self, "DashboardName", value=self.monitoring.dashboard.dashboard_name)
+        cdk.CfnOutput(self, "DecisionTableName", value=self.decisions.table.table_name)
         self._suppress_provisioning_role()
         self._suppress_handler()
 

@@ -15,6 +15,7 @@ class Outcome(StrEnum):
     REJECTED = "REJECTED"  # refused with a reason; the certificate set to the rejection status
     SKIPPED = "SKIPPED"  # nothing to do: certificate unknown, REVOKED or INACTIVE
     RETRY = "RETRY"  # not the device's fault: the record fails and is delivered again, then kept in the DLQ
+    DUPLICATE = "DUPLICATE"  # decided already, or being decided elsewhere: acknowledged with no AWS IoT call
     MALFORMED = "MALFORMED"  # not a registration event
 
 
@@ -48,6 +49,10 @@ class Reason(StrEnum):
     AWS_UNAVAILABLE = "AWS_UNAVAILABLE"
     CONFLICT = "CONFLICT"
     REJECTION_NOT_RECORDED = "REJECTION_NOT_RECORDED"
+    DECISION_STORE_UNAVAILABLE = "DECISION_STORE_UNAVAILABLE"
+    # -- a duplicate: DUPLICATE ---
+    ALREADY_DECIDED = "ALREADY_DECIDED"
+    BEING_DECIDED = "BEING_DECIDED"
     # -- nothing to do: SKIPPED ---
     UNKNOWN_CERTIFICATE = "UNKNOWN_CERTIFICATE"
     CERTIFICATE_REVOKED = "CERTIFICATE_REVOKED"
@@ -89,7 +94,9 @@ _RETRY = (
     Reason.AWS_UNAVAILABLE,
     Reason.CONFLICT,
     Reason.REJECTION_NOT_RECORDED,
+    Reason.DECISION_STORE_UNAVAILABLE,
 )
+_DUPLICATE = (Reason.ALREADY_DECIDED, Reason.BEING_DECIDED)
 _SKIPPED = (
     Reason.UNKNOWN_CERTIFICATE,
     Reason.CERTIFICATE_REVOKED,
@@ -107,6 +114,7 @@ OUTCOME: Mapping[Reason, Outcome] = MappingProxyType(
         **dict.fromkeys(_RETRY, Outcome.RETRY),
         **dict.fromkeys(_SKIPPED, Outcome.SKIPPED),
         **dict.fromkeys(_MALFORMED, Outcome.MALFORMED),
+        **dict.fromkeys(_DUPLICATE, Outcome.DUPLICATE),
     }
 )
 

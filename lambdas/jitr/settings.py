@@ -47,6 +47,8 @@ class Settings(BaseModel):
     ca_cache_seconds: float = Field(60.0, alias="JITR_CA_CACHE_SECONDS", ge=0)  # a deactivated CA counts within it
     max_attempts: int = Field(5, alias="JITR_MAX_ATTEMPTS", ge=1, le=20)
     endpoint_url: str | None = Field(None, alias="JITR_IOT_ENDPOINT_URL")
+    decision_table: str | None = Field(None, alias="JITR_DECISION_TABLE")  # one decision per certificate id
+    decision_retention_days: int = Field(30, alias="JITR_DECISION_RETENTION_DAYS", ge=1, le=3650)
     register_thing_tps: float | None = Field(None, alias="JITR_REGISTER_THING_TPS", gt=0)  # the account's quota
     max_concurrency: int | None = Field(None, alias="JITR_MAX_CONCURRENCY", ge=1)  # the event source mapping's
 

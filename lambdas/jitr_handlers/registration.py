@@ -15,6 +15,7 @@ from collections.abc import Callable
 from functools import cached_property
 from typing import Any
 
+import boto3
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
@@ -27,6 +28,7 @@ from jitr.provisioning import MAX_EVENT_BYTES, Decision, RegistrationEvent, deci
 from jitr.settings import Settings
 
 from .observability import NAMESPACE, SERVICE, logger, metrics, tracer
+from .once import DecideOnce
 
 IoTFactory = Callable[[Settings], IoT]
 DecisionHook = Callable[[Decision], None]
@@ -64,6 +66,23 @@ class Registration:
     def iot(self) -> IoT:
         return self.iot_factory(self.settings)
 
+    @cached_property
+    def decide(self) -> Callable[[RegistrationEvent], Decision]:
+        """`decide` with this environment's adapter; once per certificate id when the stack gives a decision table."""
+
+        def decide_now(event: RegistrationEvent) -> Decision:
+            return decide(event, self.iot, self.settings)
+
+        if not self.settings.decision_table:
+            return decide_now
+        client = boto3.session.Session().client("dynamodb", endpoint_url=self.settings.endpoint_url)
+        return DecideOnce(
+            decide_now,
+            table_name=self.settings.decision_table,
+            retention_days=self.settings.decision_retention_days,
+            dynamodb_client=client,
+        )
+
     @tracer.capture_method(capture_response=False)
     def handle_one(self, body: str | dict[str, Any]) -> Decision:
         parsed = parse_event(body)
@@ -72,7 +91,7 @@ class Registration:
             decision = parsed
         else:
             logger.set_correlation_id(parsed.certificate_id)
-            decision = decide(parsed, self.iot, self.settings)
+            decision = self.decide(parsed)
         _record(decision)
         if self.on_decision is not None:
             self.on_decision(decision)
@@ -89,6 +108,8 @@ class Registration:
     def __call__(self, event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         """SQS batch -> {"batchItemFailures": [...]}; a raw event -> its decision (raising on RETRY so an
         asynchronous invoke is retried by Lambda)."""
+        if isinstance(self.decide, DecideOnce):
+            self.decide.register_lambda_context(context)
         if isinstance(event, dict) and "Records" in event:
             # One processor per invocation (it holds the batch's state). A batch whose records all failed is reported
             # record by record too: SQS redelivers exactly those.
@@ -134,7 +155,8 @@ def _record(decision: Decision) -> None:
             default_dimensions={"service": SERVICE},
         ) as metric:
             metric.add_dimension(name="Reason", value=decision.reason)
-    level = logger.info if decision.outcome in (Outcome.PROVISIONED, Outcome.ALREADY_ACTIVE) else logger.warning
+    quiet = (Outcome.PROVISIONED, Outcome.ALREADY_ACTIVE, Outcome.DUPLICATE)
+    level = logger.info if decision.outcome in quiet else logger.warning
     level(
         "registration decided",
         extra={

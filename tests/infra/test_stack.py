@@ -345,3 +345,26 @@ def test_the_nag_gate_fails_the_synth_on_an_unacknowledged_finding(
 def _cfn(construct: object) -> cdk.CfnElement:
     """The CloudFormation resource behind an L2 construct."""
     return construct.node.default_child  # type: ignore[attr-defined,no-any-return]
+
+
+def test_the_decision_table_is_on_demand_encrypted_expiring_and_only_the_handler_uses_it(
+    jitr_stack: Synthesized,
+) -> None:
+    table = jitr_stack.one("AWS::DynamoDB::Table")["Properties"]
+    assert table["BillingMode"] == "PAY_PER_REQUEST"
+    assert table["SSESpecification"] == {"SSEEnabled": True}
+    assert table["TimeToLiveSpecification"] == {"AttributeName": "expiration", "Enabled": True}
+    assert table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+    assert table["KeySchema"] == [{"AttributeName": "id", "KeyType": "HASH"}]
+    table_id = jitr_stack.logical_id(_cfn(jitr_stack.stack.decisions.table))
+    role_id = jitr_stack.logical_id(_cfn(jitr_stack.stack.handler.role))
+    granted: dict[str, set[str]] = {}
+    for statement in statements_of(jitr_stack, role_id):
+        for action in as_list(statement["Action"]):
+            if action.startswith("dynamodb:"):
+                granted.setdefault(action, set()).update(flat(r) for r in as_list(statement["Resource"]))
+    assert set(granted) == {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}
+    assert all(resources == {"${" + table_id + ".Arn}"} for resources in granted.values())
+    environment = jitr_stack.one("AWS::Lambda::Function")["Properties"]["Environment"]["Variables"]
+    assert environment["JITR_DECISION_TABLE"] == {"Ref": table_id}
+    assert environment["JITR_DECISION_RETENTION_DAYS"] == "30"

@@ -20,6 +20,8 @@ def test_every_setting_round_trips_through_the_environment() -> None:
         clock_skew_seconds=60,
         template_cache_seconds=12.5,
         ca_cache_seconds=30,
+        decision_table="jitr-decisions",
+        decision_retention_days=7,
         max_attempts=3,
         endpoint_url="http://127.0.0.1:5000",
         register_thing_tps=40,

@@ -11,7 +11,7 @@ import boto3
 
 from . import embedded, pki
 from .embedded import EmbeddedIoT
-from .rehearsal import handler_environment, prepare_account
+from .rehearsal import create_decision_table, handler_environment, prepare_account
 
 
 def run_demo() -> int:
@@ -25,7 +25,10 @@ def run_demo() -> int:
         events: list[dict[str, Any]] = []
         iot.subscribe("$aws/events/certificates/registered/+", lambda _topic, event: events.append(event))
 
-        with handler_environment(iot.region, io.StringIO(), function_name="jitr-demo") as new_environment:
+        table = create_decision_table(boto3.client("dynamodb", region_name=iot.region))
+        with handler_environment(
+            iot.region, io.StringIO(), function_name="jitr-demo", decision_table=table
+        ) as new_environment:
             invoke = new_environment()
 
             def decide(event: dict[str, Any]) -> dict[str, Any]:

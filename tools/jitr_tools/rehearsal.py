@@ -23,6 +23,23 @@ TEMPLATE = Path(__file__).resolve().parents[2] / "templates" / "jitr-device.json
 TEMPLATE_NAME = "jitr-device"
 
 
+DECISION_TABLE = "jitr-decisions"
+
+
+def create_decision_table(dynamodb: Any, name: str = DECISION_TABLE) -> str:
+    """The decision table as the stack makes it (partition key `id`, TTL on `expiration`), on moto's DynamoDB."""
+    dynamodb.create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    dynamodb.update_time_to_live(
+        TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expiration"}
+    )
+    return name
+
+
 def prepare_account(client: Any, ca: pki.Issued, account_id: str) -> str:
     """What `cdk deploy` leaves in an account, on the embedded IoT: the CA ACTIVE with auto-registration and no
     registrationConfig, the device policy, and the stored template. Returns the CA's id."""
@@ -53,6 +70,7 @@ def handler_environment(
     quota: float | None = None,
     concurrency: int = 1,
     on_decision: DecisionHook | None = None,
+    decision_table: str | None = None,
 ) -> Iterator[Callable[[], Callable[[dict[str, Any]], Any]]]:
     """The real handler with the settings the stack gives it (pacing only when `quota` is given). Yields
     `new_environment()`: each call is one execution environment (its own Registration: adapter, template cache and
@@ -67,6 +85,7 @@ def handler_environment(
         rejection_action="REVOKED",
         register_thing_tps=quota or None,  # as the stack sets them: each environment paces its share
         max_concurrency=concurrency,
+        decision_table=decision_table,
     )
     values = {
         "AWS_DEFAULT_REGION": region,

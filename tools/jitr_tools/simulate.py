@@ -30,7 +30,7 @@ from jitr.provisioning import Decision
 from . import embedded, pki
 from .embedded import EmbeddedIoT
 from .embedded.iot import Connect
-from .rehearsal import handler_environment, prepare_account
+from .rehearsal import create_decision_table, handler_environment, prepare_account
 from .wiring import DirectWiring, QueueWiring, Wiring, WiringStats
 
 NAIVE_CONCURRENCY = 100  # rule -> Lambda: as many concurrent invocations as events arrive, up to this many threads
@@ -163,6 +163,7 @@ def simulate(options: Options) -> Result:
                 quota=None if options.wiring == "direct" else options.quota,
                 concurrency=concurrency,
                 on_decision=log,
+                decision_table=create_decision_table(boto3.client("dynamodb", region_name=iot.region)),
             ) as new_environment,
             contextlib.redirect_stdout(io.StringIO()),
         ):
@@ -317,7 +318,9 @@ def _account(
         queue_drained=queue_drained,
         unexpected=unexpected[:20],
         events=sum(events.values()),
-        duplicates_absorbed=decided_outcomes["ALREADY_ACTIVE"] + decided_outcomes["SKIPPED"],
+        duplicates_absorbed=decided_outcomes["DUPLICATE"]
+        + decided_outcomes["ALREADY_ACTIVE"]
+        + decided_outcomes["SKIPPED"],
         register_calls=iot.state.calls["RegisterThing"],
         repeat_provisions=max(0, decided_outcomes["PROVISIONED"] - provisioned),
         throttles=iot.state.throttled["RegisterThing"],

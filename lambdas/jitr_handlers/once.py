@@ -1,0 +1,111 @@
+"""One decision per certificate id, however often its event arrives: Powertools' Idempotency utility, its records in
+the stack's DynamoDB table.
+
+A duplicate of a decided certificate is answered from its record, with no AWS IoT call (DUPLICATE ALREADY_DECIDED);
+a duplicate of one being decided right now in another execution environment is acknowledged too (DUPLICATE
+BEING_DECIDED): if that environment fails, its own SQS record is redelivered, so the device is never lost. Only final
+decisions are kept: a RETRY, or a certificate AWS IoT does not hold (yet), leaves no record, so the next delivery
+decides again. The record tells an operator what was decided for a certificate id, when and why, for the retention
+the stack sets (`decisionRetentionDays`, 30 days by default).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer, IdempotencyConfig
+from aws_lambda_powertools.utilities.idempotency.exceptions import (
+    IdempotencyAlreadyInProgressError,
+    IdempotencyPersistenceLayerError,
+)
+from aws_lambda_powertools.utilities.idempotency.idempotency import idempotent_function
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from jitr.outcomes import Outcome, Reason
+from jitr.provisioning import Decision, RegistrationEvent
+
+KEY_PREFIX = "jitr-decision"  # records are keyed "jitr-decision#<md5 of the certificate id as JSON>"
+SECONDS_PER_DAY = 86_400
+
+
+class _NotFinal(Exception):
+    """A decision that must not be remembered: raising it makes Powertools delete the in-progress record."""
+
+    def __init__(self, decision: Decision) -> None:
+        super().__init__(decision.reason)
+        self.decision = decision
+
+
+class DecideOnce:
+    """`decide`, at most once per certificate id, with its outcome remembered for `retention_days`."""
+
+    def __init__(
+        self,
+        decide: Callable[[RegistrationEvent], Decision],
+        *,
+        table_name: str,
+        retention_days: int,
+        dynamodb_client: Any,
+    ) -> None:
+        self.decide = decide
+        self.config = IdempotencyConfig(
+            event_key_jmespath="certificateId",
+            raise_on_no_idempotency_key=True,
+            expires_after_seconds=retention_days * SECONDS_PER_DAY,
+        )
+        persistence = DynamoDBPersistenceLayer(table_name=table_name, boto3_client=dynamodb_client)
+        self.fresh: Decision | None = None
+
+        @idempotent_function(  # type: ignore[untyped-decorator]  # Powertools' decorator is typed as returning Any
+            data_keyword_argument="event", persistence_store=persistence, config=self.config, key_prefix=KEY_PREFIX
+        )
+        def once(event: dict[str, Any]) -> dict[str, Any]:
+            decision = self.decide(RegistrationEvent.model_validate(event))
+            if decision.outcome == Outcome.RETRY or decision.reason == Reason.UNKNOWN_CERTIFICATE:
+                raise _NotFinal(decision)
+            self.fresh = decision
+            return {**decision.to_dict(), "decidedAt": datetime.now(UTC).isoformat(timespec="seconds")}
+
+        self.once = once
+
+    def register_lambda_context(self, context: LambdaContext) -> None:
+        """An in-progress record expires with the invocation that made it (a crashed one does not block for long)."""
+        self.config.register_lambda_context(context)
+
+    def __call__(self, event: RegistrationEvent) -> Decision:
+        self.fresh = None
+        try:
+            stored = self.once(event=event.model_dump(by_alias=True))
+        except _NotFinal as exc:
+            return exc.decision
+        except IdempotencyAlreadyInProgressError:
+            return Decision(
+                Outcome.DUPLICATE,
+                event.certificate_id,
+                event.ca_certificate_id,
+                Reason.BEING_DECIDED,
+                "another execution environment is deciding this certificate now; if it fails, its own record is"
+                " redelivered",
+            )
+        except IdempotencyPersistenceLayerError as exc:
+            return Decision(
+                Outcome.RETRY,
+                event.certificate_id,
+                event.ca_certificate_id,
+                Reason.DECISION_STORE_UNAVAILABLE,
+                f"the decision table could not be read or written: {exc}",
+            )
+        if self.fresh is not None:
+            return self.fresh
+        return Decision(
+            Outcome.DUPLICATE,
+            event.certificate_id,
+            event.ca_certificate_id,
+            Reason.ALREADY_DECIDED,
+            f"decided {stored.get('outcome')}"
+            + (f" {stored['reason']}" if stored.get("reason") else "")
+            + f" at {stored.get('decidedAt')}: {stored.get('message')}",
+            thing_name=stored.get("thingName"),
+        )
