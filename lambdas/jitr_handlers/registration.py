@@ -22,7 +22,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
-from jitr.iot import IoT
+from jitr.iot import IoT, client_config
 from jitr.outcomes import Outcome, Reason
 from jitr.provisioning import MAX_EVENT_BYTES, Decision, RegistrationEvent, decide
 from jitr.settings import Settings
@@ -75,7 +75,9 @@ class Registration:
 
         if not self.settings.decision_table:
             return decide_now
-        client = boto3.session.Session().client("dynamodb", endpoint_url=self.settings.endpoint_url)
+        client = boto3.session.Session().client(
+            "dynamodb", config=client_config(self.settings.max_attempts), endpoint_url=self.settings.endpoint_url
+        )
         return DecideOnce(
             decide_now,
             table_name=self.settings.decision_table,
