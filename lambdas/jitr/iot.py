@@ -5,7 +5,7 @@ keyed on the AWS error code, never on message text. Retries of throttling, 5xx a
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, nullcontext, suppress
 from dataclasses import dataclass
 from datetime import datetime
@@ -108,6 +108,22 @@ def client_config(max_attempts: int) -> Config:
     )
 
 
+# boto3's method names for the AWS IoT operations the adapter calls.
+_OPERATION_NAMES = {
+    "describe_certificate": "DescribeCertificate",
+    "describe_ca_certificate": "DescribeCACertificate",
+    "describe_provisioning_template": "DescribeProvisioningTemplate",
+    "update_certificate": "UpdateCertificate",
+    "describe_thing": "DescribeThing",
+    "list_thing_principals": "ListThingPrincipals",
+    "detach_thing_principal": "DetachThingPrincipal",
+}
+
+
+# The calls RegisterThing makes on the caller's behalf, which count against the caller's quotas (API_RegisterThing).
+REGISTER_THING_CALLS = ("CreateThing", "AttachPolicy", "AttachThingPrincipal", "UpdateCertificate")
+
+
 class IoT:
     """AWS IoT as the use case sees it. Across warm invocations the stored template is cached for `template_ttl_s`
     and registered CAs for `ca_ttl_s`; RegisterThing is paced by `pacer` when one is given."""
@@ -119,11 +135,13 @@ class IoT:
         clock: Callable[[], float] = time.monotonic,
         pacer: Pacer | None = None,
         ca_ttl_s: float = 60.0,
+        pacers: Mapping[str, Pacer] | None = None,
     ) -> None:
         self.client = client
         self.template_ttl_s = template_ttl_s
         self.clock = clock
-        self.pacer = pacer
+        self.pacer = pacer  # RegisterThing's: its slot is reserved before the certificate is read
+        self.pacers = dict(pacers or {})  # every other quota-bound call's, by operation name
         self.ca_ttl_s = ca_ttl_s
         self._templates: dict[str, tuple[float, Template]] = {}
         self._cas: dict[str, tuple[float, CaRecord]] = {}
@@ -137,13 +155,19 @@ class IoT:
         ca_ttl_s: float = 60.0,
         endpoint_url: str | None = None,
         register_rate_per_s: float | None = None,
+        rates_per_s: Mapping[str, float] | None = None,
     ) -> IoT:
         # A session of its own: boto3's default session is not safe to share between threads while making clients.
         client = boto3.session.Session().client("iot", config=client_config(max_attempts), endpoint_url=endpoint_url)
         pacer = Pacer(register_rate_per_s) if register_rate_per_s else None
-        return cls(client, template_ttl_s, pacer=pacer, ca_ttl_s=ca_ttl_s)
+        pacers = {operation: Pacer(rate) for operation, rate in (rates_per_s or {}).items() if rate > 0}
+        pacers.pop("RegisterThing", None)
+        return cls(client, template_ttl_s, pacer=pacer, ca_ttl_s=ca_ttl_s, pacers=pacers)
 
     def _call(self, operation: str, **kwargs: Any) -> dict[str, Any]:
+        pacer = self.pacers.get(_OPERATION_NAMES.get(operation, ""))
+        if pacer is not None:
+            pacer.wait()  # this environment's share of the operation's quota
         try:
             response: dict[str, Any] = getattr(self.client, operation)(**kwargs)
         except (ClientError, BotoCoreError) as exc:
@@ -205,6 +229,10 @@ class IoT:
     def register_thing(self, template_body: str, parameters: dict[str, str]) -> dict[str, str]:
         if self.pacer is not None:
             self.pacer.use()
+        for operation in REGISTER_THING_CALLS:  # RegisterThing's own calls count against their quotas too
+            inner = self.pacers.get(operation)
+            if inner is not None:
+                inner.wait()
         response = self._call("register_thing", templateBody=template_body, parameters=parameters)
         return dict(response.get("resourceArns") or {})
 

@@ -12,8 +12,30 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from types import MappingProxyType
+
+# AWS IoT's default quotas, in calls per second, for every operation the JITR flow calls (AWS's limits page; see the
+# project's AWS notes, "Quotas"): the handler paces itself to them, the embedded IoT enforces them. Where AWS publishes
+# no figure the value is an assumption: DescribeProvisioningTemplate (not in the 2019 table) and DetachThingPrincipal
+# (not listed) are taken as 10, their neighbours' figure. CreateThing and AttachThingPrincipal use the 2019 table's 15
+# (a later dump of Service Quotas says 100): the stricter one. The last three are RegisterThing's own calls.
+AWS_DEFAULT_TPS: Mapping[str, float] = MappingProxyType(
+    {
+        "RegisterThing": 10,
+        "DescribeCertificate": 10,
+        "DescribeCACertificate": 10,
+        "UpdateCertificate": 10,
+        "ListThingPrincipals": 10,
+        "DescribeProvisioningTemplate": 10,
+        "DetachThingPrincipal": 10,
+        "DescribeThing": 350,
+        "AttachPolicy": 15,
+        "AttachThingPrincipal": 15,
+        "CreateThing": 15,
+    }
+)
 
 SECONDS_PER_REGISTRATION = 0.5  # one decision on AWS: two describes, validation, RegisterThing (a generous estimate)
 MIN_CONCURRENCY = 2  # the event source mapping's lower bound

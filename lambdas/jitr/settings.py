@@ -13,7 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .certificates import PROFILES, DeviceProfile
-from .pacing import share
+from .pacing import AWS_DEFAULT_TPS, share
 
 RejectionAction = Literal["REVOKED", "INACTIVE", "NONE"]
 ExistingThing = Literal["refuse", "replace"]
@@ -50,9 +50,11 @@ class Settings(BaseModel):
     decision_table: str | None = Field(None, alias="JITR_DECISION_TABLE")  # one decision per certificate id
     decision_retention_days: int = Field(30, alias="JITR_DECISION_RETENTION_DAYS", ge=1, le=3650)
     register_thing_tps: float | None = Field(None, alias="JITR_REGISTER_THING_TPS", gt=0)  # the account's quota
+    # the account's quotas of the other calls the handler makes (default: AWS's, scaled as register_thing_tps is)
+    iot_quotas: dict[str, float] = Field(default_factory=dict, alias="JITR_IOT_QUOTAS")
     max_concurrency: int | None = Field(None, alias="JITR_MAX_CONCURRENCY", ge=1)  # the event source mapping's
 
-    @field_validator("extra_parameters", mode="before")
+    @field_validator("extra_parameters", "iot_quotas", mode="before")
     @classmethod
     def _json_object(cls, value: Any) -> Any:
         return json.loads(value) if isinstance(value, str) else value
@@ -75,6 +77,16 @@ class Settings(BaseModel):
     def register_rate_per_s(self) -> float | None:
         """This environment's share of the quota (None: unpaced)."""
         return share(self.register_thing_tps, self.max_concurrency)
+
+    @property
+    def rates_per_s(self) -> dict[str, float]:
+        """This environment's share of every quota-bound call's quota: the configured quotas, else AWS's defaults
+        scaled by the RegisterThing quota's ratio to AWS's default (unpaced when no RegisterThing quota is set)."""
+        if not self.register_thing_tps:
+            return {}
+        factor = self.register_thing_tps / AWS_DEFAULT_TPS["RegisterThing"]
+        quotas = {operation: tps * factor for operation, tps in AWS_DEFAULT_TPS.items()} | self.iot_quotas
+        return {operation: share(tps, self.max_concurrency) or 0.0 for operation, tps in quotas.items()}
 
     @classmethod
     def variable(cls, field: str) -> str:

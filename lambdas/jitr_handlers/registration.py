@@ -47,6 +47,7 @@ def connect_iot(settings: Settings) -> IoT:
         ca_ttl_s=settings.ca_cache_seconds,
         endpoint_url=settings.endpoint_url,
         register_rate_per_s=settings.register_rate_per_s,
+        rates_per_s=settings.rates_per_s,
     )
 
 

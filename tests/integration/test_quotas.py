@@ -60,3 +60,31 @@ def test_the_ca_record_is_read_once_per_environment_within_its_ttl(fleet: Fleet)
     now[0] = 60.0
     assert iot.describe_ca_certificate(fleet.ca_id).status == "INACTIVE"  # a deactivated CA counts within the TTL
     assert calls["DescribeCACertificate"] == 2
+
+
+def test_each_environment_takes_its_share_of_every_quota() -> None:
+    from jitr.settings import Settings
+
+    settings = Settings(template_name="t", register_thing_tps=20, max_concurrency=10, iot_quotas={"DescribeThing": 50})
+    rates = settings.rates_per_s
+    assert rates["RegisterThing"] == rates["DescribeCertificate"] == rates["ListThingPrincipals"] == 2.0  # 10 x 2 / 10
+    assert rates["UpdateCertificate"] == 2.0
+    assert rates["DescribeThing"] == 5.0  # a configured quota wins over the scaled default
+    assert Settings(template_name="t").rates_per_s == {}  # no quota given: unpaced
+
+
+@pytest.mark.slow
+def test_a_fleet_at_awss_quotas_for_every_operation_is_never_throttled_by_jitrs_own_traffic() -> None:
+    from jitr_tools.simulate import Options, simulate
+
+    # Given AWS's default quota of every operation enforced (scaled x2), and the handler pacing to its share of each.
+    # (Paced for RegisterThing alone, this fleet's refusals, whose RegisterThing slot is given back, drove
+    # DescribeCertificate and UpdateCertificate past their quotas: 28 and 4 throttles.)
+    options = Options(devices=200, invalid_fraction=0.3, reconnects=2, quota=20, seed=12, aws_quotas=True)
+    result = simulate(options)
+    # Then every device is accounted for and no AWS IoT operation was throttled
+    assert result.lost == 0
+    assert result.unexpected == []
+    assert sum(result.throttles_by_operation.values()) == 0
+    assert result.calls_by_operation["RegisterThing"] == result.provisioned
+    assert result.calls_by_operation["UpdateCertificate"] == result.provisioned + result.rejected  # inner + own

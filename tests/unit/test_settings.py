@@ -25,6 +25,7 @@ def test_every_setting_round_trips_through_the_environment() -> None:
         max_attempts=3,
         endpoint_url="http://127.0.0.1:5000",
         register_thing_tps=40,
+        iot_quotas={"DescribeCertificate": 20},
         max_concurrency=20,
     )
     environment = settings.to_environment()

@@ -93,6 +93,11 @@ def _parser() -> argparse.ArgumentParser:
     simulate.add_argument("--latency-ms", type=float, default=0.0, help="added to each RegisterThing call (0)")
     simulate.add_argument("--wiring", choices=("queue", "direct"), default="queue", help="queue (the stack) or direct")
     simulate.add_argument(
+        "--aws-quotas",
+        action="store_true",
+        help="enforce AWS's default quota of every operation, scaled as --quota scales RegisterThing's 10/s",
+    )
+    simulate.add_argument(
         "--drain-timeout", type=float, default=300.0, help="seconds to wait for the queue after the last connect (300)"
     )
     simulate.add_argument("--json", action="store_true", help="print the result as JSON (no progress bar)")
@@ -201,6 +206,7 @@ def _simulate(args: argparse.Namespace) -> int:
         latency_ms=args.latency_ms,
         wiring=args.wiring,
         drain_timeout_s=args.drain_timeout,
+        aws_quotas=args.aws_quotas,
         defects=tuple(args.defects.split(",")) if args.defects else tuple(pki.DEFECTS),
         progress=not args.json and sys.stderr.isatty(),
     )

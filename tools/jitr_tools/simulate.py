@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from jitr.outcomes import Outcome
-from jitr.pacing import max_concurrency
+from jitr.pacing import AWS_DEFAULT_TPS, max_concurrency
 from jitr.provisioning import Decision
 
 from . import embedded, pki
@@ -79,6 +79,7 @@ class Options:
     concurrency: int | None = None  # default: the stack's ceil(quota x 0.5), at least 2
     backoff_s: float = 0.5  # first reconnect delay; doubles, with jitter
     latency_ms: float = 0.0  # added to each RegisterThing (AWS's own time); 0 answers at once
+    aws_quotas: bool = False  # enforce AWS's default quota of every operation, scaled as `quota` scales RegisterThing
     drain_timeout_s: float = 300.0
     defects: tuple[str, ...] = tuple(pki.DEFECTS)
     progress: bool = False
@@ -109,6 +110,8 @@ class Result:
     quota: float
     concurrency: int
     wiring: str
+    calls_by_operation: dict[str, int] = field(default_factory=dict)  # AWS IoT calls, RegisterThing's own included
+    throttles_by_operation: dict[str, int] = field(default_factory=dict)
     unfinished: int = 0  # still pending in the queue when the drain timeout ended the rehearsal
     queue_drained: bool = True
     timeline: list[tuple[float, int]] = field(default_factory=list)
@@ -148,7 +151,10 @@ def simulate(options: Options) -> Result:
         iot = EmbeddedIoT()
         client = boto3.client("iot", region_name=iot.region)
         prepare_account(client, ca, iot.account_id)
-        iot.set_quota("RegisterThing", options.quota)
+        if options.aws_quotas:
+            iot.apply_aws_quotas(options.quota / AWS_DEFAULT_TPS["RegisterThing"])
+        else:
+            iot.set_quota("RegisterThing", options.quota)
         if options.latency_ms:
             iot.set_latency("RegisterThing", options.latency_ms / 1000)
 
@@ -316,6 +322,8 @@ def _account(
         lost_devices=lost[:20],
         unfinished=unfinished,
         queue_drained=queue_drained,
+        calls_by_operation=dict(sorted(iot.state.calls.items())),
+        throttles_by_operation=dict(sorted(iot.state.throttled.items())),
         unexpected=unexpected[:20],
         events=sum(events.values()),
         duplicates_absorbed=decided_outcomes["DUPLICATE"]
