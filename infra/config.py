@@ -19,11 +19,13 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from jitr.certificates import CERTIFICATE_FIELDS, PROFILES, ca_problem, certificate_id
+from jitr.certificates import CERTIFICATE_FIELDS, NEUTRAL_FIELD_VALUE, PROFILES, ca_problem, certificate_id
 from jitr.settings import EXISTING_THING_ACTIONS, REJECTION_ACTIONS, Settings
-from jitr.templates import Plan, Template, TemplateError, parse_template, render_template
+from jitr.templates import Plan, Problem, Template, TemplateError, parse_template, render_template
 from jitr.templates.intrinsics import referenced_parameters
 from jitr.templates.limits import CERTIFICATE_PARAMETER_PREFIX, POLICY, TEMPLATE_NAME, THING
+
+CERTIFICATE_ID_FIELD = CERTIFICATE_PARAMETER_PREFIX + "Id"
 
 CONTEXT_KEY = "jitr"
 CONFIG_FILE_KEY = "jitr:configFile"
@@ -226,10 +228,11 @@ def load_config(
     else:
         _check_cas_against_profile(cas, profile, trust_root_pem, at)
     extra_parameters = _extra_parameters(settings, template, template_path, notes)
+    plan, render_problems = _neutral_plan(template, extra_parameters)
     if validated_mode(provisioning_mode):
-        _check_parameters_have_values(template, template_path, extra_parameters, policy_parameter)
+        _check_parameters_have_values(template, template_path, extra_parameters, policy_parameter, render_problems)
     existing = _existing_resources(settings)
-    _check_named_resources(template, template_path, extra_parameters, policy_parameter, existing, notes)
+    _check_named_resources(template, template_path, plan, policy_parameter, existing, notes)
 
     email = settings.get("alarmEmail")
     if email is not None and not EMAIL.match(str(email)):
@@ -291,7 +294,11 @@ def _extra_parameters(
 
 
 def _check_parameters_have_values(
-    template: Template, template_path: str, extras: Mapping[str, str], policy_parameter: str | None
+    template: Template,
+    template_path: str,
+    extras: Mapping[str, str],
+    policy_parameter: str | None,
+    render_problems: list[Problem],
 ) -> None:
     """Every parameter the handler cannot fill from the certificate needs a Default or an extraParameters value;
     otherwise every device would wait in the dead-letter queue."""
@@ -312,8 +319,7 @@ def _check_parameters_have_values(
     # The deployment's own values must render wherever they go. Certificate fields get a neutral sound value ("0"),
     # so a value that is not a valid name is the deployment's fault even where it mixes in a certificate field;
     # a structural failure (Fn::Select out of range) that involves a field may be the neutral value's, and waits.
-    problems = _render_problems(template, extras)
-    ours = [p for p in problems if not p.parameters & CERTIFICATE_FIELDS or p.code in _VALUE_CODES]
+    ours = [p for p in render_problems if not p.parameters & CERTIFICATE_FIELDS or p.code in _VALUE_CODES]
     if ours:
         raise ConfigError(
             f"template {template_path} does not render with the deployment's parameters (extraParameters and"
@@ -324,17 +330,14 @@ def _check_parameters_have_values(
 _VALUE_CODES = frozenset({"INVALID_NAME", "INVALID_VALUE", "UNSAFE_POLICY_VALUE", "PARAMETER_TOO_LONG"})
 
 
-def _neutral_plan(template: Template, extras: Mapping[str, str]) -> tuple[Plan | None, list[Any]]:
-    """The template rendered with the deployment's values and a neutral, sound value for each certificate field."""
-    neutral = {name: ("0" * 64 if name.endswith("::Id") else "0") for name in CERTIFICATE_FIELDS}
+def _neutral_plan(template: Template, extras: Mapping[str, str]) -> tuple[Plan | None, list[Problem]]:
+    """The template rendered once, with the deployment's values and the handler's neutral, sound value for each
+    certificate field (a certificate id for Id): the plan, or the problems that stopped it."""
+    neutral = {name: NEUTRAL_FIELD_VALUE for name in CERTIFICATE_FIELDS} | {CERTIFICATE_ID_FIELD: "0" * 64}
     try:
         return render_template(template, {**neutral, **extras}), []
     except TemplateError as exc:
         return None, list(exc.problems)
-
-
-def _render_problems(template: Template, extras: Mapping[str, str]) -> list[Any]:
-    return _neutral_plan(template, extras)[1]
 
 
 def _existing_resources(settings: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
@@ -357,14 +360,13 @@ def _existing_resources(settings: Mapping[str, Any]) -> dict[str, tuple[str, ...
 def _check_named_resources(
     template: Template,
     template_path: str,
-    extras: Mapping[str, str],
+    plan: Plan | None,
     policy_parameter: str | None,
     existing: Mapping[str, tuple[str, ...]],
     notes: list[str],
 ) -> None:
     """A template that names a policy, thing type, thing group or billing group the stack neither creates nor lists
     in existingResources would fail RegisterThing for every device: refuse it here."""
-    plan, _ = _neutral_plan(template, extras)
     resources = template.document.get("Resources", {})
     for logical_name, resource in resources.items():
         kind_and_names: list[tuple[str, str, Any, Any]] = []  # (existingResources key, property, expression, value)

@@ -41,6 +41,10 @@ SUBJECT_PARAMETERS = {
 CERTIFICATE_FIELDS = frozenset(
     {*(CERTIFICATE_PARAMETER_PREFIX + name for name in SUBJECT_PARAMETERS), CERTIFICATE_PARAMETER_PREFIX + "Id"}
 )
+# A value a well-formed certificate field could hold, valid wherever a template puts it (thing name, attribute value,
+# group name): used to ask "would a sound certificate have rendered?" when a value mixes certificate fields with the
+# deployment's own parameters.
+NEUTRAL_FIELD_VALUE = "0"
 
 
 class BadCertificate(ValueError):

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .certificates import (
     CERTIFICATE_FIELDS,
+    NEUTRAL_FIELD_VALUE,
     BadCertificate,
     CertificateRejected,
     Undecided,
@@ -81,12 +82,6 @@ class _Step:
         now = time.perf_counter()
         self.steps[name] = self.steps.get(name, 0.0) + (now - self.mark) * 1000
         self.mark = now
-
-
-# A value a well-formed certificate field could hold, valid wherever a template puts it (thing name, attribute value,
-# group name): used to ask "would a sound certificate have rendered?" when a value mixes certificate fields with the
-# deployment's own parameters.
-NEUTRAL_FIELD_VALUE = "0"
 
 
 def decide(event: RegistrationEvent, iot: IoT, settings: Settings, at: datetime | None = None) -> Decision:
