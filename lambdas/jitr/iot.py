@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, nullcontext, suppress
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import boto3
 from botocore.config import Config
@@ -108,6 +108,8 @@ def client_config(max_attempts: int) -> Config:
     )
 
 
+_T = TypeVar("_T")
+
 # boto3's method names for the AWS IoT operations the adapter calls.
 _OPERATION_NAMES = {
     "describe_certificate": "DescribeCertificate",
@@ -185,41 +187,49 @@ class IoT:
             created=description.get("creationDate"),
         )
 
+    def _cached(self, cache: dict[str, tuple[float, _T]], key: str, ttl_s: float, load: Callable[[], _T]) -> _T:
+        """`cache[key]` while younger than `ttl_s`, else `load()` again (kept for this execution environment)."""
+        now = self.clock()
+        hit = cache.get(key)
+        if hit is not None and now - hit[0] < ttl_s:
+            return hit[1]
+        value = load()
+        cache[key] = (now, value)
+        return value
+
     def describe_ca_certificate(self, certificate_id: str) -> CaRecord:
         """The registered CA, cached for `ca_ttl_s`: a fleet's events name a few CAs over and over, and
         DescribeCACertificate has a quota of its own. A CA deactivated meanwhile takes effect within the TTL."""
-        cached = self._cas.get(certificate_id)
-        now = self.clock()
-        if cached is not None and now - cached[0] < self.ca_ttl_s:
-            return cached[1]
-        description = self._call("describe_ca_certificate", certificateId=certificate_id)["certificateDescription"]
-        record = CaRecord(
-            certificate_id=description["certificateId"],
-            status=description["status"],
-            pem=description["certificatePem"],
-            auto_registration=description.get("autoRegistrationStatus"),
-        )
-        self._cas[certificate_id] = (now, record)
-        return record
+
+        def load() -> CaRecord:
+            description = self._call("describe_ca_certificate", certificateId=certificate_id)
+            ca = description["certificateDescription"]
+            return CaRecord(
+                certificate_id=ca["certificateId"],
+                status=ca["status"],
+                pem=ca["certificatePem"],
+                auto_registration=ca.get("autoRegistrationStatus"),
+            )
+
+        return self._cached(self._cas, certificate_id, self.ca_ttl_s, load)
 
     def template(self, name: str) -> Template:
-        """The stored template, checked with the JITR rules. A broken one is `Misconfigured` (no device is at fault)."""
-        cached = self._templates.get(name)
-        now = self.clock()
-        if cached is not None and now - cached[0] < self.template_ttl_s:
-            return cached[1]
-        try:
-            body = self._call("describe_provisioning_template", templateName=name)["templateBody"]
-        except NotFound as exc:
-            raise Misconfigured(exc.code, f"provisioning template {name!r} does not exist") from exc
-        try:
-            template = parse_template(body, for_jitr=True)
-        except TemplateError as exc:
-            raise Misconfigured(
-                "InvalidStoredTemplate", f"provisioning template {name!r} is not usable: {exc}"
-            ) from exc
-        self._templates[name] = (now, template)
-        return template
+        """The stored template, checked with the JITR rules, cached for `template_ttl_s`. A broken one is
+        `Misconfigured` (no device is at fault)."""
+
+        def load() -> Template:
+            try:
+                body = self._call("describe_provisioning_template", templateName=name)["templateBody"]
+            except NotFound as exc:
+                raise Misconfigured(exc.code, f"provisioning template {name!r} does not exist") from exc
+            try:
+                return parse_template(body, for_jitr=True)
+            except TemplateError as exc:
+                raise Misconfigured(
+                    "InvalidStoredTemplate", f"provisioning template {name!r} is not usable: {exc}"
+                ) from exc
+
+        return self._cached(self._templates, name, self.template_ttl_s, load)
 
     def registration_slot(self) -> AbstractContextManager[None]:
         """Reserve this environment's next RegisterThing slot *before* reading the certificate, so that the state a
