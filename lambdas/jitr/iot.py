@@ -156,15 +156,14 @@ class IoT:
         template_ttl_s: float = 300.0,
         ca_ttl_s: float = 60.0,
         endpoint_url: str | None = None,
-        register_rate_per_s: float | None = None,
         rates_per_s: Mapping[str, float] | None = None,
     ) -> IoT:
+        """A client of its own, botocore's retries, and a pacer per quota-bound operation at `rates_per_s` (this
+        environment's share of each quota; RegisterThing's paces the registration slot)."""
         # A session of its own: boto3's default session is not safe to share between threads while making clients.
         client = boto3.session.Session().client("iot", config=client_config(max_attempts), endpoint_url=endpoint_url)
-        pacer = Pacer(register_rate_per_s) if register_rate_per_s else None
         pacers = {operation: Pacer(rate) for operation, rate in (rates_per_s or {}).items() if rate > 0}
-        pacers.pop("RegisterThing", None)
-        return cls(client, template_ttl_s, pacer=pacer, ca_ttl_s=ca_ttl_s, pacers=pacers)
+        return cls(client, template_ttl_s, pacer=pacers.pop("RegisterThing", None), ca_ttl_s=ca_ttl_s, pacers=pacers)
 
     def _call(self, operation: str, **kwargs: Any) -> dict[str, Any]:
         pacer = self.pacers.get(_OPERATION_NAMES.get(operation, ""))

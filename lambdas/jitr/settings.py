@@ -85,7 +85,9 @@ class Settings(BaseModel):
         if not self.register_thing_tps:
             return {}
         factor = self.register_thing_tps / AWS_DEFAULT_TPS["RegisterThing"]
+        # RegisterThing's own quota is `register_thing_tps`, whatever `iot_quotas` says
         quotas = {operation: tps * factor for operation, tps in AWS_DEFAULT_TPS.items()} | self.iot_quotas
+        quotas["RegisterThing"] = self.register_thing_tps
         return {operation: share(tps, self.max_concurrency) or 0.0 for operation, tps in quotas.items()}
 
     @classmethod

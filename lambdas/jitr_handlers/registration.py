@@ -46,7 +46,6 @@ def connect_iot(settings: Settings) -> IoT:
         template_ttl_s=settings.template_cache_seconds,
         ca_ttl_s=settings.ca_cache_seconds,
         endpoint_url=settings.endpoint_url,
-        register_rate_per_s=settings.register_rate_per_s,
         rates_per_s=settings.rates_per_s,
     )
 
