@@ -8,12 +8,14 @@ from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
+from jitr_handlers.once import EXPIRY_ATTRIBUTE, KEY_ATTRIBUTE
+
 # What the handler does with its records (Powertools' DynamoDB persistence layer): nothing more.
 HANDLER_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem")
 
 
 class DecisionTable(Construct):
-    """On demand, encrypted, TTL on `expiration` (the retention), point-in-time recovery. Its records expire by
+    """On demand, encrypted, TTL on the records' expiry (the retention), point-in-time recovery. Its records expire by
     themselves, so it is deleted with the stack."""
 
     def __init__(self, scope: Construct, construct_id: str) -> None:
@@ -21,10 +23,10 @@ class DecisionTable(Construct):
         self.table = dynamodb.Table(
             self,
             "Table",
-            partition_key=dynamodb.Attribute(name="id", type=dynamodb.AttributeType.STRING),
+            partition_key=dynamodb.Attribute(name=KEY_ATTRIBUTE, type=dynamodb.AttributeType.STRING),
             billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
             encryption=dynamodb.TableEncryption.AWS_MANAGED,
-            time_to_live_attribute="expiration",
+            time_to_live_attribute=EXPIRY_ATTRIBUTE,
             point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
                 point_in_time_recovery_enabled=True
             ),

@@ -27,6 +27,8 @@ from jitr.outcomes import Outcome, Reason
 from jitr.provisioning import Decision, RegistrationEvent
 
 KEY_PREFIX = "jitr-decision"  # records are keyed "jitr-decision#<md5 of the certificate id as JSON>"
+KEY_ATTRIBUTE = "id"  # the table's partition key
+EXPIRY_ATTRIBUTE = "expiration"  # the table's TTL attribute: a record lives for the retention
 SECONDS_PER_DAY = 86_400
 
 
@@ -55,7 +57,9 @@ class DecideOnce:
             raise_on_no_idempotency_key=True,
             expires_after_seconds=retention_days * SECONDS_PER_DAY,
         )
-        persistence = DynamoDBPersistenceLayer(table_name=table_name, boto3_client=dynamodb_client)
+        persistence = DynamoDBPersistenceLayer(
+            table_name=table_name, key_attr=KEY_ATTRIBUTE, expiry_attr=EXPIRY_ATTRIBUTE, boto3_client=dynamodb_client
+        )
         self.fresh: Decision | None = None
 
         @idempotent_function(  # type: ignore[untyped-decorator]  # Powertools' decorator is typed as returning Any

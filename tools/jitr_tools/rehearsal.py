@@ -27,15 +27,17 @@ DECISION_TABLE = "jitr-decisions"
 
 
 def create_decision_table(dynamodb: Any, name: str = DECISION_TABLE) -> str:
-    """The decision table as the stack makes it (partition key `id`, TTL on `expiration`), on moto's DynamoDB."""
+    """The decision table as the stack makes it (its partition key and TTL attribute), on moto's DynamoDB."""
+    from jitr_handlers.once import EXPIRY_ATTRIBUTE, KEY_ATTRIBUTE
+
     dynamodb.create_table(
         TableName=name,
-        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": KEY_ATTRIBUTE, "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": KEY_ATTRIBUTE, "AttributeType": "S"}],
         BillingMode="PAY_PER_REQUEST",
     )
     dynamodb.update_time_to_live(
-        TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expiration"}
+        TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": EXPIRY_ATTRIBUTE}
     )
     return name
 
