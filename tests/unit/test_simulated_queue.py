@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import threading
 import time
+from collections.abc import Callable
+from typing import Any
 
-from jitr_tools.wiring import Queue
+from jitr_tools.wiring import DirectWiring, Queue
 
 
 def test_a_received_message_is_invisible_until_its_timeout_then_returns() -> None:
@@ -46,3 +50,31 @@ def test_batches_hold_at_most_the_batch_size() -> None:
         queue.send(str(index))
     sizes = [len(queue.receive(10, wait_s=0)) for _ in range(4)]
     assert sizes == [10, 10, 5, 0]
+
+
+def test_the_naive_wiring_stops_only_when_its_running_invocations_have_finished() -> None:
+    # An invocation that outlived the rehearsal would call AWS IoT after the embedded account is gone (the real
+    # endpoint, from a rehearsal) and print to the terminal; a retry timer firing after stop would start another.
+    finished: list[str] = []
+    started = threading.Event()
+
+    def new_environment() -> Callable[[dict[str, Any]], Any]:
+        def invoke(event: dict[str, Any]) -> None:
+            if event["n"] == 0:
+                started.set()
+                time.sleep(0.3)
+                finished.append("slow")
+                return
+            raise RuntimeError("fails, retried after a delay")
+
+        return invoke
+
+    wiring = DirectWiring(new_environment, concurrency=2, retry_delay_s=0.2)
+    wiring.send(json.dumps({"n": 0}))
+    wiring.send(json.dumps({"n": 1}))
+    assert started.wait(2)
+    wiring.stop()
+    assert finished == ["slow"]  # waited for
+    invocations = wiring.stats().invocations
+    time.sleep(0.5)  # past the retry's delay
+    assert wiring.stats().invocations == invocations  # the retry never ran

@@ -32,6 +32,7 @@ class WiringStats:
     errors: int
     dropped: int  # events given up on (direct: after the retries)
     dead_letters: int  # events moved to the dead-letter queue (queue)
+    given_up: tuple[str, ...] = ()  # the bodies of those events, dropped or dead-lettered
 
 
 class Wiring(Protocol):
@@ -221,33 +222,44 @@ class AsyncInvoke:
         self.new_environment = new_environment
         self.environment = threading.local()
         self.pending = 0
-        self.dropped = 0
+        self.dropped: list[str] = []
         self.invocations = 0
         self.errors = 0
         self.lock = threading.Lock()
+        self.stopped = False
+        self.timers: set[threading.Timer] = set()
 
     def send(self, body: str) -> None:
         with self.lock:
+            if self.stopped:
+                return
             self.pending += 1
-        self.pool.submit(self._run, json.loads(body), 0)
+        self.pool.submit(self._run, body, 0)
 
-    def _run(self, event: dict[str, Any], attempt: int) -> None:
+    def _retry(self, body: str, attempt: int) -> None:
+        with self.lock:
+            self.timers.discard(threading.current_thread())  # a Timer runs its function in its own thread
+            if self.stopped:
+                return
+        self.pool.submit(self._run, body, attempt)
+
+    def _run(self, body: str, attempt: int) -> None:
         with self.lock:
             self.invocations += 1
         try:
-            self.environment.invoke(event)
+            self.environment.invoke(json.loads(body))
         except Exception:
             with self.lock:
                 self.errors += 1
             if attempt < 2:
-                timer = threading.Timer(
-                    self.retry_delay_s * (attempt + 1), self.pool.submit, (self._run, event, attempt + 1)
-                )
+                timer = threading.Timer(self.retry_delay_s * (attempt + 1), self._retry, (body, attempt + 1))
                 timer.daemon = True
+                with self.lock:
+                    self.timers.add(timer)
                 timer.start()
                 return
             with self.lock:
-                self.dropped += 1
+                self.dropped.append(body)
         with self.lock:
             self.pending -= 1
 
@@ -260,7 +272,13 @@ class AsyncInvoke:
             return self.pending > 0
 
     def stop(self) -> None:
-        self.pool.shutdown(wait=False, cancel_futures=True)
+        """No new invocations; the ones running finish (they use the account, which must outlive them)."""
+        with self.lock:
+            self.stopped = True
+            timers, self.timers = list(self.timers), set()
+        for timer in timers:
+            timer.cancel()
+        self.pool.shutdown(wait=True, cancel_futures=True)
 
 
 class QueueWiring:
@@ -294,7 +312,8 @@ class QueueWiring:
         self.mapping.stop()
 
     def stats(self) -> WiringStats:
-        return WiringStats(self.mapping.invocations, self.mapping.errors, 0, len(self.queue.dead_letters))
+        given_up = tuple(m.body for m in self.queue.dead_letters)
+        return WiringStats(self.mapping.invocations, self.mapping.errors, 0, len(given_up), given_up)
 
 
 class DirectWiring:
@@ -318,4 +337,6 @@ class DirectWiring:
         self.invoker.stop()
 
     def stats(self) -> WiringStats:
-        return WiringStats(self.invoker.invocations, self.invoker.errors, self.invoker.dropped, 0)
+        with self.invoker.lock:
+            given_up = tuple(self.invoker.dropped)
+        return WiringStats(self.invoker.invocations, self.invoker.errors, len(given_up), 0, given_up)
