@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 import textwrap
+import time
 from typing import Any
 
 import boto3
@@ -275,6 +276,26 @@ def test_first_connect_registers_pending_and_publishes_on_every_connect(
     }
     assert (event["certificateId"], event["caCertificateId"]) == (certificate_id(device.certificate), ca_id)
     assert account.events[1]["certificateRegistrationTimestamp"] is None
+
+
+def test_over_the_auto_registration_rate_a_connect_registers_nothing_and_a_later_one_does(
+    account: Account, issuing_ca: pki.Issued
+) -> None:
+    account.register_ca(issuing_ca)
+    applied = account.iot.apply_aws_quotas(0.2)  # 15 auto-registrations per second x 0.2: 3 per second, burst 3
+    assert applied["AutoRegistration"] == pytest.approx(3.0)
+    assert applied["Connect"] == pytest.approx(100.0)
+    devices = [pki.make_device(issuing_ca, f"burst-{i}") for i in range(5)]
+    outcomes = [account.iot.connect(d.pem).outcome for d in devices]
+    assert outcomes == [Connect.REGISTERED] * 3 + [Connect.THROTTLED] * 2
+    assert len(account.events) == 3  # the throttled ones are not registered and publish nothing
+    assert account.iot.state.device_throttled["AutoRegistration"] == 2
+    unregistered = certificate_id(devices[4].certificate)
+    with pytest.raises(account.client.exceptions.ResourceNotFoundException):
+        account.client.describe_certificate(certificateId=unregistered)
+    time.sleep(0.4)  # a token back
+    assert account.iot.connect(devices[4].pem).outcome == Connect.REGISTERED
+    assert account.iot.connect(devices[0].pem).outcome == Connect.PENDING  # a reconnect registers nothing new
 
 
 def test_ca_is_found_by_signature_not_by_name(account: Account, issuing_ca: pki.Issued) -> None:

@@ -29,7 +29,7 @@ from . import errors
 from .install import install
 from .lookups import attached_policy_names
 from .models import EmbeddedBackend
-from .quotas import AWS_DEFAULT_TPS
+from .quotas import AUTO_REGISTRATION, AWS_DEFAULT_TPS, CONNECT, DEVICE_DEFAULT_TPS
 from .register_thing import register_thing
 from .state import Extension, Subscriber, TokenBucket
 
@@ -45,6 +45,7 @@ class Connect(StrEnum):
     REGISTERED = "REGISTERED"  # first connect: registered PENDING_ACTIVATION, event published, connection closed
     PENDING = "PENDING"  # still PENDING_ACTIVATION: event published again, connection closed
     CLOSED = "CLOSED"  # TLS or authorization failed, connection closed: see reason
+    THROTTLED = "THROTTLED"  # over the account's CONNECT or auto-registration rate: closed, nothing registered
 
 
 @dataclass(frozen=True)
@@ -91,14 +92,25 @@ class EmbeddedIoT:
         self.state.quotas[operation] = TokenBucket(per_second, burst)
 
     def apply_aws_quotas(self, factor: float = 1.0) -> dict[str, float]:
-        """Enforce AWS's default quota of every operation the flow calls (`quotas.AWS_DEFAULT_TPS`), each multiplied
-        by `factor` (a rehearsal at 5 x the defaults runs five times faster with the same proportions). RegisterThing's
-        own calls (CreateThing, AttachPolicy, AttachThingPrincipal, UpdateCertificate) count against theirs too.
-        Returns the quotas applied."""
+        """Enforce AWS's default quota of every operation the flow calls (`quotas.AWS_DEFAULT_TPS`) and the device-side
+        limits (`quotas.DEVICE_DEFAULT_TPS`: CONNECTs and auto-registrations per second), each multiplied by `factor`
+        (a rehearsal at 5 x the defaults runs five times faster with the same proportions). RegisterThing's own calls
+        (CreateThing, AttachPolicy, AttachThingPrincipal, UpdateCertificate) count against theirs too. Returns the
+        quotas applied."""
         applied = {operation: tps * factor for operation, tps in AWS_DEFAULT_TPS.items()}
         for operation, per_second in applied.items():
             self.set_quota(operation, per_second)
+        for limit, tps in DEVICE_DEFAULT_TPS.items():
+            applied[limit] = tps * factor
+            self.state.device_quotas[limit] = TokenBucket(tps * factor)
         return applied
+
+    def reset_counters(self) -> None:
+        """Forget the calls and throttles counted so far (a rehearsal counts from when its fleet powers up)."""
+        with self.state.lock:
+            for counter in (self.state.calls, self.state.inner_calls, self.state.throttled, self.state.succeeded):
+                counter.clear()
+            self.state.device_throttled.clear()
 
     def inject_faults(self, operation: str, *faults: errors._Error) -> None:
         """Make the next calls of `operation` fail with these errors, in order."""
@@ -122,6 +134,8 @@ class EmbeddedIoT:
         leaf = load_certificate(certificate_pem)
         presented = load_certificates("".join(chain_pem) if not isinstance(chain_pem, str) else chain_pem)
         cert_id = certificate_id(leaf)
+        if not self.state.admit_device(CONNECT):
+            return ConnectResult(Connect.THROTTLED, cert_id, None, "over the account's CONNECT rate")
         with self.state.lock:
             known = self.backend.certificates.get(cert_id)
             if known is not None:
@@ -131,6 +145,8 @@ class EmbeddedIoT:
                 return ConnectResult(
                     Connect.CLOSED, cert_id, None, "no ACTIVE registered CA with auto-registration signed it"
                 )
+            if not self.state.admit_device(AUTO_REGISTRATION):
+                return ConnectResult(Connect.THROTTLED, cert_id, ca.certificate_id, "over the auto-registration rate")
             pem = certificate_pem if isinstance(certificate_pem, str) else certificate_pem.decode()
             record = self.backend.register_certificate_without_ca(pem, status="PENDING_ACTIVATION")
             record.ca_certificate_id = ca.certificate_id

@@ -107,14 +107,14 @@ class _Apply:
         attached policy; modelled as the calls that would change something."""
         state = self.backend.extension
         if thing is not None and existing is None:
-            state.admit("CreateThing")
+            state.admit("CreateThing", inner=True)
         if certificate is not None:
             for _ in self.plan.policies:
-                state.admit("AttachPolicy")
+                state.admit("AttachPolicy", inner=True)
             if thing is not None:
-                state.admit("AttachThingPrincipal")
+                state.admit("AttachThingPrincipal", inner=True)
             if new_status is not None:
-                state.admit("UpdateCertificate")
+                state.admit("UpdateCertificate", inner=True)
 
     # -- certificate ---
 

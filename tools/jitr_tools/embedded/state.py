@@ -58,20 +58,26 @@ class Extension:
 
     templates: dict[str, ProvisioningTemplateRecord] = field(default_factory=dict)
     quotas: dict[str, TokenBucket] = field(default_factory=dict)
+    device_quotas: dict[str, TokenBucket] = field(default_factory=dict)  # CONNECTs, auto-registrations (`quotas`)
+    device_throttled: Counter[str] = field(default_factory=Counter)
     faults: dict[str, deque[_Error]] = field(default_factory=dict)
     latency_s: dict[str, float] = field(default_factory=dict)
     subscribers: list[tuple[str, Subscriber]] = field(default_factory=list)
-    calls: Counter[str] = field(default_factory=Counter)
+    calls: Counter[str] = field(default_factory=Counter)  # every call against each quota, RegisterThing's own included
+    inner_calls: Counter[str] = field(default_factory=Counter)  # of which RegisterThing made on the caller's behalf
     throttled: Counter[str] = field(default_factory=Counter)
     succeeded: Counter[str] = field(default_factory=Counter)
     lock: threading.RLock = field(default_factory=threading.RLock)
     in_flight: set[str] = field(default_factory=set)
     thing_principals: dict[str, set[str]] = field(default_factory=dict)  # thing name -> principal ARNs (an index)
 
-    def admit(self, operation: str) -> None:
-        """Count a call, then raise an injected fault or ThrottlingException when the quota is spent."""
+    def admit(self, operation: str, inner: bool = False) -> None:
+        """Count a call (`inner`: one RegisterThing makes on the caller's behalf), then raise an injected fault or
+        ThrottlingException when the quota is spent."""
         with self.lock:
             self.calls[operation] += 1
+            if inner:
+                self.inner_calls[operation] += 1
             queued = self.faults.get(operation)
             if queued:
                 raise queued.popleft()
@@ -80,6 +86,15 @@ class Extension:
             with self.lock:
                 self.throttled[operation] += 1
             raise ThrottlingException(f"Rate exceeded for {operation}")
+
+    def admit_device(self, limit: str) -> bool:
+        """Whether a device's connect fits the account's device-side `limit` (counted when it does not)."""
+        bucket = self.device_quotas.get(limit)
+        if bucket is None or bucket.take():
+            return True
+        with self.lock:
+            self.device_throttled[limit] += 1
+        return False
 
     def pause(self, operation: str) -> None:
         """Take as long as the configured latency of `operation` (AWS's own processing time)."""
