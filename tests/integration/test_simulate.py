@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
 
 from jitr_tools import pki
 from jitr_tools.cli import main
-from jitr_tools.embedded.errors import ServiceUnavailableException
-from jitr_tools.simulate import Options, simulate
+from jitr_tools.embedded.errors import InvalidRequestException
+from jitr_tools.reconnect import Reconnect
+from jitr_tools.simulate import Options, simulate, summary
+
+FAST = Reconnect(0.03, 0.5)  # devices reconnecting every few tens of ms at first, then at most every half second
 
 
 def test_a_mixed_fleet_is_fully_accounted_for_with_duplicates_absorbed() -> None:
-    # Given a quota that takes about two seconds to onboard the fleet, and devices retrying every few tens of ms
-    result = simulate(Options(devices=40, invalid_fraction=0.25, reconnects=2, quota=15, seed=11, backoff_s=0.03))
+    # Given a quota that takes about two seconds to onboard the fleet, and devices reconnecting until they get in
+    result = simulate(Options(devices=40, invalid_fraction=0.25, quota=15, seed=11, reconnect=FAST))
 
     assert result.lost == 0
     assert result.unexpected == []
@@ -27,9 +31,7 @@ def test_a_mixed_fleet_is_fully_accounted_for_with_duplicates_absorbed() -> None
 
 
 def test_the_json_output_accounts_for_every_device(capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(
-        ["simulate", "--devices", "30", "--invalid-fraction", "0.2", "--reconnects", "1", "--json", "--seed", "3"]
-    )
+    code = main(["simulate", "--devices", "30", "--invalid-fraction", "0.2", "--quota", "50", "--json", "--seed", "3"])
     data = json.loads(capsys.readouterr().out)
     assert code == 0
     assert data["lost"] == 0
@@ -37,26 +39,28 @@ def test_the_json_output_accounts_for_every_device(capsys: pytest.CaptureFixture
     assert sum(data["rejected_by_reason"].values()) == data["rejected"]
 
 
-def test_events_that_keep_failing_end_in_the_dead_letter_queue_and_their_devices_count_as_lost(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_devices_whose_events_end_in_the_dead_letter_queue_count_as_lost(monkeypatch: pytest.MonkeyPatch) -> None:
     from jitr_tools.embedded.iot import EmbeddedIoT
 
     original = EmbeddedIoT.set_quota
 
     def broken(self: EmbeddedIoT, operation: str, per_second: float, burst: float | None = None) -> None:
         original(self, operation, per_second, burst)
-        # RegisterThing is down for every attempt: every record fails and is redelivered
-        self.inject_faults("RegisterThing", *(ServiceUnavailableException("down") for _ in range(10_000)))
+        # RegisterThing refuses every request (an error botocore does not retry, so each decision is quick): every
+        # record fails (RETRY PROVISIONING_REFUSED) and is redelivered
+        self.inject_faults("RegisterThing", *(InvalidRequestException("refused") for _ in range(10_000)))
 
     monkeypatch.setattr(EmbeddedIoT, "set_quota", broken)
-    monkeypatch.setenv("JITR_MAX_ATTEMPTS", "1")
-    result = simulate(
-        Options(devices=3, invalid_fraction=0, reconnects=0, seed=1, visibility_timeout_s=0.05, max_receive_count=3)
+    options = Options(
+        devices=3, invalid_fraction=0, seed=1, visibility_timeout_s=0.05, max_receive_count=3, reconnect=FAST
     )
+    result = simulate(dataclasses.replace(options, timeout_s=3.0))
+    # the devices kept reconnecting, every event failed: the rehearsal ran to its timeout, and reports the devices
+    # lost (events of theirs were given up on), not merely unfinished
     assert result.provisioned == 0
-    assert result.dead_letters == 3
+    assert result.dead_letters >= 3
     assert result.lost == 3
+    assert result.unfinished == 0
 
 
 def test_a_bad_defect_name_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
@@ -66,21 +70,40 @@ def test_a_bad_defect_name_is_a_usage_error(capsys: pytest.CaptureFixture[str]) 
 
 
 def test_a_rehearsal_cut_short_reports_unfinished_devices_not_lost_ones() -> None:
-    # Given a quota so low the queue cannot drain before the (tiny) drain timeout
-    options = Options(devices=20, invalid_fraction=0, reconnects=0, quota=2, seed=5, batch_size=1, drain_timeout_s=0.5)
+    # Given a quota so low the queue cannot drain before the (tiny) timeout
+    options = Options(devices=20, invalid_fraction=0, quota=2, seed=5, batch_size=1, timeout_s=1.0, reconnect=FAST)
     result = simulate(options)
     assert not result.queue_drained
     assert result.unfinished > 0
     assert result.lost == 0
     assert result.provisioned + result.unfinished == 20
-    from jitr_tools.simulate import summary
-
     assert "NOT drained" in summary(result)
 
 
 @pytest.mark.slow
 def test_the_command_says_so_in_its_exit_code(capsys: pytest.CaptureFixture[str]) -> None:
-    # two pollers take a batch of 10 each at 1 RegisterThing per second; 10 of 30 devices are still queued
-    args = ["simulate", "--devices", "30", "--invalid-fraction", "0", "--reconnects", "0", "--quota", "2"]
-    assert main([*args, "--drain-timeout", "0.3"]) == 1
+    # two pollers, each at 1 RegisterThing per second: after a second most of the 30 devices are still undecided
+    args = ["simulate", "--devices", "30", "--invalid-fraction", "0", "--quota", "2"]
+    assert main([*args, "--timeout", "1"]) == 1
     assert "NOT drained" in capsys.readouterr().out
+
+
+def test_devices_reconnect_until_served_and_the_later_the_more_events_each_costing_no_aws_iot_call() -> None:
+    # Given a quota that serves the fleet over about two seconds, and devices reconnecting as the SDK does (scaled)
+    result = simulate(Options(devices=30, invalid_fraction=0, quota=15, seed=4, reconnect=FAST))
+    assert result.lost == 0
+    assert result.provisioned == 30
+    # no fixed count: the last devices served kept reconnecting, one event per connect while pending
+    assert result.max_events_per_device > 4
+    assert result.events > 2 * result.devices
+    # and each certificate was read once, whatever its duplicates
+    assert result.calls_by_operation["DescribeCertificate"] == 30
+
+
+def test_without_the_decision_table_every_duplicate_reads_the_certificate_again() -> None:
+    slower = Reconnect(0.2, 1.0)
+    options = Options(devices=20, invalid_fraction=0, quota=15, seed=4, reconnect=slower, absorb_duplicates=False)
+    result = simulate(options)
+    assert result.lost == 0
+    assert result.provisioned == 20
+    assert result.calls_by_operation["DescribeCertificate"] > 20

@@ -86,9 +86,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     simulate.add_argument("--devices", type=int, default=60, help="fleet size (default 60)")
     simulate.add_argument("--invalid-fraction", type=float, default=0.2, help="share of defective devices (0.2)")
-    simulate.add_argument("--reconnects", type=int, default=2, help="reconnects while pending, with backoff (2)")
-    simulate.add_argument("--quota", type=float, default=20.0, help="RegisterThing calls per second (20)")
-    simulate.add_argument("--seed", type=int, help="makes the fleet and the backoff jitter repeatable")
+    simulate.add_argument(
+        "--quota",
+        type=float,
+        default=20.0,
+        help="RegisterThing calls per second (20): the rehearsal runs quota/10 times faster than AWS, devices'"
+        " reconnect delays (the Device SDK's 1 s to 120 s) included",
+    )
+    simulate.add_argument("--seed", type=int, help="makes the fleet and the reconnect jitter repeatable")
     simulate.add_argument("--defects", help="comma-separated defects to use (default: all): " + ", ".join(pki.DEFECTS))
     simulate.add_argument("--latency-ms", type=float, default=0.0, help="added to each RegisterThing call (0)")
     simulate.add_argument("--wiring", choices=("queue", "direct"), default="queue", help="queue (the stack) or direct")
@@ -98,7 +103,13 @@ def _parser() -> argparse.ArgumentParser:
         help="enforce AWS's default quota of every operation, scaled as --quota scales RegisterThing's 10/s",
     )
     simulate.add_argument(
-        "--drain-timeout", type=float, default=300.0, help="seconds to wait for the queue after the last connect (300)"
+        "--no-decision-table",
+        dest="absorb_duplicates",
+        action="store_false",
+        help="decide every duplicate event again instead of absorbing it with the decision table",
+    )
+    simulate.add_argument(
+        "--timeout", type=float, default=300.0, help="seconds before the rehearsal stops, decided or not (300)"
     )
     simulate.add_argument("--json", action="store_true", help="print the result as JSON (no progress bar)")
     simulate.set_defaults(run=_simulate)
@@ -200,13 +211,13 @@ def _simulate(args: argparse.Namespace) -> int:
     options = Options(
         devices=args.devices,
         invalid_fraction=args.invalid_fraction,
-        reconnects=args.reconnects,
         quota=args.quota,
         seed=args.seed,
         latency_ms=args.latency_ms,
         wiring=args.wiring,
-        drain_timeout_s=args.drain_timeout,
+        timeout_s=args.timeout,
         aws_quotas=args.aws_quotas,
+        absorb_duplicates=args.absorb_duplicates,
         defects=tuple(args.defects.split(",")) if args.defects else tuple(pki.DEFECTS),
         progress=not args.json and sys.stderr.isatty(),
     )

@@ -1,10 +1,14 @@
 """`jitr simulate`: a fleet's first connects on the embedded AWS IoT, wired as the stack wires them (or naively, for
-comparison: see `jitr_tools.wiring`), deciding with the real handler. Devices reconnect with backoff while pending, so
-duplicate events happen as on AWS. RegisterThing is held to `quota` calls per second by the embedded IoT
-(ThrottlingException beyond). The summary is read from the account and from the decisions the handler reports.
+comparison: see `jitr_tools.wiring`), deciding with the real handler. Devices reconnect as the AWS IoT Device SDK v2
+does (`jitr_tools.reconnect`: backoff with jitter, no limit) until they are connected or refused, and AWS publishes
+the registered event on every connect of a pending certificate, so duplicate events happen as on AWS. RegisterThing is
+held to `quota` calls per second by the embedded IoT (ThrottlingException beyond); with `aws_quotas`, every operation
+the flow calls is held to AWS's default quota scaled by the same factor. The summary is read from the account and from
+the decisions the handler reports.
 
-Times are real, but the queue's visibility timeout and the devices' backoff are scaled down (seconds, not minutes) so a
-rehearsal stays short; the handler, its retries (botocore's standard mode) and the IoT's checks are unchanged.
+Times are real but run `quota / 10` times faster than on AWS: the devices' reconnect delays are divided by that factor,
+and the queue's visibility timeout is scaled down too, so a rehearsal stays short; the handler, its retries (botocore's
+standard mode) and the IoT's checks are unchanged.
 """
 
 from __future__ import annotations
@@ -19,7 +23,6 @@ import threading
 import time
 import warnings
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -29,7 +32,8 @@ from jitr.provisioning import Decision
 
 from . import embedded, pki
 from .embedded import EmbeddedIoT
-from .embedded.iot import Connect
+from .embedded.iot import Connect, ConnectResult
+from .reconnect import Reconnect
 from .rehearsal import create_decision_table, handler_environment, prepare_account
 from .wiring import DirectWiring, QueueWiring, Wiring, WiringStats
 
@@ -47,12 +51,15 @@ class DecisionRecorder:
         self.lock = threading.Lock()
         self.decisions: list[dict[str, Any]] = []
         self.provisioned_at: list[float] = []
+        self.settled: set[str] = set()  # certificate ids provisioned or rejected: their next connect sends no event
 
     def __call__(self, decision: Decision) -> None:
         with self.lock:
             self.decisions.append(decision.to_dict())
             if decision.outcome == Outcome.PROVISIONED:
                 self.provisioned_at.append(time.monotonic() - self.started)
+            if decision.outcome in (Outcome.PROVISIONED, Outcome.REJECTED) and decision.certificate_id:
+                self.settled.add(decision.certificate_id)
 
 
 class _Discard(io.StringIO):
@@ -69,20 +76,28 @@ class _Discard(io.StringIO):
 class Options:
     devices: int = 60
     invalid_fraction: float = 0.2
-    reconnects: int = 2
-    quota: float = 20.0  # RegisterThing calls per second (AWS's default is 10)
+    quota: float = 20.0  # RegisterThing calls per second (AWS's default is 10): the rehearsal's time factor is quota/10
     seed: int | None = None
     wiring: str = "queue"  # "queue" (the stack) or "direct" (naive: rule -> Lambda, no queue)
     batch_size: int = 10
     max_receive_count: int = 5
     visibility_timeout_s: float = 30.0  # 6 x 5 s: a paced batch of 10 takes about 5 s (see jitr.pacing)
     concurrency: int | None = None  # default: the stack's ceil(quota x 0.5), at least 2
-    backoff_s: float = 0.5  # first reconnect delay; doubles, with jitter
+    reconnect: Reconnect | None = None  # default: the SDK's delays divided by the time factor
     latency_ms: float = 0.0  # added to each RegisterThing (AWS's own time); 0 answers at once
     aws_quotas: bool = False  # enforce AWS's default quota of every operation, scaled as `quota` scales RegisterThing
-    drain_timeout_s: float = 300.0
+    absorb_duplicates: bool = True  # the decision table; off: every duplicate is decided again (reads the certificate)
+    timeout_s: float = 300.0  # the rehearsal stops here, decided or not
     defects: tuple[str, ...] = tuple(pki.DEFECTS)
     progress: bool = False
+
+    @property
+    def time_factor(self) -> float:
+        return self.quota / AWS_DEFAULT_TPS["RegisterThing"]
+
+    @property
+    def reconnect_policy(self) -> Reconnect:
+        return self.reconnect or Reconnect.sdk(self.time_factor)
 
 
 @dataclass
@@ -110,9 +125,15 @@ class Result:
     quota: float
     concurrency: int
     wiring: str
-    calls_by_operation: dict[str, int] = field(default_factory=dict)  # AWS IoT calls, RegisterThing's own included
-    throttles_by_operation: dict[str, int] = field(default_factory=dict)
-    unfinished: int = 0  # still pending in the queue when the drain timeout ended the rehearsal
+    time_factor: float = 1.0  # how much faster than AWS the rehearsal runs (its quotas and reconnect delays)
+    absorb_duplicates: bool = True
+    connects: int = 0  # every connect the devices made, first ones and reconnects
+    max_events_per_device: int = 0  # the most registration events one device's connects published
+    connects_throttled: dict[str, int] = field(default_factory=dict)  # over the CONNECT or auto-registration rate
+    calls_by_operation: dict[str, int] = field(default_factory=dict)  # the AWS IoT calls jitr made
+    inner_calls_by_operation: dict[str, int] = field(default_factory=dict)  # RegisterThing's own, against their quotas
+    throttles_by_operation: dict[str, int] = field(default_factory=dict)  # each one a call jitr saw throttled
+    unfinished: int = 0  # still pending when the rehearsal stopped, with events of theirs still to be decided
     queue_drained: bool = True
     timeline: list[tuple[float, int]] = field(default_factory=list)
 
@@ -120,9 +141,31 @@ class Result:
     def throughput_ratio(self) -> float:
         return self.throughput_per_s / self.quota if self.quota else 0.0
 
+    @property
+    def iot_calls(self) -> int:
+        return sum(self.calls_by_operation.values())
+
+    @property
+    def iot_calls_per_provisioned(self) -> float:
+        return self.iot_calls / self.provisioned if self.provisioned else 0.0
+
+    @property
+    def throttled_share(self) -> float:
+        """Throttled calls over all the AWS IoT calls jitr made (an inner call throttled fails its RegisterThing)."""
+        return sum(self.throttles_by_operation.values()) / self.iot_calls if self.iot_calls else 0.0
+
+    @property
+    def ideal_drain_s(self) -> float:
+        """The devices to provision at the RegisterThing quota: no wiring can onboard them sooner."""
+        return self.provisioned / self.quota if self.quota else 0.0
+
     def to_dict(self, timeline: bool = False) -> dict[str, Any]:
         data = asdict(self)
         data["throughput_ratio"] = round(self.throughput_ratio, 3)
+        data["iot_calls"] = self.iot_calls
+        data["iot_calls_per_provisioned"] = round(self.iot_calls_per_provisioned, 3)
+        data["throttled_share"] = round(self.throttled_share, 5)
+        data["ideal_drain_s"] = round(self.ideal_drain_s, 1)
         if not timeline:
             data.pop("timeline")
         return data
@@ -138,7 +181,8 @@ def simulate(options: Options) -> Result:
     the handler's log, not assumed."""
     import boto3
 
-    rng = random.Random(options.seed)  # noqa: S311 (backoff jitter)
+    reconnect = options.reconnect_policy  # refuses bad delays before anything starts
+    rng = random.Random(options.seed)  # noqa: S311 (reconnect jitter)
     ca = pki.make_ca("jitr simulation CA")
     fleet = pki.make_fleet(
         ca, options.devices, invalid_fraction=options.invalid_fraction, defects=options.defects, seed=options.seed
@@ -152,12 +196,16 @@ def simulate(options: Options) -> Result:
         client = boto3.client("iot", region_name=iot.region)
         prepare_account(client, ca, iot.account_id)
         if options.aws_quotas:
-            iot.apply_aws_quotas(options.quota / AWS_DEFAULT_TPS["RegisterThing"])
+            iot.apply_aws_quotas(options.time_factor)
         else:
             iot.set_quota("RegisterThing", options.quota)
         if options.latency_ms:
             iot.set_latency("RegisterThing", options.latency_ms / 1000)
+        table = None
+        if options.absorb_duplicates:
+            table = create_decision_table(boto3.client("dynamodb", region_name=iot.region))
 
+        iot.reset_counters()  # the account's set-up is not the fleet's traffic
         started = time.monotonic()
         log = DecisionRecorder(started)
         # The handler's EMF metric lines go to standard output, as in Lambda; here they would bury the summary.
@@ -169,7 +217,7 @@ def simulate(options: Options) -> Result:
                 quota=None if options.wiring == "direct" else options.quota,
                 concurrency=concurrency,
                 on_decision=log,
-                decision_table=create_decision_table(boto3.client("dynamodb", region_name=iot.region)),
+                decision_table=table,
             ) as new_environment,
             contextlib.redirect_stdout(io.StringIO()),
         ):
@@ -191,56 +239,72 @@ def simulate(options: Options) -> Result:
                 wiring.send(json.dumps(event))
 
             iot.subscribe("$aws/events/certificates/registered/+", rule)
-            outcomes = _run_fleet(iot, fleet, options, rng, started, lambda: len(log.provisioned_at))
-            connects_done = time.monotonic()
-            deadline = connects_done + options.drain_timeout_s
-            while time.monotonic() < deadline and wiring.busy:
-                _progress(options, len(log.decisions), options.devices, started, wiring)
-                time.sleep(0.05)
-            drained = time.monotonic()
+            fleet_run = _run_fleet(iot, fleet, reconnect, rng, started + options.timeout_s, log, wiring, options)
+            settled_at = time.monotonic()
             wiring.stop()  # the batches in flight finish; what is still queued stays undecided
             queue_drained = not wiring.busy
             stats = wiring.stats()
         if options.progress:
             print(file=sys.stderr)
         return _account(
-            iot, client, fleet, outcomes, events, log, options, concurrency, stats, started, drained, queue_drained
+            iot, client, fleet, fleet_run, events, log, options, concurrency, stats, started, settled_at, queue_drained
         )
+
+
+@dataclass
+class FleetRun:
+    last: dict[str, ConnectResult]  # each device's last connect
+    connects: int
 
 
 def _run_fleet(
     iot: EmbeddedIoT,
     fleet: list[pki.FleetDevice],
-    options: Options,
+    reconnect: Reconnect,
     rng: random.Random,
-    started: float,
-    provisioned: Callable[[], int],
-) -> dict[str, str]:
-    """Every device connects at once, then reconnects with exponential backoff and jitter while pending."""
-    last: dict[str, str] = {}
-    schedule: list[tuple[float, int, int]] = [(started, index, 0) for index in range(len(fleet))]
+    deadline: float,
+    log: DecisionRecorder,
+    wiring: Wiring,
+    options: Options,
+) -> FleetRun:
+    """Every device connects at once, then each reconnects after a dropped connection until it is connected or refused.
+    Stops early once nothing is left to decide (every registered certificate provisioned or rejected, the wiring idle:
+    the devices' next connects would only succeed or be refused), or at the deadline."""
+    last: dict[str, ConnectResult] = {}
+    registered: set[str] = set()
+    schedule: list[tuple[float, int, int]] = [(time.monotonic(), index, 0) for index in range(len(fleet))]
     heapq.heapify(schedule)
+    connects = 0
     shown = 0.0
-    while schedule:
-        due, index, attempt = heapq.heappop(schedule)
-        delay = due - time.monotonic()
-        if delay > 0:
-            time.sleep(delay)
+    while schedule and time.monotonic() < deadline:
+        due, index, failures = schedule[0]
+        now = time.monotonic()
+        if due > now:
+            if _settled(registered, log, wiring):
+                break
+            time.sleep(min(due - now, 0.05, max(0.0, deadline - now)))
+            continue
+        heapq.heappop(schedule)
         device = fleet[index]
         result = iot.connect(device.issued.pem, device.issued.chain_pem)
-        last[device.name] = str(result.outcome)
-        if result.outcome in (Connect.REGISTERED, Connect.PENDING) and attempt < options.reconnects:
-            backoff = options.backoff_s * (2**attempt) * rng.uniform(0.5, 1.5)
-            heapq.heappush(schedule, (time.monotonic() + backoff, index, attempt + 1))
-        if options.progress and time.monotonic() - shown > 0.5:
-            shown = time.monotonic()
-            _bar(provisioned(), len(fleet), started, f"connects queued {len(schedule)}")
-    return last
+        connects += 1
+        last[device.name] = result
+        if result.outcome in (Connect.REGISTERED, Connect.PENDING):
+            registered.add(result.certificate_id)
+        if result.outcome in (Connect.REGISTERED, Connect.PENDING, Connect.THROTTLED):
+            heapq.heappush(schedule, (time.monotonic() + reconnect.delay(failures + 1, rng), index, failures + 1))
+        if options.progress and now - shown > 0.5:
+            shown = now
+            _bar(len(log.settled), len(fleet), log.started, f"reconnecting {len(schedule)}  queue {wiring.depth}")
+    while time.monotonic() < deadline and not _settled(registered, log, wiring):  # every device done: the queue drains
+        time.sleep(0.05)
+    return FleetRun(last, connects)
 
 
-def _progress(options: Options, decided: int, total: int, started: float, wiring: Wiring) -> None:
-    if options.progress:
-        _bar(decided, total, started, f"queue {wiring.depth}")
+def _settled(registered: set[str], log: DecisionRecorder, wiring: Wiring) -> bool:
+    with log.lock:
+        decided = registered <= log.settled
+    return decided and not wiring.busy
 
 
 def _bar(done: int, total: int, started: float, extra: str) -> None:
@@ -257,18 +321,26 @@ def _account(
     iot: EmbeddedIoT,
     client: Any,
     fleet: list[pki.FleetDevice],
-    outcomes: dict[str, str],
+    fleet_run: FleetRun,
     events: Counter[str],
     log: DecisionRecorder,
     options: Options,
     concurrency: int,
     stats: WiringStats,
     started: float,
-    drained: float,
+    settled_at: float,
     queue_drained: bool,
 ) -> Result:
     from jitr.certificates import certificate_id
 
+    state = iot.state
+    with state.lock:  # before this accounting's own calls
+        own_calls = state.calls - state.inner_calls
+        inner_calls, throttled, device_throttled = (
+            Counter(state.inner_calls),
+            Counter(state.throttled),
+            Counter(state.device_throttled),
+        )
     by_certificate: dict[str, list[dict[str, Any]]] = {}
     for decision in log.decisions:
         by_certificate.setdefault(str(decision.get("certificateId")), []).append(decision)
@@ -277,6 +349,7 @@ def _account(
         for page in client.get_paginator("list_certificates").paginate(pageSize=250)
         for c in page["certificates"]
     }
+    given_up = Counter(str(json.loads(body).get("certificateId")) for body in stats.given_up)
     provisioned = rejected = refused = 0
     reasons: Counter[str] = Counter()
     lost: list[str] = []
@@ -287,7 +360,8 @@ def _account(
         status = statuses.get(cert_id)
         decisions = by_certificate.get(cert_id, [])
         final = next((d for d in decisions if d["outcome"] in ("PROVISIONED", "REJECTED")), None)
-        if status is None and outcomes.get(device.name) == Connect.CLOSED:
+        last = fleet_run.last.get(device.name)
+        if status is None and last is not None and last.outcome == Connect.CLOSED:
             refused += 1  # AWS's TLS handshake refused it: never registered, no event
             if device.defect is None:
                 unexpected.append(f"{device.name}: a good device was refused at connect")
@@ -299,11 +373,14 @@ def _account(
             rejected += 1
             reasons[final["reason"]] += 1
             actual = final["reason"]
-        elif not queue_drained and status == "PENDING_ACTIVATION":
-            unfinished += 1  # still queued when the rehearsal stopped waiting: not decided yet, not lost
+        elif status == "PENDING_ACTIVATION" and not queue_drained and not given_up[cert_id]:
+            unfinished += 1  # the rehearsal stopped before its events were decided: not decided yet, not lost
             continue
-        else:
-            lost.append(f"{device.name}: status {status}, decisions {[d['outcome'] for d in decisions]}")
+        else:  # undecided with nothing left to decide it, or events of it given up on (the dead-letter queue's alarm)
+            lost.append(
+                f"{device.name}: status {status}, decisions {[d['outcome'] for d in decisions]},"
+                f" events given up on {given_up[cert_id]}"
+            )
             continue
         if device.defect is not None and device.defect.reason is not None and actual != device.expected_reason:
             unexpected.append(f"{device.name}: expected {device.expected_reason}, got {actual or 'PROVISIONED'}")
@@ -322,22 +399,28 @@ def _account(
         lost_devices=lost[:20],
         unfinished=unfinished,
         queue_drained=queue_drained,
-        calls_by_operation=dict(sorted(iot.state.calls.items())),
-        throttles_by_operation=dict(sorted(iot.state.throttled.items())),
+        time_factor=options.time_factor,
+        absorb_duplicates=options.absorb_duplicates,
+        connects=fleet_run.connects,
+        max_events_per_device=max(events.values(), default=0),
+        connects_throttled=dict(sorted(device_throttled.items())),
+        calls_by_operation=dict(sorted(own_calls.items())),
+        inner_calls_by_operation=dict(sorted(inner_calls.items())),
+        throttles_by_operation=dict(sorted(throttled.items())),
         unexpected=unexpected[:20],
         events=sum(events.values()),
         duplicates_absorbed=decided_outcomes["DUPLICATE"]
         + decided_outcomes["ALREADY_ACTIVE"]
         + decided_outcomes["SKIPPED"],
-        register_calls=iot.state.calls["RegisterThing"],
+        register_calls=own_calls["RegisterThing"],
         repeat_provisions=max(0, decided_outcomes["PROVISIONED"] - provisioned),
-        throttles=iot.state.throttled["RegisterThing"],
+        throttles=throttled["RegisterThing"],
         dead_letters=stats.dead_letters,
         invocations=stats.invocations,
         invocation_errors=stats.errors,
         dropped=stats.dropped,
         wall_s=round(time.monotonic() - started, 3),
-        drain_s=round(drained - started, 3),
+        drain_s=round(settled_at - started, 3),
         throughput_per_s=round(provisioned / first_to_last, 2),
         quota=options.quota,
         concurrency=concurrency,
@@ -365,7 +448,7 @@ def _timeline(times: list[float], step_s: float = 0.5) -> list[tuple[float, int]
 def summary(result: Result) -> str:
     lines = [
         f"devices              {result.devices}  ({result.wiring} wiring, RegisterThing quota {result.quota:g}/s,"
-        f" concurrency {result.concurrency})",
+        f" concurrency {result.concurrency}, {result.time_factor:g} x faster than AWS)",
         f"provisioned          {result.provisioned}",
         f"rejected             {result.rejected}"
         + (f"  ({', '.join(f'{k} {v}' for k, v in result.rejected_by_reason.items())})" if result.rejected else ""),
@@ -374,13 +457,17 @@ def summary(result: Result) -> str:
         *(
             []
             if result.queue_drained
-            else [f"unfinished           {result.unfinished}  (the queue was NOT drained within the drain timeout)"]
+            else [f"unfinished           {result.unfinished}  (NOT drained: the rehearsal's timeout came first)"]
         ),
+        f"connects             {result.connects}  (devices reconnect until connected or refused)",
         f"events               {result.events}  (duplicates absorbed: {result.duplicates_absorbed})",
+        f"AWS IoT calls        {result.iot_calls}  ({result.iot_calls_per_provisioned:.2f} per device provisioned;"
+        f" throttled: {sum(result.throttles_by_operation.values())})",
         f"RegisterThing calls  {result.register_calls}  (throttled: {result.throttles}; repeated on an already"
         f" provisioned device: {result.repeat_provisions})",
         f"dead letters         {result.dead_letters}",
-        f"wall time            {result.wall_s:.1f} s  (drained at {result.drain_s:.1f} s)",
+        f"wall time            {result.wall_s:.1f} s  (every device decided at {result.drain_s:.1f} s;"
+        f" at the quota: {result.ideal_drain_s:.1f} s)",
         f"throughput           {result.throughput_per_s:.1f} provisioned/s"
         f"  ({result.throughput_ratio:.0%} of the quota)",
     ]
