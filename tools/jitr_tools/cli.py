@@ -13,7 +13,6 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +28,18 @@ from jitr.certificates import (
 from jitr.templates import Problem, TemplateError, check_template, render_template
 
 from . import pki, pki_commands
+from .arguments import (
+    Parser,
+    UsageError,
+    moment,
+    number,
+    one_certificate,
+    positive_int,
+    read_bytes,
+    read_json,
+    read_text,
+)
+from .arguments import regex as regular_expression
 
 EXIT_OK = 0
 EXIT_REJECTED = 1
@@ -37,19 +48,22 @@ EXIT_USAGE = 2
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, or a usage error already printed on one line
+        return int(exc.code or 0)
     if not hasattr(args, "run"):
         parser.print_help()
         return EXIT_USAGE
     try:
         return int(args.run(args))
-    except (OSError, BadCertificate) as exc:
+    except (OSError, BadCertificate, UsageError) as exc:
         print(f"jitr: {exc}", file=sys.stderr)
         return EXIT_USAGE
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="jitr", description="Just-in-time registration for AWS IoT Core.")
+    parser = Parser(prog="jitr", description="Just-in-time registration for AWS IoT Core.")
     commands = parser.add_subparsers(title="commands")
 
     template = commands.add_parser("template", help="check or render a provisioning template")
@@ -72,10 +86,10 @@ def _parser() -> argparse.ArgumentParser:
     verify.add_argument("--ca", type=Path, required=True, help="the registered CA certificate PEM")
     verify.add_argument("--intermediate", type=Path, action="append", default=[], help="an intermediate PEM")
     verify.add_argument("--root", type=Path, help="a root above the registered CA, used as the trust anchor")
-    verify.add_argument("--at", help="ISO-8601 time to verify at (default: now, UTC)")
+    verify.add_argument("--at", type=moment, help="ISO-8601 time to verify at (default: now, UTC)")
     verify.add_argument("--profile", default="strict", choices=sorted(PROFILES), help="device profile")
-    verify.add_argument("--cn-pattern", help="regular expression the common name must match")
-    verify.add_argument("--max-validity-days", type=int, help="longest validity period allowed")
+    verify.add_argument("--cn-pattern", type=regular_expression, help="regular expression the common name must match")
+    verify.add_argument("--max-validity-days", type=positive_int, help="longest validity period allowed")
     verify.add_argument("--json", action="store_true", help="print machine-readable JSON")
     verify.set_defaults(run=_verify)
 
@@ -84,18 +98,25 @@ def _parser() -> argparse.ArgumentParser:
     simulate = commands.add_parser(
         "simulate", help="a fleet's first connects on the embedded AWS IoT, wired as the stack wires them"
     )
-    simulate.add_argument("--devices", type=int, default=60, help="fleet size (default 60)")
-    simulate.add_argument("--invalid-fraction", type=float, default=0.2, help="share of defective devices (0.2)")
+    simulate.add_argument("--devices", type=positive_int, default=60, help="fleet size (default 60)")
+    simulate.add_argument(
+        "--invalid-fraction",
+        type=number(minimum=0, maximum=1),
+        default=0.2,
+        help="share of defective devices (0.2)",
+    )
     simulate.add_argument(
         "--quota",
-        type=float,
+        type=number(minimum=0, exclusive=True),
         default=20.0,
         help="RegisterThing calls per second (20): the rehearsal runs quota/10 times faster than AWS, devices'"
         " reconnect delays (the Device SDK's 1 s to 120 s) included",
     )
     simulate.add_argument("--seed", type=int, help="makes the fleet and the reconnect jitter repeatable")
     simulate.add_argument("--defects", help="comma-separated defects to use (default: all): " + ", ".join(pki.DEFECTS))
-    simulate.add_argument("--latency-ms", type=float, default=0.0, help="added to each RegisterThing call (0)")
+    simulate.add_argument(
+        "--latency-ms", type=number(minimum=0), default=0.0, help="added to each RegisterThing call (0)"
+    )
     simulate.add_argument("--wiring", choices=("queue", "direct"), default="queue", help="queue (the stack) or direct")
     simulate.add_argument(
         "--aws-quotas",
@@ -109,7 +130,10 @@ def _parser() -> argparse.ArgumentParser:
         help="decide every duplicate event again instead of absorbing it with the decision table",
     )
     simulate.add_argument(
-        "--timeout", type=float, default=300.0, help="seconds before the rehearsal stops, decided or not (300)"
+        "--timeout",
+        type=number(minimum=0, exclusive=True),
+        default=300.0,
+        help="seconds before the rehearsal stops, decided or not (300)",
     )
     simulate.add_argument("--json", action="store_true", help="print the result as JSON (no progress bar)")
     simulate.set_defaults(run=_simulate)
@@ -137,7 +161,7 @@ def _print_problems(problems: Sequence[Problem], as_json: bool, extra: dict[str,
 
 
 def _template_check(args: argparse.Namespace) -> int:
-    problems = check_template(args.file.read_text(), for_jitr=args.jitr)
+    problems = check_template(read_text(args.file), for_jitr=args.jitr)
     errors = [p for p in problems if p.severity == "error"]
     _print_problems(problems, args.json, {"file": str(args.file), "ok": not errors})
     if not args.json:
@@ -149,7 +173,7 @@ def _template_check(args: argparse.Namespace) -> int:
 def _template_render(args: argparse.Namespace) -> int:
     parameters: dict[str, str] = {}
     if args.cert:
-        parameters.update(certificate_parameters(load_certificate(args.cert.read_bytes())))
+        parameters.update(certificate_parameters(load_certificate(one_certificate(args.cert, "--cert"))))
     for item in args.param:
         name, sep, value = item.partition("=")
         if not sep:
@@ -157,7 +181,7 @@ def _template_render(args: argparse.Namespace) -> int:
             return EXIT_USAGE
         parameters[name] = value
     try:
-        plan = render_template(args.file.read_text(), parameters)
+        plan = render_template(read_text(args.file), parameters)
     except TemplateError as exc:
         _print_problems(exc.problems, args.json, {"file": str(args.file), "ok": False})
         return EXIT_REJECTED
@@ -174,19 +198,13 @@ def _template_render(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    at = None
-    if args.at:
-        at = datetime.fromisoformat(args.at)
-        at = at if at.tzinfo else at.replace(tzinfo=UTC)
     profile = PROFILES[args.profile].with_options(args.cn_pattern, args.max_validity_days)
+    cert = one_certificate(args.cert, "--cert")
+    ca = one_certificate(args.ca, "--ca", ca=True)
+    root = one_certificate(args.root, "--root", ca=True) if args.root else None
     try:
         verified = verify_device_certificate(
-            args.cert.read_bytes(),
-            args.ca.read_bytes(),
-            [p.read_bytes() for p in args.intermediate],
-            at,
-            profile=profile,
-            root_pem=args.root.read_bytes() if args.root else None,
+            cert, ca, [read_bytes(p) for p in args.intermediate], args.at, profile=profile, root_pem=root
         )
     except (CertificateRejected, Undecided) as exc:
         # REJECTED: the certificate's own fault (the handler revokes it); RETRY: not the device's fault (the handler
@@ -221,9 +239,6 @@ def _simulate(args: argparse.Namespace) -> int:
         defects=tuple(args.defects.split(",")) if args.defects else tuple(pki.DEFECTS),
         progress=not args.json and sys.stderr.isatty(),
     )
-    if args.devices < 1 or args.quota <= 0:
-        print("jitr: --devices and --quota must be positive", file=sys.stderr)
-        return EXIT_USAGE
     try:
         result = simulate(options)
     except ValueError as exc:
@@ -236,11 +251,16 @@ def _simulate(args: argparse.Namespace) -> int:
 def _invoke(args: argparse.Namespace) -> int:
     from .invoke import invoke, stack_environment
 
+    read_json(args.event, "a JSON event (a registration event, or an SQS batch of them)")
     extra = dict(item.split("=", 1) for item in args.env if "=" in item)
     environment = stack_environment(
         template_name=args.template_name, endpoint_url=args.endpoint_url, region=args.region, extra=extra
     )
-    result, logs = invoke(args.event, environment, asset=args.asset)
+    try:
+        result, logs = invoke(args.event, environment, asset=args.asset)
+    except RuntimeError as exc:  # the handler's process failed before answering: its last line says why
+        last = [line for line in str(exc).splitlines() if line.strip()][-1]
+        raise UsageError(f"the handler process failed: {last}") from None
     sys.stderr.write(logs + ("\n" if logs and not logs.endswith("\n") else ""))
     print(json.dumps(result, indent=2))
     return EXIT_OK if "response" in result else EXIT_REJECTED

@@ -1,0 +1,143 @@
+"""What the command line accepts, checked where argparse reads it, and the files it reads: bad input is one line on
+standard error and exit status 2, never a traceback.
+
+argparse's own `type=` hook does the checking: a `ValueError` or `argparse.ArgumentTypeError` raised there becomes
+"argument --name: message", which `Parser.error` prints as one line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, NoReturn
+
+from cryptography import x509
+
+from jitr.certificates import BadCertificate, load_certificates
+
+
+class UsageError(Exception):
+    """Bad input the user can fix; the message is the whole answer."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, with its errors on one line (no usage block) and `jitr: ` in front."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"jitr: {message} (see {self.prog} --help)\n")
+
+
+def number(
+    *, minimum: float | None = None, exclusive: bool = False, maximum: float | None = None
+) -> Callable[[str], float]:
+    """A finite float within the bounds (`exclusive`: strictly above `minimum`)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+        if minimum is not None and (value <= minimum if exclusive else value < minimum):
+            raise argparse.ArgumentTypeError(
+                f"must be {'above' if exclusive else 'at least'} {minimum:g}, got {text!r}"
+            )
+        if maximum is not None and value > maximum:
+            raise argparse.ArgumentTypeError(f"must be at most {maximum:g}, got {text!r}")
+        return value
+
+    return parse
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {text!r}")
+    return value
+
+
+def moment(text: str) -> datetime:
+    """An ISO-8601 time; without a zone, UTC."""
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO-8601 time (e.g. 2026-05-01T12:00:00Z): {text!r}") from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def regex(text: str) -> str:
+    try:
+        re.compile(text)
+    except re.error as exc:
+        raise argparse.ArgumentTypeError(f"not a regular expression ({exc}): {text!r}") from None
+    return text
+
+
+def read_bytes(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"{path}: {exc.strerror or exc}") from None
+
+
+def read_text(path: Path) -> str:
+    data = read_bytes(path)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{path}: not UTF-8 text (byte {exc.start}); a template is a JSON file") from None
+
+
+def read_json(path: Path, what: str) -> Any:
+    data = read_bytes(path)
+    try:
+        return json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UsageError(f"{path}: not {what} ({exc})") from None
+
+
+def one_certificate(path: Path, option: str, *, ca: bool = False) -> bytes:
+    """The PEM of the single certificate in `path`; with `ca`, one that is a CA certificate."""
+    data = read_bytes(path)
+    try:
+        certificates = load_certificates(data)
+    except BadCertificate as exc:
+        raise UsageError(f"{option} {path}: {exc}") from None
+    if not certificates:
+        raise UsageError(f"{option} {path}: no PEM certificate in it")
+    if len(certificates) > 1:
+        hint = (
+            "pass the CA certificate that signs the devices alone (a full chain file starts with a device or server"
+            " certificate); pass a root above it with --root"
+            if ca
+            else "pass the device certificate alone and each intermediate with --intermediate"
+        )
+        raise UsageError(f"{option} {path}: holds {len(certificates)} certificates, expected one certificate: {hint}")
+    if ca and not _is_ca(certificates[0]):
+        raise UsageError(
+            f"{option} {path}: not a CA certificate (no basicConstraints CA:TRUE); pass the CA certificate registered"
+            " with AWS IoT, the one that signed the device certificates"
+        )
+    return data
+
+
+def _is_ca(certificate: x509.Certificate) -> bool:
+    try:
+        return bool(certificate.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
+    except (x509.ExtensionNotFound, ValueError):
+        return False
+
+
+def fail(message: str) -> int:
+    print(f"jitr: {message}", file=sys.stderr)
+    return 2
