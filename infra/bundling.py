@@ -1,6 +1,12 @@
 """The Lambda asset, built without Docker: the domain package, the handler, and requirements.txt installed by pip for
 the function's platform (`--platform manylinux2014_<arch> --only-binary=:all: --python-version X.Y`).
 
+The asset's hash covers exactly what is shipped: the sources, the pins, the platform and the wheels the dependencies
+are installed from (the wheel house holds exactly the current pins' wheels). When CDK skips bundling (`cdk bootstrap`,
+`cdk ls`, or a stack not selected), the staged folder is the bare source tree, and it gets a hash of its own
+("unbundled"), so it can never be published under the key of a bundled asset and then served from S3's cache in its
+place. A bundle missing a pinned distribution stops the synth.
+
 Nothing else goes in: no command line tool, no embedded IoT, no tests, no moto, no CDK. `make install` fills a wheel
 house for the deployed platform, so `cdk synth` after it needs no network. Run `python -m infra.bundling OUT` to build
 an asset by hand (the end-to-end test builds one for this machine's platform the same way).
@@ -58,13 +64,63 @@ def _sources(root: Path) -> Iterator[Path]:
         yield root / name
 
 
-def asset_hash(target: Target, root: Path = ROOT) -> str:
-    """Changes exactly when the asset would: any source or pin, or the target platform."""
+class BundleError(RuntimeError):
+    """The asset would ship without what the handler needs."""
+
+
+def asset_hash(target: Target, root: Path = ROOT, *, bundled: bool = True) -> str:
+    """Changes exactly when the asset would: any source, pin or dependency wheel, or the target platform. `bundled`
+    False: the hash of the bare source tree CDK stages when it skips bundling, never equal to a bundled one."""
     digest = hashlib.sha256(target.name.encode())
     for path in _sources(root):
         digest.update(str(path.relative_to(root)).encode())
         digest.update(path.read_bytes())
+    if not bundled:
+        return "unbundled-" + digest.hexdigest()
+    if not _house_is_current(target, root):
+        raise BundleError(
+            f"the wheel house for {target.name} does not hold the current pins' wheels: run `make install` (or"
+            " `python -m infra.bundling prefetch`) before synthesizing with bundling"
+        )
+    for wheel in _wheels(target, root):
+        digest.update(wheel.name.encode())
+        digest.update(hashlib.sha256(wheel.read_bytes()).digest())
     return digest.hexdigest()
+
+
+def _wheels(target: Target, root: Path) -> list[Path]:
+    return sorted(wheelhouse(target, root).glob("*.whl"))
+
+
+def pinned_distributions(root: Path = ROOT) -> dict[str, str]:
+    """Every distribution requirements.txt pins, by normalized name: what a bundle must contain."""
+    pins: dict[str, str] = {}
+    for line in (root / "requirements.txt").read_text().splitlines():
+        requirement = line.split("#", 1)[0].strip()
+        if "==" not in requirement:
+            continue
+        name, version = requirement.split("==", 1)
+        pins[_normalize(name.split("[", 1)[0])] = version.strip()
+    return pins
+
+
+def _normalize(name: str) -> str:
+    return name.strip().lower().replace("-", "_").replace(".", "_")
+
+
+def check_bundle(output: Path, root: Path = ROOT) -> None:
+    """Raise `BundleError` unless `output` holds the handler, the domain package and every pinned distribution at its
+    pinned version."""
+    missing = [package for package in PACKAGES if not (output / package / "__init__.py").is_file()]
+    installed: dict[str, str] = {}
+    for info in output.glob("*.dist-info"):
+        name, _, version = info.name[: -len(".dist-info")].rpartition("-")
+        installed[_normalize(name)] = version
+    for name, version in pinned_distributions(root).items():
+        if installed.get(name) != version:
+            missing.append(f"{name}=={version}" + (f" (found {installed[name]})" if name in installed else ""))
+    if missing:
+        raise BundleError(f"the Lambda asset in {output} lacks {', '.join(missing)}; refusing to ship it")
 
 
 def wheelhouse(target: Target, root: Path = ROOT) -> Path:
@@ -105,6 +161,8 @@ def prefetch(target: Target, root: Path = ROOT) -> Path:
     house = wheelhouse(target, root)
     if _house_is_current(target, root):
         return house
+    if house.exists():
+        shutil.rmtree(house)  # the house holds exactly the current pins' wheels: the asset hash covers them
     house.mkdir(parents=True, exist_ok=True)
     pip = [sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check", "--dest", str(house)]
     subprocess.run([*pip, *_pip_platform_args(target), *_requirements_args(root)], check=True)
@@ -141,6 +199,7 @@ def bundle(output: Path, target: Target, root: Path = ROOT) -> Path:
             ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
             dirs_exist_ok=True,
         )
+    check_bundle(output, root)
     return output
 
 
@@ -148,11 +207,16 @@ def size_bytes(folder: Path) -> int:
     return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
 
 
-def lambda_code(target: Target, root: Path = ROOT) -> Any:
-    """The function's `Code`: bundled locally by `bundle`, hashed by `asset_hash` (Docker is never used)."""
+def lambda_code(scope: Any, target: Target, root: Path = ROOT) -> Any:
+    """The function's `Code`: bundled locally by `bundle`, hashed by `asset_hash` (Docker is never used). When CDK
+    will skip bundling for `scope`'s stack, the staged source tree gets the "unbundled" hash."""
     import aws_cdk as cdk
     import jsii
     from aws_cdk import aws_lambda
+
+    bundled = cdk.Stack.of(scope).bundling_required
+    if bundled:
+        prefetch(target, root)  # a no-op when the wheel house holds the current pins (make install filled it)
 
     @jsii.implements(cdk.ILocalBundling)
     class _LocalBundling:
@@ -163,7 +227,7 @@ def lambda_code(target: Target, root: Path = ROOT) -> Any:
     return aws_lambda.Code.from_asset(
         str(root / "lambdas"),
         asset_hash_type=cdk.AssetHashType.CUSTOM,
-        asset_hash=asset_hash(target, root),
+        asset_hash=asset_hash(target, root, bundled=bundled),
         bundling=cdk.BundlingOptions(
             image=cdk.DockerImage.from_registry("unused-local-bundling-only"),
             local=_LocalBundling(),

@@ -93,7 +93,7 @@ class RegistrationHandler(Construct):
             runtime=RUNTIME,
             architecture=ARCHITECTURE,
             handler=HANDLER,
-            code=lambda_code(FUNCTION_TARGET),
+            code=lambda_code(self, FUNCTION_TARGET),
             memory_size=MEMORY_MB,
             timeout=cdk.Duration.seconds(TIMEOUT_S),
             role=self.role,
