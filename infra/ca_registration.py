@@ -1,4 +1,6 @@
-"""The device makers' CAs, registered ACTIVE with auto-registration ENABLE.
+"""The device makers' CAs, registered ACTIVE with auto-registration ENABLE; a CA marked `retired` stays registered
+INACTIVE with auto-registration DISABLE: no new device registers under it, and devices already provisioned keep
+connecting (AWS: deactivating a CA does not deactivate the certificates already registered).
 
 The trap: a CA with auto-registration *and* a RegistrationConfig is JITP; AWS then activates every device by itself and
 jitr's checks never run. So a RegistrationConfig is attached only when the configuration asks for `jitp`.
@@ -24,8 +26,8 @@ class CaRegistration(Construct):
                 self,
                 f"Ca{index}",
                 ca_certificate_pem=ca.pem,
-                status="ACTIVE",
-                auto_registration_status="ENABLE",
+                status="INACTIVE" if ca.retired else "ACTIVE",
+                auto_registration_status="DISABLE" if ca.retired else "ENABLE",
                 certificate_mode=config.certificate_mode,
                 verification_certificate_pem=ca.verification_pem,
                 registration_config=(

@@ -94,6 +94,7 @@ class CaCertificate:
     certificate_id: str
     subject: str
     verification_pem: str | None = None
+    retired: bool = False  # registered INACTIVE, auto-registration DISABLE: no new devices, provisioned ones unaffected
 
 
 @dataclass(frozen=True)
@@ -273,6 +274,8 @@ def _check_cas_against_profile(
     not the device's fault): refuse it here, where it is the deployer's to fix."""
     root = _certificate(trust_root_pem, "trustRoot") if trust_root_pem else None
     for i, ca in enumerate(cas):
+        if ca.retired:
+            continue  # no new device registers under it: nothing left for the profile to accept
         problem = ca_problem(_certificate(ca.pem, f"caCertificates[{i}]"), PROFILES[profile], at, root)
         if problem:
             settings = f"deviceProfile {profile!r}" + (" with trustRoot" if root is not None else "")
@@ -457,9 +460,12 @@ def _ca(entry: Any, index: int, certificate_mode: str, root: Path, at: dt.dateti
         entry = {"pem": entry}
     if not isinstance(entry, dict) or "pem" not in entry:
         raise ConfigError(f"{key} must be a PEM file path or an object with 'pem' (and 'verificationCertificate')")
-    extra = set(entry) - {"pem", "verificationCertificate"}
+    extra = set(entry) - {"pem", "verificationCertificate", "retired"}
     if extra:
         raise ConfigError(f"{key} has unknown key(s) {', '.join(sorted(extra))}")
+    retired = entry.get("retired", False)
+    if not isinstance(retired, bool):
+        raise ConfigError(f"{key}.retired must be true or false")
     ca = _certificate(_pem(str(entry["pem"]), key, root), key)
     try:
         constraints = ca.extensions.get_extension_for_class(x509.BasicConstraints).value
@@ -467,7 +473,7 @@ def _ca(entry: Any, index: int, certificate_mode: str, root: Path, at: dt.dateti
         constraints = None
     if constraints is None or not constraints.ca:
         raise ConfigError(f"{key} ({ca.subject.rfc4514_string()}) is not a CA certificate (basicConstraints CA:TRUE)")
-    if ca.not_valid_after_utc <= at:
+    if ca.not_valid_after_utc <= at and not retired:  # an expired CA can still be kept, retired
         raise ConfigError(f"{key} ({ca.subject.rfc4514_string()}) expired on {ca.not_valid_after_utc:%Y-%m-%d}")
     public = ca.public_key()
     if not isinstance(public, rsa.RSAPublicKey | ec.EllipticCurvePublicKey):
@@ -489,7 +495,7 @@ def _ca(entry: Any, index: int, certificate_mode: str, root: Path, at: dt.dateti
         _check_verification(_certificate(verification_pem, f"{key}.verificationCertificate"), ca, key)
     elif entry.get("verificationCertificate"):
         raise ConfigError(f"{key}: verificationCertificate is only used with certificateMode DEFAULT")
-    return CaCertificate(only_ca, certificate_id(ca), ca.subject.rfc4514_string(), verification_pem)
+    return CaCertificate(only_ca, certificate_id(ca), ca.subject.rfc4514_string(), verification_pem, retired)
 
 
 def _check_verification(verification: x509.Certificate, ca: x509.Certificate, key: str) -> None:

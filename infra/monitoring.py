@@ -154,7 +154,14 @@ class Monitoring(Construct):
 
         self.topic: sns.Topic | None = None
         if config.alarm_email:
-            key = kms.Key(self, "AlarmKey", enable_key_rotation=True, description="jitr alarm topic")
+            key = kms.Key(
+                self,
+                "AlarmKey",
+                enable_key_rotation=True,
+                description="jitr alarm topic",
+                # deleted with the stack (after KMS's waiting period): only the alarm topic, deleted too, uses it
+                removal_policy=cdk.RemovalPolicy.DESTROY,
+            )
             key.grant(iam.ServicePrincipal("cloudwatch.amazonaws.com"), "kms:Decrypt", "kms:GenerateDataKey*")
             self.topic = sns.Topic(self, "AlarmTopic", master_key=key, enforce_ssl=True)
             self.topic.add_subscription(subscriptions.EmailSubscription(config.alarm_email))

@@ -32,6 +32,13 @@ class JitrStack(cdk.Stack):
             self._require_opt_in()
         cdk.CfnOutput(self, "CaCertificateIds", value=",".join(self.cas.certificate_ids))
         cdk.CfnOutput(self, "TemplateName", value=self.template.template_name)
+        if self.template.device_policy is not None:
+            cdk.CfnOutput(
+                self,
+                "DevicePolicyName",
+                value=self.template.device_policy.ref,
+                description="Retained when the stack is deleted: provisioned devices' certificates stay attached to it",
+            )
         if not config.validated:
             # jitp: AWS provisions by itself; there is nothing for a handler to decide (see README: modes).
             self._suppress_provisioning_role()

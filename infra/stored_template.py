@@ -115,6 +115,10 @@ class StoredTemplate(Construct):
         device_policy_name: str | None = None
         if config.device_policy_parameter:
             self.device_policy = iot.CfnPolicy(self, "DevicePolicy", policy_document=device_policy_document(iot_arn))
+            # Kept when the stack is deleted or the resource replaced: every provisioned device's certificate is
+            # attached to it (AWS IoT refuses to delete an attached policy, which would leave the stack DELETE_FAILED),
+            # and a device that lost it could no longer connect. The stack's output names it for a later clean-up.
+            self.device_policy.apply_removal_policy(cdk.RemovalPolicy.RETAIN)
             device_policy_name = self.device_policy.ref
             # The generated policy name becomes the parameter's default, so AWS (jitp) and the handler (jitr) agree.
             document["Parameters"][config.device_policy_parameter]["Default"] = device_policy_name
