@@ -48,8 +48,14 @@ synth: install
 bench: $(STAMP) $(WHEELS_STAMP)
 	$(PY) -m benchmarks
 
+# In a pipeline: `make deploy CI=true` (CI systems set CI=true themselves) deploys without the approval prompt;
+# CONFIG=envs/prod.json picks a per-environment configuration file, STACK=JitrProd the stack's name. The stack's
+# outputs are written to cdk-outputs.json for the next step (`jitr doctor`, say).
+DEPLOY_CONTEXT := $(if $(CONFIG),--context jitr:configFile=$(CONFIG)) $(if $(STACK),--context jitr:stackName=$(STACK))
+DEPLOY_FLAGS := --outputs-file cdk-outputs.json $(if $(filter true 1 yes,$(CI) $(JITR_YES)),--require-approval never --progress events --ci)
+
 deploy: install
-	$(CDK) deploy
+	$(CDK) deploy $(DEPLOY_CONTEXT) $(DEPLOY_FLAGS)
 
 clean:
 	rm -rf $(VENV) node_modules cdk.out build .pytest_cache .hypothesis
