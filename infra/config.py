@@ -71,6 +71,9 @@ DEFAULTS: dict[str, Any] = {
     "rejectionAlarmThreshold": 20,
     "queueAgeAlarmSeconds": 600,
     "logRetentionDays": 30,
+    "sweepIntervalMinutes": 15,
+    "sweepMinAgeMinutes": 15,
+    "sweepMaxPerRun": 500,
     "developmentPki": ".dev-pki",
 }
 KNOWN_KEYS = frozenset(DEFAULTS)
@@ -120,6 +123,9 @@ class JitrConfig:
     rejection_alarm_threshold: int
     queue_age_alarm_seconds: int
     log_retention_days: int
+    sweep_interval_minutes: int
+    sweep_min_age_minutes: int
+    sweep_max_per_run: int
     development_ca: bool
     extra_parameters: dict[str, str]
     existing_resources: dict[str, tuple[str, ...]]
@@ -257,6 +263,9 @@ def load_config(
         rejection_alarm_threshold=_whole(settings, "rejectionAlarmThreshold", 1, 10**6),
         queue_age_alarm_seconds=_whole(settings, "queueAgeAlarmSeconds", 60, 14 * 24 * 3600),
         log_retention_days=_whole(settings, "logRetentionDays", 1, 3653),
+        sweep_interval_minutes=_whole(settings, "sweepIntervalMinutes", 1, 24 * 60),
+        sweep_min_age_minutes=_whole(settings, "sweepMinAgeMinutes", 1, 7 * 24 * 60),
+        sweep_max_per_run=_whole(settings, "sweepMaxPerRun", 1, 100_000),
         development_ca=dev,
         extra_parameters=extra_parameters,
         existing_resources=existing,

@@ -37,6 +37,8 @@ class Monitoring(Construct):
         queue: sqs.Queue,
         dead_letter_queue: sqs.Queue,
         rule_errors: logs.LogGroup,
+        swept: cw.Metric,
+        sweeper: aws_lambda.Function,
     ) -> None:
         super().__init__(scope, construct_id)
         self.service = service
@@ -147,6 +149,25 @@ class Monitoring(Construct):
                     " retry their connection, which publishes the event again."
                 ),
                 rule_failures,
+                1,
+                at_least,
+            ),
+            "Swept": self._alarm(
+                "Swept",
+                (
+                    "The sweeper found certificates still pending long after they registered and put their events"
+                    " on the queue again: their events were lost on the way (see RuleDelivery), or the handler keeps"
+                    " retrying them (see the dead-letter queue). The handler decides them now; find out why they"
+                    " were left behind."
+                ),
+                swept,
+                1,
+                at_least,
+            ),
+            "SweeperErrors": self._alarm(
+                "SweeperErrors",
+                "The sweeper failed (its log shows why): certificates whose events were lost wait for its next run.",
+                sweeper.metric_errors(period=PERIOD, statistic="Sum"),
                 1,
                 at_least,
             ),

@@ -15,6 +15,7 @@ from .handler import RegistrationHandler
 from .intake import Intake
 from .monitoring import Monitoring
 from .stored_template import StoredTemplate
+from .sweeper import Sweeper
 
 OPT_IN_PARAMETER = "DevelopmentCaOptIn"
 
@@ -63,6 +64,14 @@ class JitrStack(cdk.Stack):
             function=self.handler.function,
             function_timeout=self.handler.timeout,
         )
+        self.sweeper = Sweeper(
+            self,
+            "Sweeper",
+            config=config,
+            service=self.handler.service,
+            ca_certificate_ids=self.cas.certificate_ids,
+            queue=self.intake.queue,
+        )
         self.monitoring = Monitoring(
             self,
             "Monitoring",
@@ -72,6 +81,8 @@ class JitrStack(cdk.Stack):
             queue=self.intake.queue,
             dead_letter_queue=self.intake.dead_letter_queue,
             rule_errors=self.intake.rule_errors,
+            swept=self.sweeper.metric,
+            sweeper=self.sweeper.function,
         )
         cdk.CfnOutput(self, "FunctionName", value=self.handler.function.function_name)
         cdk.CfnOutput(self, "QueueUrl", value=self.intake.queue.queue_url)
@@ -112,13 +123,15 @@ class JitrStack(cdk.Stack):
 
     def _suppress_handler(self) -> None:
         _acknowledge_wildcards(self.handler.role)
+        _acknowledge_wildcards(self.sweeper.role)
 
 
 # Every wildcard the roles hold, and why it cannot be narrower.
 WILDCARDS = {
     "Resource::*": (
-        "iot:RegisterThing, and X-Ray's PutTraceSegments/PutTelemetryRecords (handler only), have no resource-level"
-        " permissions in IAM; every other action in this policy is scoped to ARNs."
+        "iot:RegisterThing and iot:ListCertificatesByCA (sweeper; jitr assumes, as for AWS IoT's other List"
+        " actions, that it takes no resource-level permission), and X-Ray's PutTraceSegments/PutTelemetryRecords, have"
+        " no resource-level permissions in IAM; every other action in this policy is scoped to ARNs."
     ),
     "Resource::arn:<AWS::Partition>:iot:<AWS::Region>:<AWS::AccountId>:cert/*": (
         "Device certificate ids are only known when a device first connects; Describe/UpdateCertificate and"

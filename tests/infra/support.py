@@ -82,3 +82,13 @@ def flat(value: Any) -> str:
     if isinstance(value, dict) and "Fn::GetAtt" in value:
         return "${" + ".".join(value["Fn::GetAtt"]) + "}"
     return json.dumps(value, sort_keys=True)
+
+
+def registration_function(synthesized: Synthesized) -> dict[str, Any]:
+    """The registration handler's AWS::Lambda::Function (the stack also has the sweeper's)."""
+    from infra.bundling import HANDLER
+
+    (function,) = [
+        f for f in synthesized.resources("AWS::Lambda::Function").values() if f["Properties"]["Handler"] == HANDLER
+    ]
+    return function

@@ -98,7 +98,8 @@ def _fake_bundle(output: Path, target: Target, root: Path = REPO) -> Path:
 def _code_key(synthesized_json: dict[str, object]) -> str:
     resources = synthesized_json["Resources"]
     assert isinstance(resources, dict)
-    (function,) = [r for r in resources.values() if r["Type"] == "AWS::Lambda::Function"]
+    functions = [r for r in resources.values() if r["Type"] == "AWS::Lambda::Function"]
+    (function,) = [f for f in functions if f["Properties"]["Handler"] == bundling.HANDLER]
     return str(function["Properties"]["Code"]["S3Key"])
 
 

@@ -44,7 +44,8 @@ def test_the_pinned_cli_synthesizes_offline_and_the_asset_holds_only_the_lambda_
     assert "using the development CA" in result.stderr
 
     template = json.loads((out / "Jitr.template.json").read_text())
-    (function,) = [r for r in template["Resources"].values() if r["Type"] == "AWS::Lambda::Function"]
+    functions = [r for r in template["Resources"].values() if r["Type"] == "AWS::Lambda::Function"]
+    (function,) = [f for f in functions if f["Properties"]["Handler"] == bundling.HANDLER]
     asset = out / f"asset.{function['Metadata']['aws:asset:path'].removeprefix('asset.')}"
     top = {path.name for path in asset.iterdir()}
     assert {"jitr", "jitr_handlers", "aws_lambda_powertools", "cryptography", "pydantic_core", "boto3"} <= top

@@ -18,7 +18,7 @@ from jitr import pacing
 from jitr.templates import parse_template, render_template
 from jitr_handlers import observability
 from jitr_tools import pki
-from tests.infra.support import Synthesized, as_list, flat, statements_of, synthesize
+from tests.infra.support import Synthesized, as_list, flat, registration_function, statements_of, synthesize
 
 IOT = "arn:${AWS::Partition}:iot:${AWS::Region}:${AWS::AccountId}:"
 
@@ -192,7 +192,7 @@ def test_max_concurrency_follows_the_quota_within_the_mappings_bounds(tps: int, 
 def test_the_function_runs_the_newest_python_on_arm64_with_tracing_and_its_own_log_group(
     jitr_stack: Synthesized,
 ) -> None:
-    function = jitr_stack.one("AWS::Lambda::Function")["Properties"]
+    function = registration_function(jitr_stack)["Properties"]
     assert function["Runtime"] == "python3.14"
     assert function["Architectures"] == ["arm64"]
     assert function["Handler"] == bundling.HANDLER
@@ -265,7 +265,7 @@ def test_alarms_cover_dead_letters_errors_throttling_queue_age_rejections_and_ru
     jitr_stack: Synthesized,
 ) -> None:
     alarms = jitr_stack.resources("AWS::CloudWatch::Alarm")
-    assert len(alarms) == 6
+    assert len(alarms) == 8  # and the sweeper's two: events it had to deliver again, its own failures
     topic_id = jitr_stack.logical_id(_cfn(jitr_stack.stack.monitoring.topic))
     for alarm in alarms.values():
         assert alarm["Properties"]["AlarmActions"] == [{"Ref": topic_id}]
@@ -277,7 +277,37 @@ def test_alarms_cover_dead_letters_errors_throttling_queue_age_rejections_and_ru
     assert dead_letters["Threshold"] == 1
     rejections = alarms[jitr_stack.logical_id(_cfn(jitr_stack.stack.monitoring.alarms["Rejections"]))]["Properties"]
     assert (rejections["Namespace"], rejections["MetricName"]) == (observability.NAMESPACE, "REJECTED")
-    assert len(by_id) == 6
+    swept = alarms[jitr_stack.logical_id(_cfn(jitr_stack.stack.monitoring.alarms["Swept"]))]["Properties"]
+    assert (swept["Namespace"], swept["MetricName"], swept["Threshold"]) == (
+        observability.NAMESPACE,
+        "SweptCertificates",
+        1,
+    )
+    assert len(by_id) == 8
+
+
+def test_the_sweeper_runs_on_a_schedule_may_only_list_certificates_and_send_to_the_intake_queue(
+    jitr_stack: Synthesized,
+) -> None:
+    sweeper = jitr_stack.stack.sweeper
+    function = jitr_stack.json["Resources"][jitr_stack.logical_id(_cfn(sweeper.function))]["Properties"]
+    assert function["Handler"] == "jitr_handlers.sweeper.handler"
+    assert function["ReservedConcurrentExecutions"] == 1
+    variables = function["Environment"]["Variables"]
+    assert variables["JITR_SWEEP_CA_IDS"] == ",".join(jitr_stack.stack.cas.certificate_ids)
+    assert variables["JITR_SWEEP_MIN_AGE_SECONDS"] == "900"
+    assert variables["JITR_SWEEP_MAX_PER_RUN"] == "500"
+    (rule,) = jitr_stack.resources("AWS::Events::Rule").values()
+    assert rule["Properties"]["ScheduleExpression"] == "rate(15 minutes)"
+    statements = statements_of(jitr_stack, jitr_stack.logical_id(_cfn(sweeper.role)))
+    actions = sorted(a for s in statements for a in as_list(s["Action"]))
+    iot = [a for a in actions if a.startswith("iot:")]
+    assert iot == ["iot:ListCertificatesByCA"]  # read-only on AWS IoT
+    assert {a for a in actions if a.startswith("sqs:")} <= {
+        "sqs:SendMessage",
+        "sqs:GetQueueAttributes",
+        "sqs:GetQueueUrl",
+    }
 
 
 def test_the_alarm_topic_is_encrypted_and_mails_the_configured_address(jitr_stack: Synthesized) -> None:
@@ -365,6 +395,6 @@ def test_the_decision_table_is_on_demand_encrypted_expiring_and_only_the_handler
                 granted.setdefault(action, set()).update(flat(r) for r in as_list(statement["Resource"]))
     assert set(granted) == {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}
     assert all(resources == {"${" + table_id + ".Arn}"} for resources in granted.values())
-    environment = jitr_stack.one("AWS::Lambda::Function")["Properties"]["Environment"]["Variables"]
+    environment = registration_function(jitr_stack)["Properties"]["Environment"]["Variables"]
     assert environment["JITR_DECISION_TABLE"] == {"Ref": table_id}
     assert environment["JITR_DECISION_RETENTION_DAYS"] == "30"

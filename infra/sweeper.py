@@ -1,0 +1,97 @@
+"""The sweeper (`jitr_handlers.sweeper`): a scheduled function that puts a registration event on the intake queue for
+every certificate of the configured CAs still PENDING_ACTIVATION after `sweepMinAgeMinutes`, at most `sweepMaxPerRun`
+per run, every `sweepIntervalMinutes`; its `SweptCertificates` metric has an alarm."""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from aws_cdk import aws_cloudwatch as cw
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from jitr_handlers.observability import NAMESPACE
+
+from .bundling import FUNCTION_TARGET, lambda_code
+from .config import JitrConfig
+from .handler import ARCHITECTURE, RUNTIME, retention
+
+HANDLER = "jitr_handlers.sweeper.handler"
+LIST_TPS = 2  # ListCertificatesByCA pages per second: a fifth of AWS's default quota of 10
+TIMEOUT_S = 300
+
+
+class Sweeper(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: JitrConfig,
+        service: str,
+        ca_certificate_ids: list[str],
+        queue: sqs.Queue,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.log_group = logs.LogGroup(
+            self, "Logs", retention=retention(config.log_retention_days), removal_policy=cdk.RemovalPolicy.DESTROY
+        )
+        self.role = iam.Role(
+            self,
+            "Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description="jitr sweeper: list the CAs' pending certificates, put their events on the intake queue.",
+        )
+        self.log_group.grant_write(self.role)
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="ListTheCasCertificates",
+                actions=["iot:ListCertificatesByCA"],
+                # jitr assumes, as for AWS IoT's other List actions, that it takes no resource-level permission
+                resources=["*"],
+            )
+        )
+        queue.grant_send_messages(self.role)
+        self.function = aws_lambda.Function(
+            self,
+            "Function",
+            description="jitr: re-deliver registration events for certificates left pending (an event was lost)",
+            runtime=RUNTIME,
+            architecture=ARCHITECTURE,
+            handler=HANDLER,
+            code=lambda_code(self, FUNCTION_TARGET),
+            memory_size=256,
+            timeout=cdk.Duration.seconds(TIMEOUT_S),
+            role=self.role,
+            log_group=self.log_group,
+            logging_format=aws_lambda.LoggingFormat.JSON,
+            tracing=aws_lambda.Tracing.ACTIVE,
+            reserved_concurrent_executions=1,  # one sweep at a time
+            environment={
+                "POWERTOOLS_SERVICE_NAME": service,
+                "POWERTOOLS_LOG_LEVEL": "INFO",
+                "JITR_SWEEP_CA_IDS": ",".join(ca_certificate_ids),
+                "JITR_INTAKE_QUEUE_URL": queue.queue_url,
+                "JITR_SWEEP_MIN_AGE_SECONDS": str(config.sweep_min_age_minutes * 60),
+                "JITR_SWEEP_MAX_PER_RUN": str(config.sweep_max_per_run),
+                "JITR_SWEEP_LIST_TPS": str(LIST_TPS),
+            },
+        )
+        self.schedule = events.Rule(
+            self,
+            "Schedule",
+            description="jitr: sweep certificates left pending",
+            schedule=events.Schedule.rate(cdk.Duration.minutes(config.sweep_interval_minutes)),
+            targets=[targets.LambdaFunction(self.function, retry_attempts=2)],
+        )
+        self.metric = cw.Metric(
+            namespace=NAMESPACE,
+            metric_name="SweptCertificates",
+            dimensions_map={"service": service},
+            statistic="Sum",
+            period=cdk.Duration.minutes(config.sweep_interval_minutes),
+        )
