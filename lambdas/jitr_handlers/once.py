@@ -18,6 +18,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer, IdempotencyConfig
 from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyAlreadyInProgressError,
+    IdempotencyItemNotFoundError,
     IdempotencyPersistenceLayerError,
 )
 from aws_lambda_powertools.utilities.idempotency.idempotency import idempotent_function
@@ -40,6 +41,38 @@ class _NotFinal(Exception):
         self.decision = decision
 
 
+def _config(retention_days: int) -> IdempotencyConfig:
+    return IdempotencyConfig(
+        event_key_jmespath="certificateId",
+        raise_on_no_idempotency_key=True,
+        expires_after_seconds=retention_days * SECONDS_PER_DAY,
+    )
+
+
+def _persistence(table_name: str, dynamodb_client: Any) -> DynamoDBPersistenceLayer:
+    return DynamoDBPersistenceLayer(
+        table_name=table_name, key_attr=KEY_ATTRIBUTE, expiry_attr=EXPIRY_ATTRIBUTE, boto3_client=dynamodb_client
+    )
+
+
+def recorded_decision(certificate_id: str, *, table_name: str, dynamodb_client: Any) -> dict[str, Any] | None:
+    """What the decision table holds for `certificate_id` (the decision, with `decidedAt`), or None: read through
+    Powertools' own record lookup, so the key is the one the handler wrote. An in-progress record reads as
+    {"status": "INPROGRESS"}."""
+    persistence = _persistence(table_name, dynamodb_client)
+    persistence.configure(_config(1), key_prefix=KEY_PREFIX)
+    try:
+        record = persistence.get_record({"certificateId": certificate_id})
+    except IdempotencyItemNotFoundError:
+        return None
+    if record is None:
+        return None
+    if record.status != "COMPLETED":
+        return {"status": record.status}
+    stored: dict[str, Any] = record.response_json_as_dict() or {}
+    return stored
+
+
 class DecideOnce:
     """`decide`, at most once per certificate id, with its outcome remembered for `retention_days`."""
 
@@ -52,14 +85,8 @@ class DecideOnce:
         dynamodb_client: Any,
     ) -> None:
         self.decide = decide
-        self.config = IdempotencyConfig(
-            event_key_jmespath="certificateId",
-            raise_on_no_idempotency_key=True,
-            expires_after_seconds=retention_days * SECONDS_PER_DAY,
-        )
-        persistence = DynamoDBPersistenceLayer(
-            table_name=table_name, key_attr=KEY_ATTRIBUTE, expiry_attr=EXPIRY_ATTRIBUTE, boto3_client=dynamodb_client
-        )
+        self.config = _config(retention_days)
+        persistence = _persistence(table_name, dynamodb_client)
         self.fresh: Decision | None = None
 
         @idempotent_function(  # type: ignore[untyped-decorator]  # Powertools' decorator is typed as returning Any

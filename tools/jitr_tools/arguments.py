@@ -75,6 +75,13 @@ def moment(text: str) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
+def certificate_id_argument(text: str) -> str:
+    """An AWS IoT certificate id: 64 hexadecimal digits (the SHA-256 of the certificate)."""
+    if not re.fullmatch(r"[0-9a-fA-F]{64}", text):
+        raise argparse.ArgumentTypeError(f"not a certificate id (64 hexadecimal digits): {text!r}")
+    return text.lower()
+
+
 def regex(text: str) -> str:
     try:
         re.compile(text)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -31,6 +32,7 @@ from . import pki, pki_commands
 from .arguments import (
     Parser,
     UsageError,
+    certificate_id_argument,
     moment,
     number,
     one_certificate,
@@ -146,6 +148,19 @@ def _parser() -> argparse.ArgumentParser:
     invoke.add_argument("--region", help="AWS region (default: AWS_DEFAULT_REGION or us-east-1)")
     invoke.add_argument("--env", action="append", default=[], metavar="NAME=VALUE", help="another setting")
     invoke.set_defaults(run=_invoke)
+
+    explain = commands.add_parser(
+        "explain", help="what jitr would decide now for a certificate in the account, and what it decided (read-only)"
+    )
+    explain.add_argument("certificate_id", type=certificate_id_argument, help="the certificate's 64-hex-digit id")
+    explain.add_argument("--function", help="the deployed registration function: decide with its settings and table")
+    explain.add_argument("--template-name", default="jitr-device", help="the stored template, without --function")
+    explain.add_argument("--decision-table", help="the stack's decision table, without --function")
+    explain.add_argument("--env", action="append", default=[], metavar="NAME=VALUE", help="another setting")
+    explain.add_argument("--endpoint-url", help="AWS endpoint (the embedded IoT's URL); default: the real account")
+    explain.add_argument("--region", help="AWS region (default: AWS_DEFAULT_REGION or us-east-1)")
+    explain.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    explain.set_defaults(run=_explain)
 
     demo = commands.add_parser("demo", help="the main job on the embedded AWS IoT, no account needed")
     demo.set_defaults(run=_demo)
@@ -264,6 +279,46 @@ def _invoke(args: argparse.Namespace) -> int:
     sys.stderr.write(logs + ("\n" if logs and not logs.endswith("\n") else ""))
     print(json.dumps(result, indent=2))
     return EXIT_OK if "response" in result else EXIT_REJECTED
+
+
+def _explain(args: argparse.Namespace) -> int:
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from jitr.iot import IoTError, client_config
+    from jitr.settings import Settings, SettingsError
+
+    from .explain import explain
+
+    session = boto3.session.Session(region_name=args.region or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1")
+    config = client_config(3)
+
+    def client(service: str) -> Any:
+        return session.client(service, config=config, endpoint_url=args.endpoint_url)
+
+    try:
+        if args.function:
+            configuration = client("lambda").get_function_configuration(FunctionName=args.function)
+            variables = dict(configuration.get("Environment", {}).get("Variables", {}))
+        else:
+            variables = {Settings.variable("template_name"): args.template_name}
+            if args.decision_table:
+                variables[Settings.variable("decision_table")] = args.decision_table
+        for item in args.env:
+            name, sep, value = item.partition("=")
+            if not sep:
+                raise UsageError(f"--env takes NAME=VALUE, got {item!r}")
+            variables[name] = value
+        settings = Settings.from_environment(variables)
+        result = explain(args.certificate_id, settings, client("iot"), dynamodb_client=client("dynamodb"))
+    except SettingsError as exc:
+        raise UsageError(str(exc)) from None
+    except IoTError as exc:
+        raise UsageError(f"AWS IoT: {exc}") from None
+    except (BotoCoreError, ClientError) as exc:
+        raise UsageError(f"AWS: {exc}") from None
+    print(json.dumps(result.to_dict(), indent=2) if args.json else "\n".join(result.lines()))
+    return EXIT_OK
 
 
 def _demo(args: argparse.Namespace) -> int:
