@@ -113,12 +113,11 @@ class Intake(Construct):
             )
 
         self.max_concurrency = max_concurrency(config.register_thing_tps)
-        function.add_event_source(
-            sources.SqsEventSource(
-                self.queue,
-                batch_size=BATCH_SIZE,
-                max_batching_window=cdk.Duration.seconds(BATCH_WINDOW_S),
-                report_batch_item_failures=True,
-                max_concurrency=self.max_concurrency,
-            )
+        self.event_source = sources.SqsEventSource(
+            self.queue,
+            batch_size=BATCH_SIZE,
+            max_batching_window=cdk.Duration.seconds(BATCH_WINDOW_S),
+            report_batch_item_failures=True,
+            max_concurrency=self.max_concurrency,
         )
+        function.add_event_source(self.event_source)

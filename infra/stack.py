@@ -90,6 +90,9 @@ class JitrStack(cdk.Stack):
         cdk.CfnOutput(self, "DeadLetterQueueArn", value=self.intake.dead_letter_queue.queue_arn)
         cdk.CfnOutput(self, "DashboardName", value=self.monitoring.dashboard.dashboard_name)
         cdk.CfnOutput(self, "DecisionTableName", value=self.decisions.table.table_name)
+        # what `jitr doctor` checks, read from these outputs (cdk-outputs.json or the stack's)
+        cdk.CfnOutput(self, "RuleNames", value=",".join(self.intake.rule_names))
+        cdk.CfnOutput(self, "EventSourceMappingId", value=self.intake.event_source.event_source_mapping_id)
         self._suppress_provisioning_role()
         self._suppress_handler()
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from infra.config import CONFIG_FILE_KEY, load_config, raw_settings
 from jitr_tools import pki
-from tests.infra.support import REGISTRATION_CODE
+from tests.infra.support import REGISTRATION_CODE, Synthesized
 from tests.support import REPO
 
 MAKE = shutil.which("make") or "make"
@@ -56,3 +56,11 @@ def test_the_example_environment_file_is_a_valid_configuration(tmp_path: Path, r
     config = load_config({"template": "templates/jitr-device.json", **settings}, tmp_path)
     assert [ca.retired for ca in config.cas] == [False, True]
     assert json.loads((REPO / "envs" / "example.json").read_text())["certificateMode"] == "DEFAULT"
+
+
+def test_the_stack_writes_every_output_jitr_doctor_reads(jitr_stack: Synthesized) -> None:
+    from jitr_tools.doctor import OUTPUT_KEYS
+
+    outputs = jitr_stack.json["Outputs"]
+    assert set(OUTPUT_KEYS) <= set(outputs)
+    assert outputs["RuleNames"]["Value"] == ",".join(jitr_stack.stack.intake.rule_names)

@@ -14,6 +14,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -161,6 +162,20 @@ def _parser() -> argparse.ArgumentParser:
     explain.add_argument("--region", help="AWS region (default: AWS_DEFAULT_REGION or us-east-1)")
     explain.add_argument("--json", action="store_true", help="print machine-readable JSON")
     explain.set_defaults(run=_explain)
+
+    doctor = commands.add_parser("doctor", help="is a deployed stack healthy? read-only checks, one line each")
+    doctor.add_argument("--stack", help="the stack's name (its outputs are read from CloudFormation)")
+    doctor.add_argument("--outputs", type=Path, help="cdk-outputs.json, as `make deploy` writes it, instead")
+    doctor.add_argument(
+        "--pending-minutes",
+        type=number(minimum=0),
+        default=60.0,
+        help="report certificates pending for longer than this (60)",
+    )
+    doctor.add_argument("--endpoint-url", help="AWS endpoint (the embedded IoT's URL); default: the real account")
+    doctor.add_argument("--region", help="AWS region (default: AWS_DEFAULT_REGION or us-east-1)")
+    doctor.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    doctor.set_defaults(run=_doctor)
 
     demo = commands.add_parser("demo", help="the main job on the embedded AWS IoT, no account needed")
     demo.set_defaults(run=_demo)
@@ -319,6 +334,41 @@ def _explain(args: argparse.Namespace) -> int:
         raise UsageError(f"AWS: {exc}") from None
     print(json.dumps(result.to_dict(), indent=2) if args.json else "\n".join(result.lines()))
     return EXIT_OK
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from jitr.iot import client_config
+
+    from .doctor import Level, diagnose, outputs_from_file, outputs_from_stack, report
+
+    if not args.stack and not args.outputs:
+        raise UsageError("name the stack (--stack NAME) or its outputs file (--outputs cdk-outputs.json)")
+    session = boto3.session.Session(region_name=args.region or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1")
+    config = client_config(3)
+    clients = {
+        name: session.client(name, config=config, endpoint_url=args.endpoint_url)
+        for name in ("iot", "sqs", "lambda", "cloudformation")
+    }
+    try:
+        if args.outputs:
+            try:
+                outputs = outputs_from_file(read_text(args.outputs), args.stack)
+            except ValueError as exc:
+                raise UsageError(f"{args.outputs}: {exc}") from None
+        else:
+            outputs = outputs_from_stack(clients["cloudformation"], args.stack)
+        findings = diagnose(outputs, clients, pending_after=timedelta(minutes=args.pending_minutes))
+    except (BotoCoreError, ClientError) as exc:
+        raise UsageError(f"AWS: {exc}") from None
+    if args.json:
+        print(json.dumps(report(findings), indent=2))
+    else:
+        for finding in findings:
+            print(finding.line())
+    return EXIT_REJECTED if any(f.level == Level.FAIL for f in findings) else EXIT_OK
 
 
 def _demo(args: argparse.Namespace) -> int:

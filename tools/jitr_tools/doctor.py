@@ -1,0 +1,315 @@
+"""`jitr doctor`: is a deployed stack healthy? Read-only checks against the account, from the stack's outputs (the
+stack by name, or `cdk-outputs.json`), one finding per line with what to do.
+
+Checked: every configured CA (ACTIVE with auto-registration ENABLE, and in jitr mode no registrationConfig, the
+trap that makes AWS provision without jitr's checks); the stored template (present, passing the `--jitr` checks); the
+device policy and every policy, thing type, thing group and billing group the template names; each topic rule
+(enabled, on its CA's registered topic, delivering to the intake queue); the event source mapping (enabled); the
+dead-letter queue (empty); certificates of each CA pending longer than a threshold.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from jitr.certificates import CERTIFICATE_FIELDS, NEUTRAL_FIELD_VALUE
+from jitr.templates import TemplateError, check_template, render_template
+from jitr.templates.intrinsics import referenced_parameters
+
+CERTIFICATE_ID_FIELD = "AWS::IoT::Certificate::Id"
+# The stack outputs the checks read (infra.stack writes them; a test holds the two together).
+OUTPUT_KEYS = (
+    "CaCertificateIds",
+    "TemplateName",
+    "DevicePolicyName",
+    "FunctionName",
+    "QueueUrl",
+    "DeadLetterQueueUrl",
+    "RuleNames",
+    "EventSourceMappingId",
+)
+
+
+class Level(StrEnum):
+    OK = "OK"
+    WARN = "WARN"
+    FAIL = "FAIL"
+
+
+@dataclass(frozen=True)
+class Finding:
+    level: Level
+    subject: str
+    detail: str
+    action: str = ""
+
+    def line(self) -> str:
+        return f"{self.level:<4} {self.subject}: {self.detail}" + (f" -> {self.action}" if self.action else "")
+
+
+class StackOutputs(dict[str, str]):
+    """The stack's outputs, by output key."""
+
+    def list(self, key: str) -> list[str]:
+        return [item for item in self.get(key, "").split(",") if item]
+
+
+def outputs_from_file(text: str, stack: str | None) -> StackOutputs:
+    """cdk-outputs.json: {"<stack>": {"<key>": "<value>", ...}}; `stack` picks one when it holds several."""
+    data = json.loads(text)
+    if not isinstance(data, dict) or not data:
+        raise ValueError("not the outputs file `cdk deploy --outputs-file` writes")
+    if stack is None:
+        if len(data) != 1:
+            raise ValueError(f"it holds several stacks ({', '.join(sorted(data))}): name one with --stack")
+        stack = next(iter(data))
+    if stack not in data:
+        raise ValueError(f"it holds no stack {stack!r} (it holds {', '.join(sorted(data))})")
+    return StackOutputs({str(k): str(v) for k, v in data[stack].items()})
+
+
+def outputs_from_stack(cloudformation: Any, stack: str) -> StackOutputs:
+    (description,) = cloudformation.describe_stacks(StackName=stack)["Stacks"]
+    return StackOutputs({o["OutputKey"]: o["OutputValue"] for o in description.get("Outputs", [])})
+
+
+Clients = Mapping[str, Any]  # "iot", "sqs", "lambda"
+
+
+def diagnose(
+    outputs: StackOutputs, clients: Clients, *, pending_after: timedelta, now: datetime | None = None
+) -> list[Finding]:
+    jitr_mode = bool(outputs.get("FunctionName"))
+    findings: list[Finding] = []
+    for check in (_cas, _template, _rules, _mapping, _dead_letters, _pending):
+        try:
+            findings += check(outputs, clients, jitr_mode, pending_after, now or datetime.now(UTC))
+        except (ClientError, BotoCoreError) as exc:
+            findings.append(Finding(Level.FAIL, check.__name__.strip("_"), f"could not be read: {exc}", "check access"))
+    return findings
+
+
+Check = Callable[[StackOutputs, Clients, bool, timedelta, datetime], list[Finding]]
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def _cas(outputs: StackOutputs, clients: Clients, jitr_mode: bool, _: timedelta, __: datetime) -> list[Finding]:
+    findings = []
+    for ca_id in outputs.list("CaCertificateIds"):
+        subject = f"CA {ca_id[:12]}"
+        try:
+            ca = clients["iot"].describe_ca_certificate(certificateId=ca_id)
+        except ClientError as exc:
+            if _code(exc) != "ResourceNotFoundException":
+                raise
+            findings.append(Finding(Level.FAIL, subject, "not registered in this account", "deploy the stack again"))
+            continue
+        description = ca["certificateDescription"]
+        status, auto = description.get("status"), description.get("autoRegistrationStatus")
+        config = ca.get("registrationConfig") or {}
+        if jitr_mode and (config.get("templateBody") or config.get("templateName")):
+            findings.append(
+                Finding(
+                    Level.FAIL,
+                    subject,
+                    "has a registrationConfig: AWS provisions its devices by itself (JITP) and jitr never decides",
+                    "register the CA without a registrationConfig: deploy the stack in jitr mode",
+                )
+            )
+        if status == "ACTIVE" and auto == "ENABLE":
+            findings.append(Finding(Level.OK, subject, "ACTIVE, auto-registration ENABLE"))
+        elif status == "INACTIVE" and auto == "DISABLE":
+            findings.append(
+                Finding(Level.WARN, subject, "INACTIVE, auto-registration DISABLE: retired, no new device registers")
+            )
+        else:
+            findings.append(
+                Finding(
+                    Level.FAIL,
+                    subject,
+                    f"{status}, auto-registration {auto}: devices it signed cannot register",
+                    "set it ACTIVE with auto-registration ENABLE (or mark it retired in the configuration)",
+                )
+            )
+    if not outputs.list("CaCertificateIds"):
+        findings.append(Finding(Level.FAIL, "CAs", "the outputs name no CA", "is this a jitr stack's outputs?"))
+    return findings
+
+
+def _template(outputs: StackOutputs, clients: Clients, jitr_mode: bool, _: timedelta, __: datetime) -> list[Finding]:
+    name = outputs.get("TemplateName", "")
+    try:
+        body = clients["iot"].describe_provisioning_template(templateName=name)["templateBody"]
+    except ClientError as exc:
+        if _code(exc) != "ResourceNotFoundException":
+            raise
+        return [Finding(Level.FAIL, f"template {name}", "not found", "deploy the stack again")]
+    errors = [p for p in check_template(body, for_jitr=jitr_mode) if p.severity == "error"]
+    findings = [Finding(Level.FAIL, f"template {name}", str(p), "fix the template, then deploy") for p in errors] or [
+        Finding(Level.OK, f"template {name}", "present, passes the " + ("--jitr " if jitr_mode else "") + "checks")
+    ]
+    findings += _named_resources(body, outputs, clients)
+    return findings
+
+
+def _named_resources(body: str, outputs: StackOutputs, clients: Clients) -> list[Finding]:
+    """The device policy, and every policy, thing type and group the template names, must exist."""
+    iot = clients["iot"]
+    lookups: dict[str, Callable[[str], Any]] = {
+        "policy": lambda n: iot.get_policy(policyName=n),
+        "thing type": lambda n: iot.describe_thing_type(thingTypeName=n),
+        "thing group": lambda n: iot.describe_thing_group(thingGroupName=n),
+        "billing group": lambda n: iot.describe_billing_group(billingGroupName=n),
+    }
+    wanted: list[tuple[str, str]] = []
+    if outputs.get("DevicePolicyName"):
+        wanted.append(("policy", outputs["DevicePolicyName"]))
+    neutral = {name: NEUTRAL_FIELD_VALUE for name in CERTIFICATE_FIELDS} | {CERTIFICATE_ID_FIELD: "0" * 64}
+    try:
+        document = json.loads(body)
+        plan = render_template(body, neutral)
+    except (TemplateError, ValueError):
+        plan, document = None, {}
+    for resource in plan.resources if plan else []:
+        raw = document.get("Resources", {}).get(resource.logical_name, {}).get("Properties", {})
+        for prop, kind in (
+            ("PolicyName", "policy"),
+            ("ThingTypeName", "thing type"),
+            ("BillingGroup", "billing group"),
+            ("ThingGroups", "thing group"),
+        ):
+            if prop not in resource.properties or referenced_parameters(raw.get(prop)) & CERTIFICATE_FIELDS:
+                continue  # a name computed from the certificate cannot be checked here
+            values = resource.properties[prop]
+            for value in values if isinstance(values, list) else [values]:
+                if isinstance(value, str) and (kind, value) not in wanted:
+                    wanted.append((kind, value))
+    findings = []
+    for kind, name in wanted:
+        try:
+            lookups[kind](name)
+        except ClientError as exc:
+            if _code(exc) != "ResourceNotFoundException":
+                raise
+            findings.append(
+                Finding(
+                    Level.FAIL, f"{kind} {name}", "missing: RegisterThing fails for every device", f"create the {kind}"
+                )
+            )
+            continue
+        findings.append(Finding(Level.OK, f"{kind} {name}", "present"))
+    return findings
+
+
+def _rules(outputs: StackOutputs, clients: Clients, jitr_mode: bool, _: timedelta, __: datetime) -> list[Finding]:
+    if not jitr_mode:
+        return []
+    queue_url = outputs.get("QueueUrl", "")
+    topics = {f"$aws/events/certificates/registered/{ca_id}" for ca_id in outputs.list("CaCertificateIds")}
+    findings = []
+    for name in outputs.list("RuleNames"):
+        subject = f"rule {name}"
+        try:
+            rule = clients["iot"].get_topic_rule(ruleName=name)["rule"]
+        except ClientError as exc:
+            if _code(exc) not in ("ResourceNotFoundException", "UnauthorizedException"):
+                raise
+            findings.append(Finding(Level.FAIL, subject, "not found", "deploy the stack again"))
+            continue
+        problems = []
+        if rule.get("ruleDisabled"):
+            problems.append("disabled")
+        if not any(topic in rule.get("sql", "") for topic in topics):
+            problems.append(f"not on a configured CA's registered topic ({rule.get('sql')!r})")
+        if not any((a.get("sqs") or {}).get("queueUrl") == queue_url for a in rule.get("actions", [])):
+            problems.append("does not deliver to the intake queue")
+        if problems:
+            findings.append(Finding(Level.FAIL, subject, "; ".join(problems), "deploy the stack again"))
+        else:
+            findings.append(Finding(Level.OK, subject, "enabled, on its CA's topic, delivering to the intake queue"))
+    return findings
+
+
+def _mapping(outputs: StackOutputs, clients: Clients, jitr_mode: bool, _: timedelta, __: datetime) -> list[Finding]:
+    uuid = outputs.get("EventSourceMappingId")
+    if not jitr_mode or not uuid:
+        return []
+    state = clients["lambda"].get_event_source_mapping(UUID=uuid).get("State")
+    if state == "Enabled":
+        return [Finding(Level.OK, "event source mapping", "Enabled")]
+    return [
+        Finding(
+            Level.FAIL,
+            "event source mapping",
+            f"{state}: events wait in the queue, nobody decides them",
+            f"aws lambda update-event-source-mapping --uuid {uuid} --enabled",
+        )
+    ]
+
+
+def _dead_letters(
+    outputs: StackOutputs, clients: Clients, jitr_mode: bool, _: timedelta, __: datetime
+) -> list[Finding]:
+    url = outputs.get("DeadLetterQueueUrl")
+    if not jitr_mode or not url:
+        return []
+    attributes = clients["sqs"].get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])
+    depth = int(attributes["Attributes"]["ApproximateNumberOfMessages"])
+    if depth == 0:
+        return [Finding(Level.OK, "dead-letter queue", "empty")]
+    return [
+        Finding(
+            Level.FAIL,
+            "dead-letter queue",
+            f"{depth} event(s) failed every delivery",
+            "read the handler's log for their RETRY reasons, fix the cause, then redrive (README: Redriving)",
+        )
+    ]
+
+
+def _pending(
+    outputs: StackOutputs, clients: Clients, _: bool, pending_after: timedelta, now: datetime
+) -> list[Finding]:
+    findings = []
+    older_than = now - pending_after
+    for ca_id in outputs.list("CaCertificateIds"):
+        stale: list[str] = []
+        paginator = clients["iot"].get_paginator("list_certificates_by_ca")
+        for page in paginator.paginate(caCertificateId=ca_id, PaginationConfig={"PageSize": 250}):
+            for certificate in page.get("certificates", []):
+                created = certificate["creationDate"]
+                created = created if created.tzinfo else created.replace(tzinfo=UTC)
+                if certificate["status"] == "PENDING_ACTIVATION" and created <= older_than:
+                    stale.append(certificate["certificateId"])
+        subject = f"pending under CA {ca_id[:12]}"
+        minutes = int(pending_after.total_seconds() // 60)
+        if stale:
+            findings.append(
+                Finding(
+                    Level.WARN,
+                    subject,
+                    f"{len(stale)} certificate(s) pending for over {minutes} min, e.g. {stale[0]}",
+                    f"jitr explain {stale[0]} says what jitr would decide and what it decided; the sweeper"
+                    " re-delivers their events",
+                )
+            )
+        else:
+            findings.append(Finding(Level.OK, subject, f"none for over {minutes} min"))
+    return findings
+
+
+def report(findings: list[Finding]) -> dict[str, Any]:
+    return {
+        "healthy": not any(f.level == Level.FAIL for f in findings),
+        "findings": [{**asdict(f), "level": str(f.level)} for f in findings],
+    }
