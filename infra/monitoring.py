@@ -146,7 +146,8 @@ class Monitoring(Construct):
                 (
                     "AWS IoT could not deliver registration events to the queue (the rule's errorAction wrote them to"
                     " the rule-errors log group, with the event). Check the rule role and the queue; affected devices"
-                    " retry their connection, which publishes the event again."
+                    " retry their connection, which publishes the event again, and the sweeper puts back the events"
+                    " of devices that stopped trying."
                 ),
                 rule_failures,
                 1,
