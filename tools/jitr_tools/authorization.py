@@ -18,6 +18,7 @@ to the certificate; jitr assumes the same (the device policy has devices connect
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -220,3 +221,30 @@ def _compare(operator: str, actual: str, expected: str) -> bool:
     if operator == "StringLike":
         return _glob(expected, actual)
     return actual == expected
+
+
+# -- reading a principal's policies from an account (any AWS IoT endpoint: the embedded one or a real account) --------
+
+
+def principal_view(
+    iot: Any, certificate_id: str, client_id: str
+) -> tuple[list[tuple[str, dict[str, Any]]], Connection]:
+    """The policies attached to the certificate (their default versions) and the connection a device presenting it
+    with `client_id` has: the thing of that name if it is attached to the certificate, and the certificate's fields.
+    Read with DescribeCertificate, ListAttachedPolicies, GetPolicy and ListPrincipalThings."""
+    from jitr.certificates import certificate_parameters, load_certificate
+
+    description = iot.describe_certificate(certificateId=certificate_id)["certificateDescription"]
+    arn = description["certificateArn"]
+    policies: list[tuple[str, dict[str, Any]]] = []
+    for page in iot.get_paginator("list_attached_policies").paginate(target=arn, recursive=False):
+        for attached in page.get("policies", []):
+            document = iot.get_policy(policyName=attached["policyName"])["policyDocument"]
+            policies.append((attached["policyName"], json.loads(document)))
+    things = [
+        name
+        for page in iot.get_paginator("list_principal_things").paginate(principal=arn)
+        for name in page.get("things", [])
+    ]
+    fields = certificate_parameters(load_certificate(description["certificatePem"]))
+    return policies, Connection(client_id, client_id if client_id in things else None, fields)

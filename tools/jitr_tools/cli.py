@@ -177,6 +177,25 @@ def _parser() -> argparse.ArgumentParser:
     doctor.add_argument("--json", action="store_true", help="print machine-readable JSON")
     doctor.set_defaults(run=_doctor)
 
+    policy = commands.add_parser("policy", help="AWS IoT policies, evaluated for MQTT actions")
+    policy_commands = policy.add_subparsers(title="policy commands")
+    test = policy_commands.add_parser(
+        "test", help="may a device do this? allowed or denied, and by which policy statement"
+    )
+    test.add_argument("--action", required=True, choices=("connect", "publish", "subscribe", "receive"))
+    test.add_argument("--topic", help="the topic (publish, receive) or topic filter (subscribe)")
+    test.add_argument("--client-id", required=True, help="the MQTT client id the device connects with")
+    source = test.add_mutually_exclusive_group(required=True)
+    source.add_argument("--certificate-id", type=certificate_id_argument, help="a certificate in the account")
+    source.add_argument("--cert", type=Path, help="a device certificate PEM (its id is looked up in the account)")
+    source.add_argument("--policy", type=Path, help="a policy document (JSON), evaluated with no account")
+    test.add_argument("--thing", help="with --policy: the thing attached under the client id (default: none)")
+    test.add_argument("--account", default="123456789012", help="with --policy: the account in resource ARNs")
+    test.add_argument("--endpoint-url", help="AWS IoT endpoint (the embedded IoT's URL); default: the real account")
+    test.add_argument("--region", help="AWS region (default: AWS_DEFAULT_REGION or us-east-1)")
+    test.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    test.set_defaults(run=_policy_test)
+
     demo = commands.add_parser("demo", help="the main job on the embedded AWS IoT, no account needed")
     demo.set_defaults(run=_demo)
     return parser
@@ -369,6 +388,60 @@ def _doctor(args: argparse.Namespace) -> int:
         for finding in findings:
             print(finding.line())
     return EXIT_REJECTED if any(f.level == Level.FAIL for f in findings) else EXIT_OK
+
+
+def _policy_test(args: argparse.Namespace) -> int:
+    from .authorization import Connection, action_name, evaluate, principal_view, resource_arn
+
+    action = action_name(args.action)
+    if action != "iot:Connect" and not args.topic:
+        raise UsageError(f"--action {args.action} needs --topic")
+    name = args.client_id if action == "iot:Connect" else args.topic
+    region = args.region or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+    if args.policy:
+        document = read_json(args.policy, "a policy document (JSON)")
+        if not isinstance(document, dict):
+            raise UsageError(f"{args.policy}: a policy document is a JSON object")
+        policies = [(args.policy.name, document)]
+        connection = Connection(args.client_id, args.thing if args.thing == args.client_id else None)
+        account = args.account
+    else:
+        import boto3
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        from jitr.certificates import certificate_id
+        from jitr.iot import client_config
+
+        iot = boto3.session.Session(region_name=region).client(
+            "iot", config=client_config(3), endpoint_url=args.endpoint_url
+        )
+        cert_id = args.certificate_id or certificate_id(load_certificate(one_certificate(args.cert, "--cert")))
+        try:
+            policies, connection = principal_view(iot, cert_id, args.client_id)
+            arn = iot.describe_certificate(certificateId=cert_id)["certificateDescription"]["certificateArn"]
+        except (BotoCoreError, ClientError) as exc:
+            raise UsageError(f"AWS: {exc}") from None
+        region, account = arn.split(":")[3], arn.split(":")[4]
+    resource = resource_arn(action, name, region, account)
+    verdict = evaluate(policies, action, resource, connection)
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "action": action,
+                    "resource": resource,
+                    "decision": str(verdict.decision),
+                    "policy": verdict.policy,
+                    "statement": verdict.statement,
+                    "notes": list(verdict.notes),
+                }
+            )
+        )
+    else:
+        print(f"{action} {resource}: {verdict.describe()}")
+        for note in verdict.notes:
+            print(f"  note: {note}")
+    return EXIT_OK if verdict.allowed else EXIT_REJECTED
 
 
 def _demo(args: argparse.Namespace) -> int:

@@ -6,6 +6,7 @@ that class by `install()` rather than to a subclass."""
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Callable
 from typing import Any, cast
 from urllib.parse import unquote
@@ -16,6 +17,7 @@ from moto.core.responses import ActionResult, EmptyResult
 from moto.iot.responses import IoTResponse
 
 from .errors import InvalidRequestException
+from .lookups import attached_policy_names
 from .models import EmbeddedBackend
 from .state import ProvisioningTemplateRecord
 
@@ -128,7 +130,67 @@ def _r_register_thing(self: IoTResponse) -> ActionResult:
     return ActionResult(_backend(self).register_thing(body, self._get_param("parameters") or {}))
 
 
+_ACTION_TYPES = {
+    "CONNECT": "iot:Connect",
+    "PUBLISH": "iot:Publish",
+    "SUBSCRIBE": "iot:Subscribe",
+    "RECEIVE": "iot:Receive",
+}
+
+
+def _document(document: str | dict[str, Any]) -> dict[str, Any]:
+    """moto keeps a policy's document as the text it was given (typed as a dict)."""
+    return json.loads(document) if isinstance(document, str) else dict(document)
+
+
+def _r_test_authorization(self: IoTResponse) -> ActionResult:
+    """TestAuthorization for a certificate principal, answered by the evaluator the command line uses."""
+    from jitr.certificates import certificate_parameters, load_certificate
+
+    from ..authorization import Connection, evaluate
+
+    backend = _backend(self)
+    principal = str(self._get_param("principal") or "")
+    client_id = str(self._get_param("clientId") or "")
+    certificate = backend.certificates.get(principal.rsplit("/", 1)[-1])
+    if certificate is None or certificate.arn != principal:
+        raise InvalidRequestException(f"principal {principal!r} is not a certificate of this account")
+    skip = set(self._get_param("policyNamesToSkip") or [])
+    names = sorted((attached_policy_names(backend, principal) | set(self._get_param("policyNamesToAdd") or [])) - skip)
+    policies = [(name, _document(backend.policies[name].document)) for name in names if name in backend.policies]
+    thing = client_id if principal in backend.extension.thing_principals.get(client_id, set()) else None
+    connection = Connection(client_id, thing, certificate_parameters(load_certificate(certificate.certificate_pem)))
+    results = []
+    for info in self._get_param("authInfos") or []:
+        action = _ACTION_TYPES.get(str(info.get("actionType")))
+        if action is None:
+            raise InvalidRequestException(
+                f"actionType {info.get('actionType')!r} is not one of {', '.join(_ACTION_TYPES)}"
+            )
+        for resource in info.get("resources") or []:
+            verdict = evaluate(policies, action, resource, connection)
+            deciding = (
+                [{"policyName": verdict.policy, "policyArn": backend.policies[verdict.policy].arn}]
+                if verdict.policy
+                else []
+            )
+            results.append(
+                {
+                    "authInfo": {"actionType": info["actionType"], "resources": [resource]},
+                    "allowed": {"policies": deciding if verdict.allowed else []},
+                    "denied": {
+                        "implicitDeny": {"policies": []},
+                        "explicitDeny": {"policies": deciding if verdict.decision == "EXPLICIT_DENY" else []},
+                    },
+                    "authDecision": str(verdict.decision),
+                    "missingContextValues": [],
+                }
+            )
+    return ActionResult({"authResults": results})
+
+
 HANDLERS: dict[str, Callable[[IoTResponse], ActionResult]] = {
+    "test_authorization": _r_test_authorization,
     "register_ca_certificate": _r_register_ca_certificate,
     "update_ca_certificate": _r_update_ca_certificate,
     "describe_ca_certificate": _r_describe_ca_certificate,
