@@ -263,7 +263,7 @@ def load_config(
         rejection_alarm_threshold=_whole(settings, "rejectionAlarmThreshold", 1, 10**6),
         queue_age_alarm_seconds=_whole(settings, "queueAgeAlarmSeconds", 60, 14 * 24 * 3600),
         log_retention_days=_whole(settings, "logRetentionDays", 1, 3653),
-        sweep_interval_minutes=_whole(settings, "sweepIntervalMinutes", 1, 24 * 60),
+        sweep_interval_minutes=_whole(settings, "sweepIntervalMinutes", 5, 24 * 60),  # >= the sweeper's timeout
         sweep_min_age_minutes=_whole(settings, "sweepMinAgeMinutes", 1, 7 * 24 * 60),
         sweep_max_per_run=_whole(settings, "sweepMaxPerRun", 1, 100_000),
         development_ca=dev,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda
@@ -86,23 +88,50 @@ class RegistrationHandler(Construct):
                 " (a long trustRoot PEM is the usual cause)"
             )
 
-        self.function = aws_lambda.Function(
+        self.function = jitr_function(
             self,
-            "Function",
-            description="jitr: validate a device certificate registered by AWS IoT, then provision or reject it",
-            runtime=RUNTIME,
-            architecture=ARCHITECTURE,
             handler=HANDLER,
-            code=lambda_code(self, FUNCTION_TARGET),
-            memory_size=MEMORY_MB,
-            timeout=cdk.Duration.seconds(TIMEOUT_S),
+            description="jitr: validate a device certificate registered by AWS IoT, then provision or reject it",
+            memory_mb=MEMORY_MB,
+            timeout_s=TIMEOUT_S,
             role=self.role,
             log_group=self.log_group,
-            logging_format=aws_lambda.LoggingFormat.JSON,
-            tracing=aws_lambda.Tracing.ACTIVE,
             environment=environment,
         )
         self.timeout = cdk.Duration.seconds(TIMEOUT_S)
+
+
+def jitr_function(
+    scope: Construct,
+    *,
+    handler: str,
+    description: str,
+    memory_mb: int,
+    timeout_s: int,
+    role: iam.IRole,
+    log_group: logs.ILogGroup,
+    environment: dict[str, str],
+    **options: Any,
+) -> aws_lambda.Function:
+    """A function of the Lambda asset (`infra.bundling`): the runtime and architecture it is built for, JSON logs to
+    its own log group, active tracing."""
+    return aws_lambda.Function(
+        scope,
+        "Function",
+        description=description,
+        runtime=RUNTIME,
+        architecture=ARCHITECTURE,
+        handler=handler,
+        code=lambda_code(scope, FUNCTION_TARGET),
+        memory_size=memory_mb,
+        timeout=cdk.Duration.seconds(timeout_s),
+        role=role,
+        log_group=log_group,
+        logging_format=aws_lambda.LoggingFormat.JSON,
+        tracing=aws_lambda.Tracing.ACTIVE,
+        environment=environment,
+        **options,
+    )
 
 
 def _iot_statements(

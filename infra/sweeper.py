@@ -9,20 +9,19 @@ from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_lambda
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from jitr_handlers.observability import NAMESPACE
 
-from .bundling import FUNCTION_TARGET, lambda_code
 from .config import JitrConfig
-from .handler import ARCHITECTURE, RUNTIME, retention
+from .handler import jitr_function, retention
 
 HANDLER = "jitr_handlers.sweeper.handler"
 LIST_TPS = 2  # ListCertificatesByCA pages per second: a fifth of AWS's default quota of 10
-TIMEOUT_S = 300
+TIMEOUT_S = 300  # at most the shortest interval (5 min), so two sweeps never overlap; no reserved concurrency,
+# which new accounts (a concurrency limit of 10, all of it unreserved by rule) could not grant
 
 
 class Sweeper(Construct):
@@ -56,21 +55,14 @@ class Sweeper(Construct):
             )
         )
         queue.grant_send_messages(self.role)
-        self.function = aws_lambda.Function(
+        self.function = jitr_function(
             self,
-            "Function",
-            description="jitr: re-deliver registration events for certificates left pending (an event was lost)",
-            runtime=RUNTIME,
-            architecture=ARCHITECTURE,
             handler=HANDLER,
-            code=lambda_code(self, FUNCTION_TARGET),
-            memory_size=256,
-            timeout=cdk.Duration.seconds(TIMEOUT_S),
+            description="jitr: re-deliver registration events for certificates left pending (an event was lost)",
+            memory_mb=256,
+            timeout_s=TIMEOUT_S,
             role=self.role,
             log_group=self.log_group,
-            logging_format=aws_lambda.LoggingFormat.JSON,
-            tracing=aws_lambda.Tracing.ACTIVE,
-            reserved_concurrent_executions=1,  # one sweep at a time
             environment={
                 "POWERTOOLS_SERVICE_NAME": service,
                 "POWERTOOLS_LOG_LEVEL": "INFO",
