@@ -4,8 +4,10 @@ configured CA's certificates, and for every one still PENDING_ACTIVATION after `
 registration event on the intake queue, as the rule would have: the handler then decides it as any other event, and
 the decision table absorbs it if the certificate is being decided or was decided already.
 
-Bounded and paced: at most `JITR_SWEEP_MAX_PER_RUN` events per run (the rest wait for the next run), and
-ListCertificatesByCA at most `JITR_SWEEP_LIST_TPS` pages per second (AWS's default quota is 10). Every event it puts
+Bounded and paced: at most `JITR_SWEEP_MAX_PER_RUN` events per run, newest certificates first, listing while the run
+has time (the rest wait for the next run), and ListCertificatesByCA at most `JITR_SWEEP_LIST_TPS` pages per second
+(AWS's default quota is 10). At 2 pages of 250 per second a 5-minute run lists about 120,000 certificates per run, so a
+larger CA is swept from its newest certificates down. Every event it puts
 is counted in the `SweptCertificates` metric, which has an alarm: each one is an event the rule did not deliver, or a
 device the deployment has left pending (a rejection action of NONE leaves refused certificates pending on purpose).
 """
@@ -61,17 +63,11 @@ class SweepSettings:
 @dataclass(frozen=True)
 class SweepResult:
     swept: int  # events put on the queue
-    pending_seen: int  # certificates pending longer than the minimum age
-    left_for_next_run: int  # of those, over this run's bound
+    complete: bool  # every CA listed to the end (else the bound or the time stopped it: the next run goes on)
     failed: int  # events the queue refused (retried next run)
 
-    def to_dict(self) -> dict[str, int]:
-        return {
-            "swept": self.swept,
-            "pendingSeen": self.pending_seen,
-            "leftForNextRun": self.left_for_next_run,
-            "failed": self.failed,
-        }
+    def to_dict(self) -> dict[str, int | bool]:
+        return {"swept": self.swept, "complete": self.complete, "failed": self.failed}
 
 
 def registration_event(
@@ -97,7 +93,7 @@ def _stale_pending(
         page = iot.list_certificates_by_ca(
             caCertificateId=ca_certificate_id,
             pageSize=PAGE_SIZE,
-            ascendingOrder=True,
+            ascendingOrder=False,  # newest first: a lost event is usually recent; a huge CA is covered from the top
             **({"marker": marker} if marker else {}),
         )
         for certificate in page.get("certificates", []):
@@ -110,18 +106,29 @@ def _stale_pending(
             return
 
 
-def sweep(settings: SweepSettings, iot: Any, sqs: Any, account_id: str, now: datetime | None = None) -> SweepResult:
+def sweep(
+    settings: SweepSettings,
+    iot: Any,
+    sqs: Any,
+    account_id: str,
+    now: datetime | None = None,
+    list_until: float | None = None,
+) -> SweepResult:
     """Put a registration event on the queue for every certificate of the configured CAs still pending after the
-    minimum age, up to the run's bound. Read-only on AWS IoT."""
+    minimum age, newest first, until the run's bound is reached or the clock passes `list_until` (monotonic: the
+    time left for listing); the rest waits for the next run. Read-only on AWS IoT."""
     older_than = (now or datetime.now(UTC)) - timedelta(seconds=settings.min_age_s)
     pacer = Pacer(settings.list_tps)
     events: list[dict[str, Any]] = []
-    seen = 0
+    complete = True
     for ca_id in settings.ca_certificate_ids:
         for certificate_id, created in _stale_pending(iot, ca_id, older_than, pacer):
-            seen += 1
-            if len(events) < settings.max_per_run:
-                events.append(registration_event(certificate_id, ca_id, account_id, created))
+            if len(events) >= settings.max_per_run or (list_until is not None and time.monotonic() > list_until):
+                complete = False
+                break
+            events.append(registration_event(certificate_id, ca_id, account_id, created))
+        if not complete:
+            break
     failed = 0
     for start in range(0, len(events), SQS_BATCH):
         batch = events[start : start + SQS_BATCH]
@@ -130,17 +137,20 @@ def sweep(settings: SweepSettings, iot: Any, sqs: Any, account_id: str, now: dat
             Entries=[{"Id": str(i), "MessageBody": json.dumps(event)} for i, event in enumerate(batch)],
         )
         failed += len(response.get("Failed", []))
-    return SweepResult(len(events) - failed, seen, max(0, seen - len(events)), failed)
+    return SweepResult(len(events) - failed, complete, failed)
 
 
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 @tracer.capture_lambda_handler(capture_response=False)
-def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, int]:
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, int | bool]:
     settings = SweepSettings.from_environment()
     config = client_config(5)
     account_id = context.invoked_function_arn.split(":")[4]
-    result = sweep(settings, boto3.client("iot", config=config), boto3.client("sqs", config=config), account_id)
+    # list while more than a minute is left: room to send what was found
+    list_until = time.monotonic() + max(0.0, context.get_remaining_time_in_millis() / 1000 - 60)
+    iot, sqs = boto3.client("iot", config=config), boto3.client("sqs", config=config)
+    result = sweep(settings, iot, sqs, account_id, list_until=list_until)
     metrics.add_metric(name="SweptCertificates", unit=MetricUnit.Count, value=result.swept)
     level = logger.warning if result.swept or result.failed else logger.info
     level("sweep done", extra=result.to_dict())

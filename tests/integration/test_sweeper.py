@@ -49,7 +49,7 @@ def test_a_device_whose_events_were_all_lost_is_swept_and_then_provisioned(
     result = sweep(settings, fleet.account.client, sqs, "123456789012", now=LATER)
 
     # Then only the pending one is put on the queue, as the rule would have
-    assert (result.swept, result.pending_seen, result.left_for_next_run, result.failed) == (1, 1, 0, 0)
+    assert (result.swept, result.complete, result.failed) == (1, True, 0)
     (event,) = _received(sqs, url)
     assert event["certificateId"] == certificate_id(lost.certificate)
     assert event["caCertificateId"] == fleet.ca_id
@@ -73,8 +73,11 @@ def test_each_run_is_bounded_and_the_rest_waits_for_the_next(fleet: Fleet) -> No
     sqs, url = _queue()
     settings = SweepSettings((fleet.ca_id,), url, min_age_s=0, max_per_run=3)
     result = sweep(settings, fleet.account.client, sqs, "123456789012", now=LATER)
-    assert (result.swept, result.pending_seen, result.left_for_next_run) == (3, 5, 2)
+    assert (result.swept, result.complete) == (3, False)  # the bound stopped it; the next run goes on
     assert len(_received(sqs, url)) == 3
+    # and a run out of time stops listing too
+    late = sweep(settings, fleet.account.client, sqs, "123456789012", now=LATER, list_until=0.0)
+    assert (late.swept, late.complete) == (0, False)
 
 
 @pytest.mark.parametrize(
