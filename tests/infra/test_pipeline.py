@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -13,6 +14,7 @@ from tests.infra.support import REGISTRATION_CODE, Synthesized
 from tests.support import REPO
 
 MAKE = shutil.which("make") or "make"
+QUIET_ENV = {k: v for k, v in os.environ.items() if k not in ("CI", "JITR_YES", "CONFIG", "STACK", "MAKEFLAGS")}
 
 
 def _deploy_command(*variables: str) -> str:
@@ -23,7 +25,7 @@ def _deploy_command(*variables: str) -> str:
         capture_output=True,
         text=True,
         check=True,
-        env={"PATH": "/usr/bin:/bin"},  # no CI variable inherited from the machine running the tests
+        env=QUIET_ENV,  # no CI variable inherited from the machine running the tests
     ).stdout
     return out.strip().splitlines()[-1]
 
@@ -64,3 +66,26 @@ def test_the_stack_writes_every_output_jitr_doctor_reads(jitr_stack: Synthesized
     outputs = jitr_stack.json["Outputs"]
     assert set(OUTPUT_KEYS) <= set(outputs)
     assert outputs["RuleNames"]["Value"] == ",".join(jitr_stack.stack.intake.rule_names)
+
+
+def test_the_pinned_cdk_cli_knows_every_flag_make_deploy_passes() -> None:
+    command = _deploy_command("CI=true", "CONFIG=envs/example.json", "STACK=JitrProd")
+    flags = {part for part in command.split() if part.startswith("--")}
+    cli = REPO / "node_modules" / ".bin" / "cdk"
+    assert cli.exists(), "node_modules is missing: run `make install` (npm ci pins the CDK CLI)"
+    help_text = subprocess.run(
+        [str(cli), "deploy", "--help"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+        env={
+            "PATH": "/usr/bin:/bin",
+            "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
+            "CDK_DISABLE_CLI_TELEMETRY": "true",
+        },
+        timeout=120,
+    ).stdout
+    assert flags == {"--context", "--outputs-file", "--require-approval", "--progress", "--ci"}
+    for flag in flags:
+        assert flag in help_text, flag
