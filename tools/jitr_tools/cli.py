@@ -3,7 +3,12 @@
 jitr template check FILE [--jitr] [--json]
 jitr template render FILE [--cert PEM] [--param NAME=VALUE]... [--json]
 jitr verify --cert PEM --ca PEM [...]
-jitr pki ca | verification
+jitr pki ca | devices | verification
+jitr simulate [...]            a fleet on the embedded AWS IoT
+jitr invoke EVENT.json [...]   the handler once, in a fresh process
+jitr explain CERTIFICATE_ID    what jitr would decide now, and what it decided (read-only)
+jitr doctor --stack NAME       is a deployed stack healthy? (read-only)
+jitr policy test [...]         may a device do this, and by which statement?
 jitr demo
 """
 
