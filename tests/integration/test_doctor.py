@@ -146,3 +146,18 @@ def test_an_outputs_file_of_several_stacks_needs_a_name(tmp_path: Path, capsys: 
     path.write_text(json.dumps({"JitrA": {}, "JitrB": {}}))
     assert main(["doctor", "--outputs", str(path)]) == 2
     assert "name one with --stack" in capsys.readouterr().err
+
+
+def test_the_jitp_trap_is_a_failure_in_jitr_mode(
+    tmp_path: Path, deployed: dict[str, str], fleet: Fleet, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given someone attached a template to the CA by hand: AWS now provisions its devices without jitr's checks
+    fleet.account.client.update_ca_certificate(
+        certificateId=fleet.ca_id,
+        registrationConfig={"templateName": TEMPLATE_NAME, "roleArn": "arn:aws:iam::123456789012:role/p"},
+    )
+    code, report = _doctor(tmp_path, deployed, capsys)
+    assert code == 1
+    (trap,) = [f for f in report["findings"] if "registrationConfig" in f["detail"]]
+    assert trap["level"] == "FAIL"
+    assert "jitr never decides" in trap["detail"]
