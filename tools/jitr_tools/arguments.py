@@ -11,7 +11,6 @@ import argparse
 import json
 import math
 import re
-import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -143,8 +142,3 @@ def _is_ca(certificate: x509.Certificate) -> bool:
         return bool(certificate.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
     except (x509.ExtensionNotFound, ValueError):
         return False
-
-
-def fail(message: str) -> int:
-    print(f"jitr: {message}", file=sys.stderr)
-    return 2

@@ -96,9 +96,6 @@ def diagnose(
     return findings
 
 
-Check = Callable[[StackOutputs, Clients, bool, timedelta, datetime], list[Finding]]
-
-
 def _code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
 
