@@ -19,13 +19,11 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from jitr.certificates import CERTIFICATE_FIELDS, NEUTRAL_FIELD_VALUE, PROFILES, ca_problem, certificate_id
+from jitr.certificates import CERTIFICATE_FIELDS, NEUTRAL_CERTIFICATE_PARAMETERS, PROFILES, ca_problem, certificate_id
 from jitr.settings import EXISTING_THING_ACTIONS, REJECTION_ACTIONS, Settings
 from jitr.templates import Plan, Problem, Template, TemplateError, parse_template, render_template
 from jitr.templates.intrinsics import referenced_parameters
 from jitr.templates.limits import CERTIFICATE_PARAMETER_PREFIX, POLICY, TEMPLATE_NAME, THING
-
-CERTIFICATE_ID_FIELD = CERTIFICATE_PARAMETER_PREFIX + "Id"
 
 CONTEXT_KEY = "jitr"
 CONFIG_FILE_KEY = "jitr:configFile"
@@ -345,9 +343,8 @@ _VALUE_CODES = frozenset({"INVALID_NAME", "INVALID_VALUE", "UNSAFE_POLICY_VALUE"
 def _neutral_plan(template: Template, extras: Mapping[str, str]) -> tuple[Plan | None, list[Problem]]:
     """The template rendered once, with the deployment's values and the handler's neutral, sound value for each
     certificate field (a certificate id for Id): the plan, or the problems that stopped it."""
-    neutral = {name: NEUTRAL_FIELD_VALUE for name in CERTIFICATE_FIELDS} | {CERTIFICATE_ID_FIELD: "0" * 64}
     try:
-        return render_template(template, {**neutral, **extras}), []
+        return render_template(template, {**NEUTRAL_CERTIFICATE_PARAMETERS, **extras}), []
     except TemplateError as exc:
         return None, list(exc.problems)
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from types import MappingProxyType
 from typing import TypeVar
 
 from cryptography import x509
@@ -45,6 +46,11 @@ CERTIFICATE_FIELDS = frozenset(
 # group name): used to ask "would a sound certificate have rendered?" when a value mixes certificate fields with the
 # deployment's own parameters.
 NEUTRAL_FIELD_VALUE = "0"
+# Every certificate field at its neutral value (Id at the shape of a certificate id): a template rendered with these
+# renders for any sound certificate. Synth checks and `jitr doctor` render the stored template with them.
+NEUTRAL_CERTIFICATE_PARAMETERS: Mapping[str, str] = MappingProxyType(
+    {name: NEUTRAL_FIELD_VALUE for name in CERTIFICATE_FIELDS} | {CERTIFICATE_PARAMETER_PREFIX + "Id": "0" * 64}
+)
 
 
 class BadCertificate(ValueError):

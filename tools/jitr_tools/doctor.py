@@ -19,11 +19,10 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from jitr.certificates import CERTIFICATE_FIELDS, NEUTRAL_FIELD_VALUE
+from jitr.certificates import CERTIFICATE_FIELDS, NEUTRAL_CERTIFICATE_PARAMETERS
 from jitr.templates import TemplateError, check_template, render_template
 from jitr.templates.intrinsics import referenced_parameters
 
-CERTIFICATE_ID_FIELD = "AWS::IoT::Certificate::Id"
 # The stack outputs the checks read (infra.stack writes them; a test holds the two together).
 OUTPUT_KEYS = (
     "CaCertificateIds",
@@ -171,10 +170,9 @@ def _named_resources(body: str, outputs: StackOutputs, clients: Clients) -> list
     wanted: list[tuple[str, str]] = []
     if outputs.get("DevicePolicyName"):
         wanted.append(("policy", outputs["DevicePolicyName"]))
-    neutral = {name: NEUTRAL_FIELD_VALUE for name in CERTIFICATE_FIELDS} | {CERTIFICATE_ID_FIELD: "0" * 64}
     try:
         document = json.loads(body)
-        plan = render_template(body, neutral)
+        plan = render_template(body, NEUTRAL_CERTIFICATE_PARAMETERS)
     except (TemplateError, ValueError):
         plan, document = None, {}
     for resource in plan.resources if plan else []:
