@@ -46,6 +46,25 @@ class RegistrationEvent(BaseModel):
     aws_account_id: str = Field(alias="awsAccountId", pattern=r"^[0-9]{12}$")
     certificate_registration_timestamp: int | None = Field(alias="certificateRegistrationTimestamp", default=None)
 
+    @staticmethod
+    def payload(
+        certificate_id: str,
+        ca_certificate_id: str,
+        account_id: str,
+        registered_at_ms: int | None = None,
+        status: str = "PENDING_ACTIVATION",
+    ) -> dict[str, Any]:
+        """The event's JSON as AWS IoT publishes it, stamped now: for whatever publishes one in AWS IoT's place (the
+        embedded IoT, the sweeper)."""
+        return {
+            "certificateId": certificate_id,
+            "caCertificateId": ca_certificate_id,
+            "timestamp": int(time.time() * 1000),
+            "certificateStatus": status,
+            "awsAccountId": account_id,
+            "certificateRegistrationTimestamp": registered_at_ms,
+        }
+
 
 @dataclass
 class Decision:

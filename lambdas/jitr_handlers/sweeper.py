@@ -28,6 +28,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from jitr.iot import client_config
 from jitr.pacing import Pacer
+from jitr.provisioning import RegistrationEvent
 
 from .observability import logger, metrics, tracer
 
@@ -68,20 +69,6 @@ class SweepResult:
 
     def to_dict(self) -> dict[str, int | bool]:
         return {"swept": self.swept, "complete": self.complete, "failed": self.failed}
-
-
-def registration_event(
-    certificate_id: str, ca_certificate_id: str, account_id: str, created: datetime
-) -> dict[str, Any]:
-    """The event AWS IoT publishes on `$aws/events/certificates/registered/<caCertificateId>`."""
-    return {
-        "certificateId": certificate_id,
-        "caCertificateId": ca_certificate_id,
-        "timestamp": int(time.time() * 1000),
-        "certificateStatus": "PENDING_ACTIVATION",
-        "awsAccountId": account_id,
-        "certificateRegistrationTimestamp": int(created.timestamp() * 1000),
-    }
 
 
 def _stale_pending(
@@ -126,7 +113,7 @@ def sweep(
             if len(events) >= settings.max_per_run or (list_until is not None and time.monotonic() > list_until):
                 complete = False
                 break
-            events.append(registration_event(certificate_id, ca_id, account_id, created))
+            events.append(RegistrationEvent.payload(certificate_id, ca_id, account_id, int(created.timestamp() * 1000)))
         if not complete:
             break
     failed = 0

@@ -5,7 +5,6 @@ would do instead of done."""
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -89,15 +88,10 @@ def explain(
     iot = DryRunIoT(iot_client)
     record = iot.describe_certificate(certificate_id)
     account = record.arn.split(":")[4] if record.arn.count(":") >= 5 else "000000000000"
-    event = RegistrationEvent.model_validate(
-        {
-            "certificateId": certificate_id,
-            "caCertificateId": record.ca_certificate_id or "0" * 64,
-            "timestamp": int(time.time() * 1000),
-            "certificateStatus": record.status,
-            "awsAccountId": account,
-        }
+    payload = RegistrationEvent.payload(
+        certificate_id, record.ca_certificate_id or "0" * 64, account, status=record.status
     )
+    event = RegistrationEvent.model_validate(payload)
     decision = decide(event, iot, settings)
     recorded = None
     if settings.decision_table and dynamodb_client is not None:

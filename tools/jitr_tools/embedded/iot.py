@@ -24,6 +24,7 @@ from moto.iot.models import FakeCaCertificate, iot_backends
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 
 from jitr.certificates import certificate_id, certificate_parameters, load_certificate, load_certificates
+from jitr.provisioning import RegistrationEvent
 
 from . import errors
 from .install import install
@@ -209,14 +210,7 @@ class EmbeddedIoT:
     def _publish_registered(self, cert_id: str, ca_id: str, registered_at: int | None) -> None:
         self.publish(
             REGISTERED_TOPIC.format(ca_id=ca_id),
-            {
-                "certificateId": cert_id,
-                "caCertificateId": ca_id,
-                "timestamp": int(time.time() * 1000),
-                "certificateStatus": "PENDING_ACTIVATION",
-                "awsAccountId": self.account_id,
-                "certificateRegistrationTimestamp": registered_at,
-            },
+            RegistrationEvent.payload(cert_id, ca_id, self.account_id, registered_at),
         )
 
 
