@@ -228,9 +228,10 @@ def _compare(operator: str, actual: str, expected: str) -> bool:
 
 def principal_view(
     iot: Any, certificate_id: str, client_id: str
-) -> tuple[list[tuple[str, dict[str, Any]]], Connection]:
-    """The policies attached to the certificate (their default versions) and the connection a device presenting it
-    with `client_id` has: the thing of that name if it is attached to the certificate, and the certificate's fields.
+) -> tuple[list[tuple[str, dict[str, Any]]], Connection, str]:
+    """The policies attached to the certificate (their default versions), the connection a device presenting it with
+    `client_id` has (the thing of that name if it is attached to the certificate, and the certificate's fields), and
+    the certificate's ARN.
     Read with DescribeCertificate, ListAttachedPolicies, GetPolicy and ListPrincipalThings."""
     from jitr.certificates import certificate_parameters, load_certificate
 
@@ -247,4 +248,4 @@ def principal_view(
         for name in page.get("things", [])
     ]
     fields = certificate_parameters(load_certificate(description["certificatePem"]))
-    return policies, Connection(client_id, client_id if client_id in things else None, fields)
+    return policies, Connection(client_id, client_id if client_id in things else None, fields), arn

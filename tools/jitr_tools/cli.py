@@ -18,7 +18,7 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -320,21 +320,30 @@ def _invoke(args: argparse.Namespace) -> int:
     return EXIT_OK if "response" in result else EXIT_REJECTED
 
 
-def _explain(args: argparse.Namespace) -> int:
+def _region(args: argparse.Namespace) -> str:
+    return str(args.region or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1")
+
+
+def _aws(args: argparse.Namespace) -> Callable[[str], Any]:
+    """Clients for the account the command line names (--region, --endpoint-url), with botocore's standard retries."""
     import boto3
+
+    from jitr.iot import client_config
+
+    session = boto3.session.Session(region_name=_region(args))
+    config = client_config(3)
+    return lambda service: session.client(service, config=config, endpoint_url=args.endpoint_url)
+
+
+def _explain(args: argparse.Namespace) -> int:
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from jitr.iot import IoTError, client_config
+    from jitr.iot import IoTError
     from jitr.settings import Settings, SettingsError
 
     from .explain import explain
 
-    session = boto3.session.Session(region_name=args.region or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1")
-    config = client_config(3)
-
-    def client(service: str) -> Any:
-        return session.client(service, config=config, endpoint_url=args.endpoint_url)
-
+    client = _aws(args)
     try:
         if args.function:
             configuration = client("lambda").get_function_configuration(FunctionName=args.function)
@@ -361,21 +370,14 @@ def _explain(args: argparse.Namespace) -> int:
 
 
 def _doctor(args: argparse.Namespace) -> int:
-    import boto3
     from botocore.exceptions import BotoCoreError, ClientError
-
-    from jitr.iot import client_config
 
     from .doctor import Level, diagnose, outputs_from_file, outputs_from_stack, report
 
     if not args.stack and not args.outputs:
         raise UsageError("name the stack (--stack NAME) or its outputs file (--outputs cdk-outputs.json)")
-    session = boto3.session.Session(region_name=args.region or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1")
-    config = client_config(3)
-    clients = {
-        name: session.client(name, config=config, endpoint_url=args.endpoint_url)
-        for name in ("iot", "sqs", "lambda", "cloudformation")
-    }
+    client = _aws(args)
+    clients = {name: client(name) for name in ("iot", "sqs", "lambda", "cloudformation")}
     try:
         if args.outputs:
             try:
@@ -402,28 +404,21 @@ def _policy_test(args: argparse.Namespace) -> int:
     if action != "iot:Connect" and not args.topic:
         raise UsageError(f"--action {args.action} needs --topic")
     name = args.client_id if action == "iot:Connect" else args.topic
-    region = args.region or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
     if args.policy:
         document = read_json(args.policy, "a policy document (JSON)")
         if not isinstance(document, dict):
             raise UsageError(f"{args.policy}: a policy document is a JSON object")
         policies = [(args.policy.name, document)]
         connection = Connection(args.client_id, args.thing if args.thing == args.client_id else None)
-        account = args.account
+        region, account = _region(args), args.account
     else:
-        import boto3
         from botocore.exceptions import BotoCoreError, ClientError
 
         from jitr.certificates import certificate_id
-        from jitr.iot import client_config
 
-        iot = boto3.session.Session(region_name=region).client(
-            "iot", config=client_config(3), endpoint_url=args.endpoint_url
-        )
         cert_id = args.certificate_id or certificate_id(load_certificate(one_certificate(args.cert, "--cert")))
         try:
-            policies, connection = principal_view(iot, cert_id, args.client_id)
-            arn = iot.describe_certificate(certificateId=cert_id)["certificateDescription"]["certificateArn"]
+            policies, connection, arn = principal_view(_aws(args)("iot"), cert_id, args.client_id)
         except (BotoCoreError, ClientError) as exc:
             raise UsageError(f"AWS: {exc}") from None
         region, account = arn.split(":")[3], arn.split(":")[4]
