@@ -13,7 +13,7 @@ from constructs import Construct
 from jitr.pacing import max_concurrency
 from jitr.settings import Settings
 
-from .bundling import FUNCTION_TARGET, HANDLER, lambda_code
+from .bundling import HANDLER
 from .config import ConfigError, JitrConfig
 from .decisions import DecisionTable
 from .stored_template import iot_arn
@@ -40,22 +40,15 @@ class RegistrationHandler(Construct):
         template_statements: list[iam.PolicyStatement],
         ca_arns: list[str],
         decisions: DecisionTable,
+        code: aws_lambda.Code,
     ) -> None:
         super().__init__(scope, construct_id)
         self.service = cdk.Stack.of(self).stack_name
-        self.log_group = logs.LogGroup(
+        self.log_group, self.role = role_and_logs(
             self,
-            "Logs",
-            retention=retention(config.log_retention_days),
-            removal_policy=cdk.RemovalPolicy.DESTROY,
-        )
-        self.role = iam.Role(
-            self,
-            "Role",
-            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            retention_days=config.log_retention_days,
             description="jitr registration handler: read certificates and the template, provision, reject.",
         )
-        self.log_group.grant_write(self.role)
         for statement in _iot_statements(template_arn, template_statements, ca_arns):
             self.role.add_to_policy(statement)
         decisions.grant_decisions(self.role)
@@ -90,6 +83,7 @@ class RegistrationHandler(Construct):
 
         self.function = jitr_function(
             self,
+            code=code,
             handler=HANDLER,
             description="jitr: validate a device certificate registered by AWS IoT, then provision or reject it",
             memory_mb=MEMORY_MB,
@@ -101,9 +95,20 @@ class RegistrationHandler(Construct):
         self.timeout = cdk.Duration.seconds(TIMEOUT_S)
 
 
+def role_and_logs(scope: Construct, *, retention_days: int, description: str) -> tuple[logs.LogGroup, iam.Role]:
+    """A function's own log group (deleted with the stack) and its role, which may write to it and nothing else yet."""
+    log_group = logs.LogGroup(
+        scope, "Logs", retention=retention(retention_days), removal_policy=cdk.RemovalPolicy.DESTROY
+    )
+    role = iam.Role(scope, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"), description=description)
+    log_group.grant_write(role)
+    return log_group, role
+
+
 def jitr_function(
     scope: Construct,
     *,
+    code: aws_lambda.Code,
     handler: str,
     description: str,
     memory_mb: int,
@@ -113,8 +118,8 @@ def jitr_function(
     environment: dict[str, str],
     **options: Any,
 ) -> aws_lambda.Function:
-    """A function of the Lambda asset (`infra.bundling`): the runtime and architecture it is built for, JSON logs to
-    its own log group, active tracing."""
+    """A function of the Lambda asset (`code`, from `infra.bundling.lambda_code`, made once per stack): the runtime and
+    architecture it is built for, JSON logs to its own log group, active tracing."""
     return aws_lambda.Function(
         scope,
         "Function",
@@ -122,7 +127,7 @@ def jitr_function(
         runtime=RUNTIME,
         architecture=ARCHITECTURE,
         handler=handler,
-        code=lambda_code(scope, FUNCTION_TARGET),
+        code=code,
         memory_size=memory_mb,
         timeout=cdk.Duration.seconds(timeout_s),
         role=role,

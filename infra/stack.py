@@ -8,6 +8,7 @@ import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
 from constructs import Construct
 
+from .bundling import FUNCTION_TARGET, lambda_code
 from .ca_registration import CaRegistration
 from .config import JitrConfig
 from .decisions import DecisionTable
@@ -46,6 +47,7 @@ class JitrStack(cdk.Stack):
             return
 
         self.decisions = DecisionTable(self, "Decisions")
+        code = lambda_code(self, FUNCTION_TARGET)  # one asset (bundled and hashed once) for both functions
         self.handler = RegistrationHandler(
             self,
             "Handler",
@@ -55,6 +57,7 @@ class JitrStack(cdk.Stack):
             template_statements=self.template.statements,
             ca_arns=self.cas.arns,
             decisions=self.decisions,
+            code=code,
         )
         self.intake = Intake(
             self,
@@ -71,6 +74,7 @@ class JitrStack(cdk.Stack):
             service=self.handler.service,
             ca_certificate_ids=self.cas.certificate_ids,
             queue=self.intake.queue,
+            code=code,
         )
         self.monitoring = Monitoring(
             self,

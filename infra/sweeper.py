@@ -9,14 +9,14 @@ from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_logs as logs
+from aws_cdk import aws_lambda
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from jitr_handlers.observability import NAMESPACE
 
 from .config import JitrConfig
-from .handler import jitr_function, retention
+from .handler import jitr_function, role_and_logs
 
 HANDLER = "jitr_handlers.sweeper.handler"
 LIST_TPS = 2  # ListCertificatesByCA pages per second: a fifth of AWS's default quota of 10
@@ -34,18 +34,14 @@ class Sweeper(Construct):
         service: str,
         ca_certificate_ids: list[str],
         queue: sqs.Queue,
+        code: aws_lambda.Code,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.log_group = logs.LogGroup(
-            self, "Logs", retention=retention(config.log_retention_days), removal_policy=cdk.RemovalPolicy.DESTROY
-        )
-        self.role = iam.Role(
+        self.log_group, self.role = role_and_logs(
             self,
-            "Role",
-            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            retention_days=config.log_retention_days,
             description="jitr sweeper: list the CAs' pending certificates, put their events on the intake queue.",
         )
-        self.log_group.grant_write(self.role)
         self.role.add_to_policy(
             iam.PolicyStatement(
                 sid="ListTheCasCertificates",
@@ -57,6 +53,7 @@ class Sweeper(Construct):
         queue.grant_send_messages(self.role)
         self.function = jitr_function(
             self,
+            code=code,
             handler=HANDLER,
             description="jitr: re-deliver registration events for certificates left pending (an event was lost)",
             memory_mb=256,
