@@ -15,7 +15,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -79,7 +80,8 @@ def outputs_from_stack(cloudformation: Any, stack: str) -> StackOutputs:
     return StackOutputs({o["OutputKey"]: o["OutputValue"] for o in description.get("Outputs", [])})
 
 
-Clients = Mapping[str, Any]  # "iot", "sqs", "lambda"
+Clients = Mapping[str, Any]
+_T = TypeVar("_T")  # "iot", "sqs", "lambda"
 
 
 def diagnose(
@@ -95,19 +97,22 @@ def diagnose(
     return findings
 
 
-def _code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
+def _found(call: Callable[[], _T], missing: tuple[str, ...] = ("ResourceNotFoundException",)) -> _T | None:
+    """`call()`, or None when AWS answers that the resource does not exist; any other error is raised."""
+    try:
+        return call()
+    except ClientError as exc:
+        if str(exc.response.get("Error", {}).get("Code", "")) not in missing:
+            raise
+        return None
 
 
 def _cas(outputs: StackOutputs, clients: Clients, jitr_mode: bool, _: timedelta, __: datetime) -> list[Finding]:
     findings = []
     for ca_id in outputs.list("CaCertificateIds"):
         subject = f"CA {ca_id[:12]}"
-        try:
-            ca = clients["iot"].describe_ca_certificate(certificateId=ca_id)
-        except ClientError as exc:
-            if _code(exc) != "ResourceNotFoundException":
-                raise
+        ca = _found(partial(clients["iot"].describe_ca_certificate, certificateId=ca_id))
+        if ca is None:
             findings.append(Finding(Level.FAIL, subject, "not registered in this account", "deploy the stack again"))
             continue
         description = ca["certificateDescription"]
@@ -144,12 +149,10 @@ def _cas(outputs: StackOutputs, clients: Clients, jitr_mode: bool, _: timedelta,
 
 def _template(outputs: StackOutputs, clients: Clients, jitr_mode: bool, _: timedelta, __: datetime) -> list[Finding]:
     name = outputs.get("TemplateName", "")
-    try:
-        body = clients["iot"].describe_provisioning_template(templateName=name)["templateBody"]
-    except ClientError as exc:
-        if _code(exc) != "ResourceNotFoundException":
-            raise
+    template = _found(partial(clients["iot"].describe_provisioning_template, templateName=name))
+    if template is None:
         return [Finding(Level.FAIL, f"template {name}", "not found", "deploy the stack again")]
+    body = template["templateBody"]
     errors = [p for p in check_template(body, for_jitr=jitr_mode) if p.severity == "error"]
     findings = [Finding(Level.FAIL, f"template {name}", str(p), "fix the template, then deploy") for p in errors] or [
         Finding(Level.OK, f"template {name}", "present, passes the " + ("--jitr " if jitr_mode else "") + "checks")
@@ -191,11 +194,7 @@ def _named_resources(body: str, outputs: StackOutputs, clients: Clients) -> list
                     wanted.append((kind, value))
     findings = []
     for kind, name in wanted:
-        try:
-            lookups[kind](name)
-        except ClientError as exc:
-            if _code(exc) != "ResourceNotFoundException":
-                raise
+        if _found(partial(lookups[kind], name)) is None:
             findings.append(
                 Finding(
                     Level.FAIL, f"{kind} {name}", "missing: RegisterThing fails for every device", f"create the {kind}"
@@ -214,13 +213,13 @@ def _rules(outputs: StackOutputs, clients: Clients, jitr_mode: bool, _: timedelt
     findings = []
     for name in outputs.list("RuleNames"):
         subject = f"rule {name}"
-        try:
-            rule = clients["iot"].get_topic_rule(ruleName=name)["rule"]
-        except ClientError as exc:
-            if _code(exc) not in ("ResourceNotFoundException", "UnauthorizedException"):
-                raise
+        # AWS IoT answers a rule that does not exist with UnauthorizedException
+        missing = ("ResourceNotFoundException", "UnauthorizedException")
+        found = _found(partial(clients["iot"].get_topic_rule, ruleName=name), missing)
+        if found is None:
             findings.append(Finding(Level.FAIL, subject, "not found", "deploy the stack again"))
             continue
+        rule = found["rule"]
         problems = []
         if rule.get("ruleDisabled"):
             problems.append("disabled")
