@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from jitr.certificates import CERTIFICATE_FIELDS, NEUTRAL_CERTIFICATE_PARAMETERS, PROFILES, ca_problem, certificate_id
+from jitr.pacing import max_concurrency
 from jitr.settings import EXISTING_THING_ACTIONS, REJECTION_ACTIONS, Settings
 from jitr.templates import Plan, Problem, Template, TemplateError, parse_template, render_template
 from jitr.templates.intrinsics import referenced_parameters
@@ -136,6 +137,25 @@ class JitrConfig:
     def validated(self) -> bool:
         """True when our handler decides (jitr); False when AWS provisions by itself (jitp)."""
         return self.provisioning_mode == "jitr"
+
+    def handler_settings(self, template_name: str, decision_table: str) -> Settings:
+        """The registration handler's settings as the stack gives them (and `jitr serve` runs it with)."""
+        return Settings(
+            template_name=template_name,
+            rejection_action=self.rejection_action,
+            device_profile=self.device_profile,
+            cn_pattern=self.cn_pattern,
+            max_validity_days=self.max_validity_days,
+            trust_root_pem=self.trust_root_pem,
+            extra_parameters=self.extra_parameters,
+            existing_thing=self.existing_thing,
+            clock_skew_seconds=self.clock_skew_seconds,
+            # each environment takes quota / concurrency RegisterThing calls per second: together, the quota
+            register_thing_tps=self.register_thing_tps,
+            max_concurrency=max_concurrency(self.register_thing_tps),
+            decision_table=decision_table,
+            decision_retention_days=self.decision_retention_days,
+        )
 
 
 def raw_settings(context: Mapping[str, Any], root: Path) -> dict[str, Any]:

@@ -10,9 +10,6 @@ from aws_cdk import aws_lambda
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from jitr.pacing import max_concurrency
-from jitr.settings import Settings
-
 from .bundling import HANDLER
 from .config import ConfigError, JitrConfig
 from .decisions import DecisionTable
@@ -53,22 +50,7 @@ class RegistrationHandler(Construct):
             self.role.add_to_policy(statement)
         decisions.grant_decisions(self.role)
 
-        settings = Settings(
-            template_name=template_name,
-            rejection_action=config.rejection_action,
-            device_profile=config.device_profile,
-            cn_pattern=config.cn_pattern,
-            max_validity_days=config.max_validity_days,
-            trust_root_pem=config.trust_root_pem,
-            extra_parameters=config.extra_parameters,
-            existing_thing=config.existing_thing,
-            clock_skew_seconds=config.clock_skew_seconds,
-            # each environment takes quota / concurrency RegisterThing calls per second: together, the quota
-            register_thing_tps=config.register_thing_tps,
-            max_concurrency=max_concurrency(config.register_thing_tps),
-            decision_table=decisions.table.table_name,
-            decision_retention_days=config.decision_retention_days,
-        )
+        settings = config.handler_settings(template_name, decisions.table.table_name)
         environment = {
             "POWERTOOLS_SERVICE_NAME": self.service,
             "POWERTOOLS_LOG_LEVEL": "INFO",

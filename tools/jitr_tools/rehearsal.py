@@ -17,6 +17,7 @@ from . import pki
 from .lambda_context import LambdaContext
 
 if TYPE_CHECKING:
+    from jitr.settings import Settings
     from jitr_handlers.registration import DecisionHook
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "templates" / "jitr-device.json"
@@ -73,16 +74,18 @@ def handler_environment(
     concurrency: int = 1,
     on_decision: DecisionHook | None = None,
     decision_table: str | None = None,
+    settings: Settings | None = None,
 ) -> Iterator[Callable[[], Callable[[dict[str, Any]], Any]]]:
     """The real handler with the settings the stack gives it (pacing only when `quota` is given). Yields
     `new_environment()`: each call is one execution environment (its own Registration: adapter, template cache and
     share of the quota) and returns its Lambda handler. Log lines go to `log_stream`; X-Ray and EMF output are off
-    (no daemon here); `on_decision` sees every decision. Everything is put back on exit."""
+    (no daemon here); `on_decision` sees every decision. `settings` replaces those (a stack's, for `jitr serve`).
+    Everything is put back on exit."""
     from jitr.settings import Settings
     from jitr_handlers.observability import logger
     from jitr_handlers.registration import Registration, entry_point
 
-    settings = Settings(
+    settings = settings or Settings(
         template_name=TEMPLATE_NAME,
         rejection_action="REVOKED",
         register_thing_tps=quota or None,  # as the stack sets them: each environment paces its share
