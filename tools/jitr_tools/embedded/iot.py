@@ -37,6 +37,8 @@ from .state import Extension, Subscriber, TokenBucket
 DEFAULT_ACCOUNT = "123456789012"
 DEFAULT_REGION = "us-east-1"
 REGISTERED_TOPIC = "$aws/events/certificates/registered/{ca_id}"
+ENDPOINT = "localhost"  # the SNI an in-process device sends (a real one sends its account's endpoint name)
+NO_SNI = "no SNI: the certificate's CA is registered in SNI_ONLY mode, where AWS finds the account by SNI"
 
 
 class Connect(StrEnum):
@@ -130,8 +132,12 @@ class EmbeddedIoT:
 
     # -- a device's connect -----------------------------------------------------------------------------------------
 
-    def connect(self, certificate_pem: str, chain_pem: str | Sequence[str] = ()) -> ConnectResult:
-        """A device's MQTT CONNECT with this certificate (and the chain it presents), as AWS IoT handles it."""
+    def connect(
+        self, certificate_pem: str, chain_pem: str | Sequence[str] = (), *, server_name: str | None = ENDPOINT
+    ) -> ConnectResult:
+        """A device's MQTT CONNECT with this certificate (and the chain it presents), as AWS IoT handles it.
+        `server_name` is the SNI the device sent (None: none, as a client connecting to an IP address sends none); a
+        certificate whose CA is registered in SNI_ONLY mode is refused without it, as AWS cannot tell the account."""
         leaf = load_certificate(certificate_pem)
         presented = load_certificates("".join(chain_pem) if not isinstance(chain_pem, str) else chain_pem)
         cert_id = certificate_id(leaf)
@@ -140,12 +146,16 @@ class EmbeddedIoT:
         with self.state.lock:
             known = self.backend.certificates.get(cert_id)
             if known is not None:
+                if server_name is None and getattr(known, "certificate_mode", "DEFAULT") == "SNI_ONLY":
+                    return ConnectResult(Connect.CLOSED, cert_id, known.ca_certificate_id, NO_SNI)
                 return self._reconnect(known.status, cert_id, known.ca_certificate_id, known.arn)
             ca = self._signing_ca(leaf, presented)
             if ca is None:
                 return ConnectResult(
                     Connect.CLOSED, cert_id, None, "no ACTIVE registered CA with auto-registration signed it"
                 )
+            if server_name is None and getattr(ca, "certificate_mode", "DEFAULT") == "SNI_ONLY":
+                return ConnectResult(Connect.CLOSED, cert_id, ca.certificate_id, NO_SNI)
             if not self.state.admit_device(AUTO_REGISTRATION):
                 return ConnectResult(Connect.THROTTLED, cert_id, ca.certificate_id, "over the auto-registration rate")
             pem = certificate_pem if isinstance(certificate_pem, str) else certificate_pem.decode()

@@ -3,8 +3,15 @@ quadratic; moto files things under their ARN, certificates under their id, and a
 
 from __future__ import annotations
 
-from moto.iot.models import FakeThing, IoTBackend
+import json
+from typing import Any
+
+from moto.iot.models import FakeCertificate, FakeThing, IoTBackend
 from moto.utilities.utils import get_partition
+
+from jitr.certificates import certificate_parameters, load_certificate
+
+from ..authorization import Connection
 
 
 def thing_arn(backend: IoTBackend, thing_name: str) -> str:
@@ -20,3 +27,27 @@ def find_thing(backend: IoTBackend, thing_name: str) -> FakeThing | None:
 def attached_policy_names(backend: IoTBackend, target_arn: str) -> set[str]:
     """Names of the policies attached to `target_arn` (moto keys attachments by (target, policy name))."""
     return {name for name in backend.policies if (target_arn, name) in backend.principal_policies}
+
+
+def policies_of(
+    backend: IoTBackend, target_arn: str, names: set[str] | None = None
+) -> list[tuple[str, dict[str, Any]]]:
+    """The (name, document) of each policy attached to `target_arn` (or of `names`), in name order."""
+    chosen = attached_policy_names(backend, target_arn) if names is None else names
+    return [(name, _document(backend.policies[name].document)) for name in sorted(chosen) if name in backend.policies]
+
+
+def connection_of(backend: IoTBackend, certificate: FakeCertificate, client_id: str) -> Connection:
+    """What the policy variables resolve from for a device presenting `certificate` as `client_id`: the thing of the
+    client id's name when it is attached to the certificate, and the certificate's subject fields."""
+    attached = certificate.arn in backend.extension.thing_principals.get(client_id, set())  # type: ignore[attr-defined]
+    return Connection(
+        client_id,
+        client_id if attached else None,
+        certificate_parameters(load_certificate(certificate.certificate_pem)),
+    )
+
+
+def _document(document: str | dict[str, Any]) -> dict[str, Any]:
+    """moto keeps a policy's document as the text it was given (typed as a dict)."""
+    return json.loads(document) if isinstance(document, str) else dict(document)

@@ -109,6 +109,16 @@ class EmbeddedBackend(IoTBackend):
         self.ca_certificates[ca_cert.certificate_id] = ca_cert
         return ca_cert
 
+    def register_as_deployed(self, ca_certificate: str, certificate_mode: str, *, retired: bool) -> FakeCaCertificate:
+        """A CA as the stack leaves it (ACTIVE with auto-registration, or INACTIVE without when retired), without the
+        DEFAULT mode's verification certificate: `jitr serve` registers the configured CAs, whose verification
+        certificates were made for a real account's registration code."""
+        ca = self.register_ca_certificate(
+            ca_certificate, not retired, None, allow_auto_registration=not retired, certificate_mode="SNI_ONLY"
+        )
+        ca.certificate_mode = certificate_mode  # type: ignore[attr-defined]
+        return ca
+
     def _check_verification_certificate(self, ca: x509.Certificate, pem: str | None) -> None:
         """DEFAULT mode's proof of possession: CN = this account's registration code, signed by the CA's key."""
         if not pem:

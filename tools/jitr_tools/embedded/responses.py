@@ -6,7 +6,6 @@ that class by `install()` rather than to a subclass."""
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Callable
 from typing import Any, cast
 from urllib.parse import unquote
@@ -17,7 +16,7 @@ from moto.core.responses import ActionResult, EmptyResult
 from moto.iot.responses import IoTResponse
 
 from .errors import InvalidRequestException
-from .lookups import attached_policy_names
+from .lookups import attached_policy_names, connection_of, policies_of
 from .models import EmbeddedBackend
 from .state import ProvisioningTemplateRecord
 
@@ -138,16 +137,9 @@ _ACTION_TYPES = {
 }
 
 
-def _document(document: str | dict[str, Any]) -> dict[str, Any]:
-    """moto keeps a policy's document as the text it was given (typed as a dict)."""
-    return json.loads(document) if isinstance(document, str) else dict(document)
-
-
 def _r_test_authorization(self: IoTResponse) -> ActionResult:
     """TestAuthorization for a certificate principal, answered by the evaluator the command line uses."""
-    from jitr.certificates import certificate_parameters, load_certificate
-
-    from ..authorization import Connection, evaluate
+    from ..authorization import evaluate
 
     backend = _backend(self)
     principal = str(self._get_param("principal") or "")
@@ -156,10 +148,9 @@ def _r_test_authorization(self: IoTResponse) -> ActionResult:
     if certificate is None or certificate.arn != principal:
         raise InvalidRequestException(f"principal {principal!r} is not a certificate of this account")
     skip = set(self._get_param("policyNamesToSkip") or [])
-    names = sorted((attached_policy_names(backend, principal) | set(self._get_param("policyNamesToAdd") or [])) - skip)
-    policies = [(name, _document(backend.policies[name].document)) for name in names if name in backend.policies]
-    thing = client_id if principal in backend.extension.thing_principals.get(client_id, set()) else None
-    connection = Connection(client_id, thing, certificate_parameters(load_certificate(certificate.certificate_pem)))
+    names = (attached_policy_names(backend, principal) | set(self._get_param("policyNamesToAdd") or [])) - skip
+    policies = policies_of(backend, principal, names)
+    connection = connection_of(backend, certificate, client_id)
     results = []
     for info in self._get_param("authInfos") or []:
         action = _ACTION_TYPES.get(str(info.get("actionType")))

@@ -71,6 +71,15 @@ class Extension:
     in_flight: set[str] = field(default_factory=set)
     thing_principals: dict[str, set[str]] = field(default_factory=dict)  # thing name -> principal ARNs (an index)
 
+    def __getstate__(self) -> dict[str, Any]:
+        """What an account keeps between runs of `jitr serve --state`: its templates and the thing index. Quotas,
+        faults, subscribers, counters and the lock belong to one run."""
+        return {"templates": self.templates, "thing_principals": self.thing_principals}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__()  # type: ignore[misc]  # every field at its default, then the kept ones
+        self.__dict__.update(state)
+
     def admit(self, operation: str, inner: bool = False) -> None:
         """Count a call (`inner`: one RegisterThing makes on the caller's behalf), then raise an injected fault or
         ThrottlingException when the quota is spent."""
