@@ -9,6 +9,7 @@ jitr invoke EVENT.json [...]   the handler once, in a fresh process
 jitr explain CERTIFICATE_ID    what jitr would decide now, and what it decided (read-only)
 jitr doctor --stack NAME       is a deployed stack healthy? (read-only)
 jitr policy test [...]         may a device do this, and by which statement?
+jitr serve [--state DIR]       the embedded AWS IoT for real devices: MQTT over mutual TLS + the HTTP API
 jitr demo
 """
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -42,6 +44,7 @@ from .arguments import (
     moment,
     number,
     one_certificate,
+    port,
     positive_int,
     read_bytes,
     read_json,
@@ -200,6 +203,17 @@ def _parser() -> argparse.ArgumentParser:
     test.add_argument("--region", help="AWS region (default: AWS_DEFAULT_REGION or us-east-1)")
     test.add_argument("--json", action="store_true", help="print machine-readable JSON")
     test.set_defaults(run=_policy_test)
+
+    serve = commands.add_parser(
+        "serve", help="the embedded AWS IoT as a local service: MQTT over mutual TLS and the HTTP API, on 127.0.0.1"
+    )
+    serve.add_argument("--config", help="a configuration file, as `cdk deploy -c jitr:configFile=...` takes")
+    serve.add_argument("--port", type=port, default=8883, help="MQTT over mutual TLS (default 8883; 0: any)")
+    serve.add_argument("--api-port", type=port, default=4566, help="the HTTP API (default 4566; 0: any)")
+    serve.add_argument(
+        "--state", type=Path, help="keep the account in this folder between runs (and the server CA, the handler log)"
+    )
+    serve.set_defaults(run=_serve)
 
     demo = commands.add_parser("demo", help="the main job on the embedded AWS IoT, no account needed")
     demo.set_defaults(run=_demo)
@@ -442,6 +456,44 @@ def _policy_test(args: argparse.Namespace) -> int:
         for note in verdict.notes:
             print(f"  note: {note}")
     return EXIT_OK if verdict.allowed else EXIT_REJECTED
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from infra.config import CONFIG_FILE_KEY, CONTEXT_KEY, DEFAULTS, ConfigError, load_config, raw_settings
+
+    from .pki import development_ca_pem
+    from .rehearsal import TEMPLATE
+    from .serve import DEFAULT_FOLDER, ServeOptions, Service, serve_until_interrupted
+
+    root = Path.cwd()
+    context = {}
+    if (root / "cdk.json").is_file():
+        context = dict(read_json(root / "cdk.json", "JSON").get("context") or {})
+    if args.config:
+        context[CONFIG_FILE_KEY] = args.config
+    try:
+        settings = raw_settings({k: context.get(k) for k in (CONTEXT_KEY, CONFIG_FILE_KEY)}, root)
+        if "template" not in settings and not (root / str(DEFAULTS["template"])).is_file():
+            settings["template"] = str(TEMPLATE)  # outside a checkout: the template jitr ships
+        config = load_config(settings, root, development_ca=development_ca_pem)
+    except ConfigError as exc:
+        raise UsageError(f"configuration error: {exc}") from exc
+    for note in config.notes:
+        print(f"jitr: {note}", file=sys.stderr)
+    options = ServeOptions(
+        folder=args.state or DEFAULT_FOLDER, keep=args.state is not None, mqtt_port=args.port, api_port=args.api_port
+    )
+    console = sys.stdout  # while the service runs, standard output is the handler's log
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per HTTP API request would bury the devices'
+
+    def say(line: str) -> None:
+        print(line, file=console, flush=True)
+
+    with Service(config, options, say=say) as service:
+        say(service.banner())
+        serve_until_interrupted(service)
+        say("jitr serve: stopping")
+    return EXIT_OK
 
 
 def _demo(args: argparse.Namespace) -> int:

@@ -6,6 +6,7 @@ Used by `jitr pki`, `jitr simulate`, the tests and the benchmarks. Nothing here 
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import os
 import random
 from collections.abc import Callable, Sequence
@@ -183,9 +184,17 @@ def make_device(
     if eku is not None:
         builder = builder.add_extension(x509.ExtendedKeyUsage(eku), critical=False)
     if san:
-        builder = builder.add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in san]), critical=False)
+        builder = builder.add_extension(x509.SubjectAlternativeName([_general_name(n) for n in san]), critical=False)
     certificate = builder.sign(signer or issuer.key, _HASHES[hash_name]())  # type: ignore[arg-type]  # SHA-1 on purpose
     return Issued(certificate, private, [issuer.certificate, *issuer.chain])
+
+
+def _general_name(name: str) -> x509.GeneralName:
+    """An IP address subjectAltName for an address, a DNS name otherwise."""
+    try:
+        return x509.IPAddress(ipaddress.ip_address(name))
+    except ValueError:
+        return x509.DNSName(name)
 
 
 def make_verification_certificate(ca: Issued, registration_code: str) -> Issued:

@@ -1,0 +1,380 @@
+"""`jitr serve` with real device clients over mutual TLS: paho-mqtt and the AWS IoT Device SDK v2. The first connect is
+dropped while the real handler decides; the reconnect after provisioning gets CONNACK 0; the device policy decides
+every publish and subscribe; a defective device ends refused with the handler's reason."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+
+from infra.config import load_config
+from jitr.certificates import certificate_id
+from jitr_tools import pki
+from jitr_tools.embedded.errors import ServiceUnavailableException
+from jitr_tools.serve import ServeOptions, Service
+from tests.integration.devices import Files, PahoDevice, SdkDevice, write_device
+
+REPO = Path(__file__).resolve().parents[2]
+TEMPLATE = str(REPO / "templates" / "jitr-device.json")
+DECIDED_S = 20.0
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("serve")
+
+
+@pytest.fixture(scope="module")
+def ca(root: Path) -> pki.Issued:
+    issuing, _ = pki.development_ca(root / ".dev-pki")
+    return issuing
+
+
+@pytest.fixture(scope="module")
+def service(root: Path, ca: pki.Issued) -> Iterator[Service]:
+    config = load_config({"caCertificates": [".dev-pki/issuing-ca.pem"], "template": TEMPLATE}, root)
+    lines: list[str] = []
+    with Service(config, ServeOptions(folder=root / "serve", mqtt_port=0, api_port=0), say=lines.append) as running:
+        running.lines = lines  # type: ignore[attr-defined]
+        yield running
+
+
+def api_of(service: Service) -> Any:
+    """boto3 against `jitr serve`'s HTTP API, as a device team's scripts would use it."""
+    return boto3.client(
+        "iot",
+        endpoint_url=service.api_url,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+
+
+@pytest.fixture(scope="module")
+def api(service: Service) -> Any:
+    return api_of(service)
+
+
+def status(api: Any, cert_id: str) -> str | None:
+    try:
+        return str(api.describe_certificate(certificateId=cert_id)["certificateDescription"]["status"])
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] == "ResourceNotFoundException":
+            return None
+        raise
+
+
+def wait_status(api: Any, cert_id: str, wanted: str) -> str | None:
+    deadline = time.monotonic() + DECIDED_S
+    while time.monotonic() < deadline and status(api, cert_id) != wanted:
+        time.sleep(0.05)
+    return status(api, cert_id)
+
+
+def paho(service: Service, files: Files, client_id: str, host: str = "localhost") -> PahoDevice:
+    return PahoDevice(files, client_id, service.endpoint.port, service.credentials.ca_file, host=host)
+
+
+def new_device(ca: pki.Issued, root: Path, name: str, **kwargs: Any) -> tuple[Files, str]:
+    issued = pki.make_device(ca, name, **kwargs)
+    return write_device(issued, root / "devices", name), certificate_id(issued.certificate)
+
+
+# -- a good device, end to end -----------------------------------------------------------------------------------------
+
+
+def test_paho_first_connect_is_dropped_the_handler_provisions_and_the_reconnect_is_accepted(
+    service: Service, api: Any, ca: pki.Issued, root: Path
+) -> None:
+    files, cert_id = new_device(ca, root, "sensor-00101")
+    device = paho(service, files, "sensor-00101")
+
+    assert device.connect() == "closed"  # no CONNACK: AWS IoT registers the certificate and drops the connection
+    assert status(api, cert_id) in ("PENDING_ACTIVATION", "ACTIVE")
+    assert wait_status(api, cert_id, "ACTIVE") == "ACTIVE"
+    assert service.decisions[cert_id].thing_name == "sensor-00101"
+
+    assert device.connect() == "CONNACK 0"
+    try:
+        device.subscribe("things/sensor-00101/commands")
+        time.sleep(0.2)
+        device.publish("things/sensor-00101/commands", b"on")
+        assert device.wait_for(lambda: ("things/sensor-00101/commands", b"on") in device.received)
+        assert device.connected
+
+        device.publish("things/sensor-00102/commands", b"not mine")  # another thing's topic
+        assert device.wait_closed(), "a publish the policy does not allow disconnects the client"
+    finally:
+        device.stop()
+    assert any("PUBLISH sensor-00101 things/sensor-00102/commands: DENIED" in line for line in service.lines)  # type: ignore[attr-defined]
+
+
+def test_subscribing_to_another_things_topic_disconnects(
+    service: Service, api: Any, ca: pki.Issued, root: Path
+) -> None:
+    files, cert_id = new_device(ca, root, "sensor-00103")
+    device = paho(service, files, "sensor-00103")
+    device.connect()
+    assert wait_status(api, cert_id, "ACTIVE") == "ACTIVE"
+    assert device.connect() == "CONNACK 0"
+    try:
+        device.subscribe("things/+/commands")  # every thing's commands: the policy allows its own only
+        assert device.wait_closed()
+    finally:
+        device.stop()
+
+
+def test_device_sdk_v2_sees_the_hangup_then_connects_publishes_and_subscribes(
+    service: Service, api: Any, ca: pki.Issued, root: Path
+) -> None:
+    files, cert_id = new_device(ca, root, "sensor-00201")
+    device = SdkDevice(files, "sensor-00201", service.endpoint.port, service.credentials.ca_file)
+
+    assert device.connect() == "AWS_ERROR_MQTT_UNEXPECTED_HANGUP"  # what the SDK reports on AWS IoT too
+    assert wait_status(api, cert_id, "ACTIVE") == "ACTIVE"
+
+    assert device.connect() == "CONNACK 0"
+    try:
+        device.subscribe("things/sensor-00201/commands").result(timeout=10)
+        device.publish("things/sensor-00201/commands", b"on").result(timeout=10)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not device.received:
+            time.sleep(0.02)
+        assert device.received == [("things/sensor-00201/commands", b"on")]
+
+        device.subscribe("things/sensor-00202/commands")  # another thing's: AWS IoT disconnects
+        assert device.interrupted.wait(10)
+    finally:
+        device.stop()
+
+
+# -- a defective device ------------------------------------------------------------------------------------------------
+
+
+# Refused at connect, never registered: no registered CA signed it, or (SHA-1) signed with an algorithm AWS IoT does
+# not take, so the signature cannot be checked against the CA. Every other defect reaches the handler.
+REFUSED_AT_CONNECT = ("wrong-issuer", "sha1")
+
+
+@pytest.mark.parametrize("defect", [d for d in pki.DEFECTS if d not in REFUSED_AT_CONNECT])
+def test_a_defective_device_ends_refused_with_the_handlers_reason(
+    service: Service, api: Any, ca: pki.Issued, root: Path, defect: str
+) -> None:
+    name = f"defect-{defect}"
+    kind = pki.DEFECTS[defect]
+    issued = kind.make(ca, name)
+    files = write_device(issued, root / "devices", name)
+    cert_id = certificate_id(issued.certificate)
+    device = paho(service, files, name)
+
+    assert device.connect() == "closed"  # the TLS handshake accepts it, as AWS IoT's does: the handler judges it
+    assert wait_status(api, cert_id, "REVOKED") == "REVOKED"
+    assert service.decisions[cert_id].reason == kind.reason
+    assert device.connect() == "closed"
+
+
+# -- AWS IoT's connect semantics ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("defect", REFUSED_AT_CONNECT)
+def test_a_certificate_no_registered_ca_verifiably_signed_is_closed_and_not_registered(
+    service: Service, api: Any, ca: pki.Issued, root: Path, defect: str
+) -> None:
+    name = f"refused-{defect}"
+    issued = pki.DEFECTS[defect].make(ca, name)  # the CA's name, another key; or a SHA-1 signature
+    files = write_device(issued, root / "devices", name)
+    assert paho(service, files, name).connect() == "closed"
+    assert status(api, certificate_id(issued.certificate)) is None
+
+
+def test_without_sni_an_sni_only_cas_device_is_closed_and_not_registered(
+    service: Service, api: Any, ca: pki.Issued, root: Path
+) -> None:
+    files, cert_id = new_device(ca, root, "sensor-00301")
+    assert paho(service, files, "sensor-00301", host="127.0.0.1").connect() == "closed"  # an IP address: no SNI
+    assert status(api, cert_id) is None
+    assert any("no SNI" in line for line in service.lines)  # type: ignore[attr-defined]
+
+    assert paho(service, files, "sensor-00301").connect() == "closed"  # with SNI: registered, then dropped
+    assert wait_status(api, cert_id, "ACTIVE") == "ACTIVE"
+
+
+def test_the_ca_is_found_by_signature_when_the_device_sends_no_chain(
+    service: Service, api: Any, ca: pki.Issued, root: Path
+) -> None:
+    issued = pki.make_device(ca, "sensor-00401")
+    files = write_device(issued, root / "devices", "sensor-00401", chain=False)
+    assert paho(service, files, "sensor-00401").connect() == "closed"
+    assert wait_status(api, certificate_id(issued.certificate), "ACTIVE") == "ACTIVE"
+
+
+def test_a_pending_certificate_publishes_its_event_again_and_is_closed(
+    service: Service, api: Any, ca: pki.Issued, root: Path
+) -> None:
+    files, cert_id = new_device(ca, root, "sensor-00501")
+    device = paho(service, files, "sensor-00501")
+    # AWS IoT is unavailable to the handler: it retries, and the certificate stays pending meanwhile.
+    service.iot.inject_faults("DescribeCertificate", *(ServiceUnavailableException("injected") for _ in range(10_000)))
+    try:
+        assert device.connect() == "closed"
+        assert device.connect() == "closed"
+        assert service.iot.backend.certificates[cert_id].status == "PENDING_ACTIVATION"  # (the API is down too)
+    finally:
+        service.iot.state.faults.clear()
+    lines = [line for line in service.lines if cert_id[:12] in line]  # type: ignore[attr-defined]
+    assert any("registered PENDING_ACTIVATION, event published" in line for line in lines)
+    assert any("still PENDING_ACTIVATION, event published again" in line for line in lines)
+    assert device.connect() == "closed"  # its event again: now the handler can decide
+    assert wait_status(api, cert_id, "ACTIVE") == "ACTIVE"
+
+
+def test_inactive_no_policy_and_a_client_id_the_policy_refuses_are_closed(
+    service: Service, api: Any, ca: pki.Issued, root: Path
+) -> None:
+    files, cert_id = new_device(ca, root, "sensor-00601")
+    device = paho(service, files, "sensor-00601")
+    device.connect()
+    assert wait_status(api, cert_id, "ACTIVE") == "ACTIVE"
+    arn = api.describe_certificate(certificateId=cert_id)["certificateDescription"]["certificateArn"]
+
+    assert paho(service, files, "sensor-99999").connect() == "closed"  # iot:Connect only as its own thing
+    assert any("iot:Connect as 'sensor-99999' DENIED" in line for line in service.lines)  # type: ignore[attr-defined]
+
+    api.update_certificate(certificateId=cert_id, newStatus="INACTIVE")
+    assert device.connect() == "closed"
+    api.update_certificate(certificateId=cert_id, newStatus="ACTIVE")
+    assert device.connect() == "CONNACK 0"
+    device.stop()
+
+    api.detach_policy(policyName="jitr-device", target=arn)
+    assert device.connect() == "closed"
+    assert any("no policy attached" in line for line in service.lines)  # type: ignore[attr-defined]
+
+
+# -- a fleet at once ---------------------------------------------------------------------------------------------------
+
+
+def test_a_fleet_connecting_at_once_ends_with_every_good_device_connected_and_every_bad_one_refused(
+    service: Service, api: Any, ca: pki.Issued, root: Path
+) -> None:
+    fleet = pki.make_fleet(ca, 36, invalid_fraction=0.25, prefix="fleet-", seed=14)
+    outcome: dict[str, str] = {}
+
+    def run(device: pki.FleetDevice) -> None:
+        files = write_device(device.issued, root / "fleet", device.name)
+        cert_id = certificate_id(device.issued.certificate)
+        client = paho(service, files, device.name)
+        delay = 0.05
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            seen = client.connect()
+            if seen == "CONNACK 0":
+                outcome[device.name] = "connected"
+                client.stop()
+                return
+            if status(api, cert_id) in (None, "REVOKED") and device.defect is not None:
+                # refused: never registered (no registered CA signed it), or revoked by the handler
+                decision = service.decisions.get(cert_id)
+                outcome[device.name] = f"refused {decision.reason if decision else None}"
+                return
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)  # the SDK's exponential backoff, scaled down
+        outcome[device.name] = "undecided"
+
+    threads = [threading.Thread(target=run, args=(device,)) for device in fleet]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=90)
+
+    def expected(device: pki.FleetDevice) -> str:
+        if device.defect is None:
+            return "connected"
+        return f"refused {None if device.defect.name in REFUSED_AT_CONNECT else device.expected_reason}"
+
+    expected_outcome = {d.name: expected(d) for d in fleet}
+    assert outcome == expected_outcome
+    assert sum(1 for d in fleet if d.defect) >= 8
+
+
+# -- the command -------------------------------------------------------------------------------------------------------
+
+
+def test_jitr_serve_runs_until_ctrl_c_and_a_device_onboards_through_it(tmp_path: Path) -> None:
+    jitr = str(Path(sys.executable).with_name("jitr"))
+    subprocess.run([jitr, "pki", "devices", "--count", "1"], cwd=tmp_path, check=True, capture_output=True)
+    process, banner = start(jitr, tmp_path)
+    assert process.stdout is not None
+    output = [banner]
+    try:
+        port = int(re.search(r"localhost:(\d+)", banner).group(1))  # type: ignore[union-attr]
+        ca_file = tmp_path / "state" / "server-ca.pem"
+        assert str(ca_file) in banner or "state/server-ca.pem" in banner
+        devices = tmp_path / ".dev-pki" / "devices"
+        files = Files(devices / "sensor-00001.pem", devices / "sensor-00001.key")
+        device = PahoDevice(files, "sensor-00001", port, ca_file)
+
+        assert device.connect() == "closed"
+        for line in process.stdout:
+            output.append(line)
+            if line.startswith("HANDLER"):
+                break
+        assert "PROVISIONED as thing sensor-00001" in output[-1]
+        assert device.connect() == "CONNACK 0"
+        device.stop()
+    finally:
+        rest = stop(process)
+    assert process.returncode == 0, "".join(output) + rest
+    assert "jitr serve: stopping" in rest
+    assert "Traceback" not in "".join(output) + rest
+    assert (tmp_path / "state" / "account.pickle").stat().st_mode & 0o777 == 0o600
+
+    # --state kept the account: the device, provisioned in the first run, connects at once in the second
+    process, banner = start(jitr, tmp_path)
+    try:
+        assert "restored from state" in banner
+        port = int(re.search(r"localhost:(\d+)", banner).group(1))  # type: ignore[union-attr]
+        device = PahoDevice(files, "sensor-00001", port, ca_file)
+        assert device.connect() == "CONNACK 0"
+        device.stop()
+    finally:
+        stop(process)
+    assert process.returncode == 0
+
+
+def start(jitr: str, cwd: Path) -> tuple[subprocess.Popen[str], str]:
+    """`jitr serve` on free ports, keeping its account in cwd/state; returns it once its banner is out."""
+    process = subprocess.Popen(
+        [jitr, "serve", "--port", "0", "--api-port", "0", "--state", "state"],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert process.stdout is not None
+    banner = []
+    for line in process.stdout:
+        banner.append(line)
+        if line.startswith("Ctrl-C stops it"):
+            break
+    return process, "".join(banner)
+
+
+def stop(process: subprocess.Popen[str]) -> str:
+    """Ctrl-C, and what it printed after."""
+    process.send_signal(signal.SIGINT)
+    rest, _ = process.communicate(timeout=60)
+    return rest

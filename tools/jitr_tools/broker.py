@@ -1,0 +1,325 @@
+"""`jitr serve`'s MQTT endpoint: the embedded AWS IoT as devices meet it, over mutual TLS.
+
+The MQTT protocol is amqtt's broker (MQTT 3.1.1), given each connection through its "external" listener once
+`tls.TlsStream` has done the handshake. What AWS IoT decides is ours, in one plugin (`AwsIoTRules`):
+
+- at CONNECT, `EmbeddedIoT.connect` with the certificate, chain and SNI the device presented: a first connect registers
+  the certificate PENDING_ACTIVATION and publishes its event, a pending one publishes it again, and both are dropped
+  without a CONNACK, as is any refused one; an ACTIVE certificate then needs a policy allowing `iot:Connect` for its
+  client id (`authorization.evaluate`, the evaluator `jitr policy test` and TestAuthorization use);
+- each PUBLISH and SUBSCRIBE is evaluated the same way, and one the policy does not allow drops the connection (AWS
+  IoT's AUTH_ERROR disconnect); a message a subscriber may not `iot:Receive` is not delivered to it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from amqtt.adapters import ReaderAdapter, WriterAdapter
+from amqtt.broker import Broker
+from amqtt.contexts import Action
+from amqtt.errors import AMQTTError, CodecError, MQTTError, NoDataError
+from amqtt.mqtt.connect import ConnectPacket
+from amqtt.mqtt.packet import CONNECT
+from amqtt.plugins.base import BaseAuthPlugin, BaseTopicPlugin
+from amqtt.session import Session
+from OpenSSL import SSL
+
+from .authorization import Connection, Verdict, evaluate, resource_arn
+from .embedded import Connect, EmbeddedIoT
+from .embedded.lookups import connection_of, policies_of
+from .tls import Peer, ServerCredentials, TlsClosed, TlsStream, server_context
+
+Report = Callable[[str], None]
+HANDSHAKE_TIMEOUT_S = 10.0
+_ACTIONS = {Action.PUBLISH: "iot:Publish", Action.SUBSCRIBE: "iot:Subscribe", Action.RECEIVE: "iot:Receive"}
+_DISCONNECTING = (Action.PUBLISH, Action.SUBSCRIBE)
+
+
+@dataclass
+class Device:
+    """One device connection: what it presented, and what AWS IoT made of it."""
+
+    peer: Peer
+    stream: TlsStream
+    client_id: str = ""
+    certificate_id: str = ""
+
+
+@dataclass(frozen=True)
+class ConnectDecision:
+    outcome: Connect
+    certificate_id: str
+    reason: str = ""
+
+    @property
+    def connected(self) -> bool:
+        return self.outcome == Connect.CONNECTED
+
+
+@dataclass
+class Gate:
+    """AWS IoT's decisions for the devices connected to one endpoint."""
+
+    iot: EmbeddedIoT
+    report: Report
+    devices: dict[tuple[str, int], Device] = field(default_factory=dict)
+
+    def device(self, session: Session | None) -> Device | None:
+        if session is None or session.remote_address is None or session.remote_port is None:
+            return None
+        return self.devices.get((session.remote_address, session.remote_port))
+
+    def connect(self, device: Device, client_id: str) -> ConnectDecision:
+        """MQTT CONNECT from `device` as `client_id`."""
+        device.client_id = client_id
+        peer = device.peer
+        result = self.iot.connect(peer.certificate_pem, peer.chain_pem, server_name=peer.server_name)
+        decision = ConnectDecision(result.outcome, result.certificate_id, result.reason)
+        device.certificate_id = result.certificate_id
+        if result.outcome == Connect.CONNECTED:
+            verdict = self.authorize(device, "iot:Connect", client_id)
+            if not verdict.allowed:
+                decision = ConnectDecision(
+                    Connect.CLOSED, result.certificate_id, f"iot:Connect as {client_id!r} {verdict.describe()}"
+                )
+        self.report(_connect_line(client_id, decision))
+        return decision
+
+    def authorize(self, device: Device, action: str, name: str) -> Verdict:
+        """`action` on the client id, topic or topic filter `name`, under the certificate's policies now."""
+        backend = self.iot.backend
+        with self.iot.state.lock:
+            certificate = backend.certificates.get(device.certificate_id)
+            if certificate is None:
+                return evaluate([], action, name, Connection(device.client_id))  # nothing is allowed
+            policies = policies_of(backend, certificate.arn)
+            connection = connection_of(backend, certificate, device.client_id)
+        return evaluate(policies, action, resource_arn(action, name, self.iot.region, self.iot.account_id), connection)
+
+
+def _connect_line(client_id: str, decision: ConnectDecision) -> str:
+    what = {
+        Connect.CONNECTED: "CONNACK 0 (connected)",
+        Connect.REGISTERED: "registered PENDING_ACTIVATION, event published; closed without CONNACK",
+        Connect.PENDING: "still PENDING_ACTIVATION, event published again; closed without CONNACK",
+        Connect.CLOSED: "closed without CONNACK",
+        Connect.THROTTLED: "over the account's connect rate; closed",
+    }[decision.outcome]
+    reason = f" ({decision.reason})" if decision.reason else ""
+    return f"CONNECT {client_id or '(no client id)'} certificate {decision.certificate_id[:12]}: {what}{reason}"
+
+
+GATES: dict[str, Gate] = {}  # the plugin finds its endpoint's gate by the key in its configuration
+_keys = itertools.count(1)
+
+
+class AwsIoTRules(BaseAuthPlugin, BaseTopicPlugin):
+    """amqtt plugin: AWS IoT's connect semantics and policy checks (see the module's docstring)."""
+
+    @dataclass
+    class Config:
+        gate: str
+
+    def _gate(self) -> Gate:
+        return GATES[self.config.gate]
+
+    async def authenticate(self, *, session: Session) -> bool | None:
+        """Only devices the gate admitted at CONNECT reach the broker (`MqttEndpoint._accept`)."""
+        device = self._gate().device(session)
+        return device is not None and device.client_id == session.client_id
+
+    async def topic_filtering(
+        self, *, session: Session | None = None, topic: str | None = None, action: Action | None = None
+    ) -> bool | None:
+        gate = self._gate()
+        device = gate.device(session)
+        if device is None or topic is None or action not in _ACTIONS:
+            return False
+        verdict = gate.authorize(device, _ACTIONS[action], topic)
+        if not verdict.allowed and action in _DISCONNECTING:
+            gate.report(f"{action.value.upper()} {device.client_id} {topic}: {verdict.describe()}; disconnected")
+            await device.stream.close()
+        return verdict.allowed
+
+
+class _Reader(ReaderAdapter):
+    """The device's plaintext for the broker, starting with what `read_connect` read already."""
+
+    def __init__(self, stream: TlsStream, replay: bytes = b"") -> None:
+        self._stream = stream
+        self._replay = bytearray(replay)
+        self.recorded = bytearray()
+        self.recording = False
+
+    async def read(self, n: int = -1) -> bytes:
+        if self._replay:
+            if n < 0 or n >= len(self._replay):
+                data = bytes(self._replay)
+                self._replay.clear()
+                if n >= 0 and len(data) < n:
+                    data += await self._stream.read_exactly(n - len(data))
+                return data
+            data = bytes(self._replay[:n])
+            del self._replay[:n]
+            return data
+        data = await (self._stream.read_some() if n < 0 else self._stream.read_exactly(n))
+        if self.recording:
+            self.recorded += data
+        return data
+
+    def feed_eof(self) -> None:
+        """Nothing to do: the TLS stream knows its own end."""
+
+
+async def read_connect(stream: TlsStream) -> tuple[str, bytes]:
+    """The client id of the device's first packet, which must be a CONNECT, and the bytes it took (the broker reads
+    them again). Raises ValueError for anything else."""
+    reader = _Reader(stream)
+    reader.recording = True
+    try:
+        packet = await ConnectPacket.from_stream(reader)
+    except (AMQTTError, MQTTError, NoDataError, CodecError, asyncio.IncompleteReadError) as exc:
+        raise ValueError(f"not an MQTT CONNECT: {exc or type(exc).__name__}") from exc
+    if packet.fixed_header is None or packet.fixed_header.packet_type != CONNECT:
+        raise ValueError("the first packet is not a CONNECT")
+    return str(packet.client_id or ""), bytes(reader.recorded)
+
+
+class _Writer(WriterAdapter):
+    def __init__(self, stream: TlsStream, address: tuple[str, int]) -> None:
+        self._stream = stream
+        self._address = address
+
+    def write(self, data: bytes) -> None:
+        self._stream.write(data)
+
+    async def drain(self) -> None:
+        await self._stream.drain()
+
+    def get_peer_info(self) -> tuple[str, int] | None:
+        return self._address
+
+    def get_ssl_info(self) -> None:
+        return None  # the device's certificate is the gate's business, not the broker's
+
+    async def close(self) -> None:
+        await self._stream.close()
+
+
+class MqttEndpoint:
+    """MQTT over mutual TLS on `host:port` (0: any free port), in front of an embedded AWS IoT."""
+
+    def __init__(
+        self, iot: EmbeddedIoT, credentials: ServerCredentials, *, host: str = "127.0.0.1", port: int = 8883
+    ) -> None:
+        self.iot = iot
+        self.host = host
+        self.port = port
+        self._context: SSL.Context = server_context(credentials)
+        self._key = f"endpoint-{next(_keys)}"
+        self._server: asyncio.Server | None = None
+        self._broker: Broker | None = None
+        self.lines: list[str] = []
+        self.report: Report = self.lines.append
+
+    @property
+    def gate(self) -> Gate:
+        return GATES[self._key]
+
+    async def start(self) -> None:
+        GATES[self._key] = Gate(self.iot, lambda line: self.report(line))
+        self._broker = Broker(
+            {
+                "listeners": {"default": {"type": "external"}},
+                "plugins": {f"{AwsIoTRules.__module__}.{AwsIoTRules.__qualname__}": {"gate": self._key}},
+            }
+        )
+        await self._broker.start()
+        self._server = await asyncio.start_server(self._accept, self.host, self.port)
+        self.port = int(self._server.sockets[0].getsockname()[1])
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for device in list(self.gate.devices.values()):
+            device.stream.abort()
+        if self._broker is not None:
+            await self._broker.shutdown()
+        if self._server is not None:
+            await self._server.wait_closed()
+        GATES.pop(self._key, None)
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        stream = TlsStream(self._context, reader, writer)
+        try:
+            peer = await asyncio.wait_for(stream.handshake(), HANDSHAKE_TIMEOUT_S)
+        except (TlsClosed, TimeoutError, ValueError) as exc:
+            self.report(f"TLS from {writer.get_extra_info('peername')}: {exc or 'timed out'}")
+            stream.abort()
+            return
+        gate = self.gate
+        try:
+            client_id, connect = await asyncio.wait_for(read_connect(stream), HANDSHAKE_TIMEOUT_S)
+        except (ValueError, TimeoutError) as exc:
+            self.report(f"MQTT from {peer.address[0]}:{peer.address[1]}: {exc or 'no CONNECT in time'}; closed")
+            await stream.close()
+            return
+        device = Device(peer, stream)
+        if not gate.connect(device, client_id).connected:
+            # Refused before the broker hears of it: no CONNACK (the device sees the connection closed, as on AWS
+            # IoT) and no session left behind for its next attempt to take over.
+            await stream.close()
+            return
+        gate.devices[peer.address] = device
+        try:
+            assert self._broker is not None
+            await self._broker.external_connected(_Reader(stream, connect), _Writer(stream, peer.address), "default")
+        finally:
+            gate.devices.pop(peer.address, None)
+            stream.abort()
+
+
+@contextlib.contextmanager
+def running(endpoint: MqttEndpoint) -> Iterator[MqttEndpoint]:
+    """The endpoint on its own event loop in a background thread (for tests and for `jitr serve`'s other parts, which
+    are threads too). Yields once it listens; stops it on exit."""
+    loop = asyncio.new_event_loop()
+    started = threading.Event()
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_until_complete(endpoint.start())
+        except BaseException as exc:
+            failure.append(exc)
+            started.set()
+            return
+        started.set()
+        loop.run_forever()
+
+    thread = threading.Thread(target=run, name="jitr-mqtt", daemon=True)
+    thread.start()
+    started.wait()
+    if failure:
+        thread.join()
+        loop.close()
+        raise failure[0]
+    try:
+        yield endpoint
+    finally:
+        asyncio.run_coroutine_threadsafe(endpoint.stop(), loop).result(timeout=30)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=30)
+        loop.close()
+
+
+logging.getLogger("amqtt").setLevel(logging.ERROR)  # its per-packet INFO lines are the broker's, not the device's
+logging.getLogger("transitions").setLevel(logging.ERROR)

@@ -1,0 +1,263 @@
+"""`jitr serve`: the embedded AWS IoT as a local service a device team can point real clients at.
+
+On 127.0.0.1 only: the HTTP API boto3 and the AWS CLI use (`--endpoint-url`), and MQTT over mutual TLS (`broker`)
+with a server certificate for localhost and 127.0.0.1 from a local CA written out for devices to trust. Behind it,
+what `cdk deploy` leaves in an account, from the same configuration (cdk.json, or `--config`): the CAs, the device
+policy, the stored template, and the wiring (topic rule -> queue -> the real handler with the stack's settings), so a
+device's first connect is decided as in the account.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import os
+import pickle
+import signal
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+
+import boto3
+from moto.dynamodb.models import dynamodb_backends
+from moto.iot.models import iot_backends
+
+from infra.config import JitrConfig
+from jitr.outcomes import Outcome
+from jitr.policy import account_arn, device_policy_document
+from jitr.provisioning import Decision
+
+from . import embedded
+from .broker import MqttEndpoint, running
+from .embedded import EmbeddedIoT
+from .rehearsal import DECISION_TABLE, create_decision_table, handler_environment
+from .tls import ServerCredentials, server_credentials
+from .wiring import QueueWiring
+
+# The stack's intake, as infra/intake.py and infra/handler.py set it (a test holds them together).
+BATCH_SIZE = 10
+HANDLER_TIMEOUT_S = 30
+VISIBILITY_TIMEOUT_S = 6 * HANDLER_TIMEOUT_S
+TEMPLATE_NAME = "jitr-device"
+DEVICE_POLICY = "jitr-device"
+STATE_FILE = "account.pickle"
+HANDLER_LOG = "handler.log"
+DEFAULT_FOLDER = Path(".jitr-serve")
+REGISTERED_TOPIC = "$aws/events/certificates/registered/{ca_id}"
+DECIDING = (Outcome.PROVISIONED, Outcome.REJECTED)
+
+Say = Callable[[str], None]
+_ONE_PER_PROCESS = threading.Lock()
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    folder: Path = DEFAULT_FOLDER  # the server CA and certificate, the handler's log; the account too with `keep`
+    keep: bool = False  # `--state`: load the account from the folder at start, save it there at stop
+    host: str = "127.0.0.1"
+    mqtt_port: int = 8883
+    api_port: int = 4566
+
+
+class Service:
+    """Everything `jitr serve` runs, started by `__enter__` and stopped (the account saved with `keep`) by
+    `__exit__`. `say` gets one line per thing that happens (connects, decisions, refusals). While it runs, standard
+    output is the handler log (where the handler's EMF lines belong): `say` should write to the console it kept."""
+
+    def __init__(self, config: JitrConfig, options: ServeOptions, say: Say = print) -> None:
+        self.config = config
+        self.options = options
+        self.say = say
+        self.iot: EmbeddedIoT
+        self.endpoint: MqttEndpoint
+        self.credentials: ServerCredentials
+        self.api_url = ""
+        self.ca_ids: list[str] = []
+        self.restored = False
+        self.decisions: dict[str, Decision] = {}  # per certificate id, this run: what the handler decided
+        self._exit = contextlib.ExitStack()
+        self._lock = threading.Lock()
+
+    # -- start and stop -------------------------------------------------------------------------------------------
+
+    def __enter__(self) -> Service:
+        try:
+            self._start()
+        except BaseException:
+            self._exit.close()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._exit.close()
+
+    def _start(self) -> None:
+        if not _ONE_PER_PROCESS.acquire(blocking=False):
+            raise RuntimeError("one jitr serve per process: the embedded AWS IoT's accounts are the process's own")
+        self._exit.callback(_ONE_PER_PROCESS.release)
+        options = self.options
+        options.folder.mkdir(parents=True, exist_ok=True)
+        self.credentials = server_credentials(options.folder)
+        self._exit.enter_context(embedded.mock())
+        self.iot = EmbeddedIoT()
+        self.restored = options.keep and self._restore()
+        region = self.iot.region
+        self._register_cas()
+        if not self.restored:
+            self._deploy()
+        self.ca_ids = [ca.certificate_id for ca in self.config.cas]
+        self.api_url = self._exit.enter_context(embedded.serve(options.host, options.api_port))
+        if options.keep:
+            self._exit.callback(self._save)  # runs after the wiring and the endpoint have stopped (exit order)
+        log = self._exit.enter_context((options.folder / HANDLER_LOG).open("a", encoding="utf-8"))
+        # The handler's log lines and its EMF metric lines (standard output, as in Lambda) go to the handler log.
+        self._exit.enter_context(contextlib.redirect_stdout(log))
+        if self.config.validated:
+            settings = self.config.handler_settings(self.template_name, DECISION_TABLE)
+            new_environment = self._exit.enter_context(
+                handler_environment(
+                    region, log, function_name="jitr-serve", on_decision=self._decided, settings=settings
+                )
+            )
+            wiring = QueueWiring(
+                new_environment,
+                concurrency=settings.max_concurrency or 1,
+                batch_size=BATCH_SIZE,
+                visibility_timeout_s=VISIBILITY_TIMEOUT_S,
+                max_receive_count=self.config.max_receive_count,
+            )
+            self._exit.callback(wiring.stop)
+            for ca in self.config.cas:
+                if not ca.retired:  # the stack routes each active CA's topic to the intake queue
+                    self.iot.subscribe(
+                        REGISTERED_TOPIC.format(ca_id=ca.certificate_id),
+                        lambda _topic, event: wiring.send(json.dumps(event)),
+                    )
+        endpoint = MqttEndpoint(self.iot, self.credentials, host=options.host, port=options.mqtt_port)
+        endpoint.report = self.say
+        self.endpoint = self._exit.enter_context(running(endpoint))
+
+    @property
+    def template_name(self) -> str:
+        return self.config.template_name or TEMPLATE_NAME
+
+    def _register_cas(self) -> None:
+        """Each configured CA not registered yet, as the stack registers it. The proof of possession (DEFAULT mode's
+        verification certificate) is between the CA's owner and AWS, made for a real account's registration code:
+        serve registers what the configuration names without it."""
+        backend = self.iot.backend
+        for ca in self.config.cas:
+            if ca.certificate_id not in backend.ca_certificates:
+                backend.register_as_deployed(ca.pem, self.config.certificate_mode, retired=ca.retired)
+
+    def _deploy(self) -> None:
+        """What `cdk deploy` leaves in the account, from the configuration."""
+        config = self.config
+        iot = boto3.client("iot", region_name=self.iot.region)
+        document = copy.deepcopy(config.template.document)
+        if config.device_policy_parameter:
+            policy = device_policy_document(account_arn(self.iot.region, self.iot.account_id))
+            iot.create_policy(policyName=DEVICE_POLICY, policyDocument=json.dumps(policy))
+            document["Parameters"][config.device_policy_parameter]["Default"] = DEVICE_POLICY
+        existing = config.existing_resources  # resources the template names that an account already has
+        for name in existing.get("thingTypes", ()):
+            iot.create_thing_type(thingTypeName=name)
+        for name in existing.get("thingGroups", ()):
+            iot.create_thing_group(thingGroupName=name)
+        for name in existing.get("billingGroups", ()):
+            iot.create_billing_group(billingGroupName=name)
+        role = f"arn:aws:iam::{self.iot.account_id}:role/jitr-provisioning"
+        if config.validated:
+            iot.create_provisioning_template(
+                templateName=self.template_name, templateBody=json.dumps(document), provisioningRoleArn=role
+            )
+            create_decision_table(boto3.client("dynamodb", region_name=self.iot.region))
+        else:  # jitp: AWS IoT provisions with the CA's registrationConfig, nobody is asked
+            for ca in config.cas:
+                iot.update_ca_certificate(
+                    certificateId=ca.certificate_id,
+                    registrationConfig={"templateBody": json.dumps(document), "roleArn": role},
+                )
+
+    # -- the account between runs (`--state`) ----------------------------------------------------------------------
+
+    def _restore(self) -> bool:
+        path = self.options.folder / STATE_FILE
+        if not path.exists():
+            return False
+        with path.open("rb") as file:
+            # The state file is this tool's own, written 0600 in a folder the user named; nothing else is unpickled.
+            saved = pickle.load(file)  # noqa: S301
+        iot_backends[self.iot.account_id][self.iot.region] = saved["iot"]
+        dynamodb_backends[self.iot.account_id][self.iot.region] = saved["dynamodb"]
+        return True
+
+    def _save(self) -> None:
+        account, region = self.iot.account_id, self.iot.region
+        data = pickle.dumps({"iot": iot_backends[account][region], "dynamodb": dynamodb_backends[account][region]})
+        path = self.options.folder / STATE_FILE
+        partial = path.with_suffix(".partial")
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as file:
+            file.write(data)
+        partial.replace(path)
+
+    # -- what the operator sees ------------------------------------------------------------------------------------
+
+    def _decided(self, decision: Decision) -> None:
+        thing = f" as thing {decision.thing_name}" if decision.thing_name else ""
+        reason = f" {decision.reason}: {decision.message}" if decision.reason else ""
+        with self._lock:
+            earlier = self.decisions.get(decision.certificate_id or "")
+            if decision.certificate_id and (earlier is None or decision.outcome in DECIDING):
+                self.decisions[decision.certificate_id] = decision  # a later duplicate's SKIPPED does not replace it
+            self.say(f"HANDLER certificate {(decision.certificate_id or '?')[:12]}: {decision.outcome}{thing}{reason}")
+
+    def banner(self) -> str:
+        """What is where, and what to try first."""
+        folder, port, url, ca_file = self.options.folder, self.endpoint.port, self.api_url, self.credentials.ca_file
+        mode = self.config.certificate_mode
+        lines = [
+            "jitr serve: an embedded AWS IoT account" + (f" (restored from {folder})" if self.restored else ""),
+            f"  MQTT over mutual TLS   localhost:{port}  (devices trust {ca_file})",
+            f"  HTTP API               {url}  (aws ... --endpoint-url {url} --region {self.iot.region})",
+            f"  handler log            {folder / HANDLER_LOG}",
+            f"  CAs ({mode}"
+            + (": devices must send SNI, so connect to localhost, not 127.0.0.1)" if mode == "SNI_ONLY" else ")"),
+            *(f"    {ca_id}" for ca_id in self.ca_ids),
+            "",
+            "Try:",
+        ]
+        device = "sensor-00001"
+        pki_folder = ".dev-pki" if self.config.development_ca else "<your CA's folder>"
+        if self.config.development_ca:
+            lines.append(
+                "  jitr pki devices --count 3   # device certificates from the development CA registered above"
+            )
+        lines += [
+            f"  python pubsub.py --endpoint localhost --port {port} --ca_file {ca_file} \\",
+            f"      --cert {pki_folder}/devices/{device}.pem --key {pki_folder}/devices/{device}.key \\",
+            f"      --client_id {device} --topic things/{device}/telemetry   # the Device SDK v2 sample",
+            f"  aws iot list-things --endpoint-url {url} --region {self.iot.region}",
+            "Ctrl-C stops it" + (f"; the account is saved in {folder}." if self.options.keep else "."),
+        ]
+        return "\n".join(lines)
+
+
+def serve_until_interrupted(service: Service, stop: threading.Event | None = None) -> None:
+    """Run until Ctrl-C (SIGINT) or SIGTERM, or until `stop` is set."""
+    stop = stop or threading.Event()
+
+    def on_signal(_signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        while not stop.wait(0.5):
+            pass
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
