@@ -44,17 +44,19 @@ class PahoDevice:
     port: int
     ca_file: Path
     host: str = "localhost"  # sends SNI; "127.0.0.1" sends none
+    protocol: int = paho.MQTTv311
     received: list[tuple[str, bytes]] = field(default_factory=list)
     client: paho.Client | None = None
     _connack: threading.Event = field(default_factory=threading.Event)
     _closed: threading.Event = field(default_factory=threading.Event)
     _subacks: list[Any] = field(default_factory=list)
+    acknowledged: set[int] = field(default_factory=set)  # message ids of QoS 1 publishes the server PUBACKed
 
     def connect(self) -> str:
         """One attempt: "CONNACK 0", "CONNACK <code>", or "closed" when the connection ends with no CONNACK."""
         self._connack.clear()
         self._closed.clear()
-        client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=self.client_id, protocol=paho.MQTTv311)
+        client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=self.client_id, protocol=self.protocol)
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         context.set_ciphers("DEFAULT:@SECLEVEL=0")  # a defective device (1024-bit key, SHA-1) must be able to try
         context.load_verify_locations(self.ca_file)
@@ -65,6 +67,7 @@ class PahoDevice:
         client.on_disconnect = lambda *_args: self._closed.set()
         client.on_message = lambda _c, _u, message: self.received.append((message.topic, message.payload))
         client.on_subscribe = lambda _c, _u, _mid, codes_, _p: self._subacks.append(codes_)
+        client.on_publish = lambda _c, _u, mid, _code, _p: self.acknowledged.add(mid)
         try:
             client.connect(self.host, self.port, keepalive=30)
         except OSError:
@@ -84,9 +87,10 @@ class PahoDevice:
     def connected(self) -> bool:
         return self.client is not None and not self._closed.is_set()
 
-    def publish(self, topic: str, payload: bytes = b"hello") -> None:
+    def publish(self, topic: str, payload: bytes = b"hello") -> int:
+        """A QoS 1 publish; its message id."""
         assert self.client is not None
-        self.client.publish(topic, payload, qos=1)
+        return int(self.client.publish(topic, payload, qos=1).mid)
 
     def subscribe(self, topic_filter: str) -> None:
         assert self.client is not None

@@ -4,9 +4,12 @@ every publish and subscribe; a defective device ends refused with the handler's 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
+import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -16,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import paho.mqtt.client as pahomqtt
 import pytest
 from botocore.exceptions import ClientError
 
@@ -43,11 +47,15 @@ def ca(root: Path) -> pki.Issued:
 
 
 @pytest.fixture(scope="module")
-def service(root: Path, ca: pki.Issued) -> Iterator[Service]:
+def lines() -> list[str]:
+    """What the service said, in order (connects, decisions, refusals)."""
+    return []
+
+
+@pytest.fixture(scope="module")
+def service(root: Path, ca: pki.Issued, lines: list[str]) -> Iterator[Service]:
     config = load_config({"caCertificates": [".dev-pki/issuing-ca.pem"], "template": TEMPLATE}, root)
-    lines: list[str] = []
     with Service(config, ServeOptions(folder=root / "serve", mqtt_port=0, api_port=0), say=lines.append) as running:
-        running.lines = lines  # type: ignore[attr-defined]
         yield running
 
 
@@ -96,7 +104,7 @@ def new_device(ca: pki.Issued, root: Path, name: str, **kwargs: Any) -> tuple[Fi
 
 
 def test_paho_first_connect_is_dropped_the_handler_provisions_and_the_reconnect_is_accepted(
-    service: Service, api: Any, ca: pki.Issued, root: Path
+    service: Service, lines: list[str], api: Any, ca: pki.Issued, root: Path
 ) -> None:
     files, cert_id = new_device(ca, root, "sensor-00101")
     device = paho(service, files, "sensor-00101")
@@ -114,11 +122,14 @@ def test_paho_first_connect_is_dropped_the_handler_provisions_and_the_reconnect_
         assert device.wait_for(lambda: ("things/sensor-00101/commands", b"on") in device.received)
         assert device.connected
 
-        device.publish("things/sensor-00102/commands", b"not mine")  # another thing's topic
+        mine = device.publish("things/sensor-00101/commands", b"again")
+        assert device.wait_for(lambda: mine in device.acknowledged)
+        theirs = device.publish("things/sensor-00102/commands", b"not mine")  # another thing's topic
         assert device.wait_closed(), "a publish the policy does not allow disconnects the client"
+        assert theirs not in device.acknowledged, "and is never acknowledged (no PUBACK), as on AWS IoT"
     finally:
         device.stop()
-    assert any("PUBLISH sensor-00101 things/sensor-00102/commands: DENIED" in line for line in service.lines)  # type: ignore[attr-defined]
+    assert any("PUBLISH sensor-00101 things/sensor-00102/commands: DENIED" in line for line in lines)
 
 
 def test_subscribing_to_another_things_topic_disconnects(
@@ -200,12 +211,12 @@ def test_a_certificate_no_registered_ca_verifiably_signed_is_closed_and_not_regi
 
 
 def test_without_sni_an_sni_only_cas_device_is_closed_and_not_registered(
-    service: Service, api: Any, ca: pki.Issued, root: Path
+    service: Service, lines: list[str], api: Any, ca: pki.Issued, root: Path
 ) -> None:
     files, cert_id = new_device(ca, root, "sensor-00301")
     assert paho(service, files, "sensor-00301", host="127.0.0.1").connect() == "closed"  # an IP address: no SNI
     assert status(api, cert_id) is None
-    assert any("no SNI" in line for line in service.lines)  # type: ignore[attr-defined]
+    assert any("no SNI" in line for line in lines)
 
     assert paho(service, files, "sensor-00301").connect() == "closed"  # with SNI: registered, then dropped
     assert wait_status(api, cert_id, "ACTIVE") == "ACTIVE"
@@ -221,7 +232,7 @@ def test_the_ca_is_found_by_signature_when_the_device_sends_no_chain(
 
 
 def test_a_pending_certificate_publishes_its_event_again_and_is_closed(
-    service: Service, api: Any, ca: pki.Issued, root: Path
+    service: Service, lines: list[str], api: Any, ca: pki.Issued, root: Path
 ) -> None:
     files, cert_id = new_device(ca, root, "sensor-00501")
     device = paho(service, files, "sensor-00501")
@@ -233,15 +244,15 @@ def test_a_pending_certificate_publishes_its_event_again_and_is_closed(
         assert service.iot.backend.certificates[cert_id].status == "PENDING_ACTIVATION"  # (the API is down too)
     finally:
         service.iot.state.faults.clear()
-    lines = [line for line in service.lines if cert_id[:12] in line]  # type: ignore[attr-defined]
-    assert any("registered PENDING_ACTIVATION, event published" in line for line in lines)
-    assert any("still PENDING_ACTIVATION, event published again" in line for line in lines)
+    about = [line for line in lines if cert_id[:12] in line]
+    assert any("registered PENDING_ACTIVATION, event published" in line for line in about)
+    assert any("still PENDING_ACTIVATION, event published again" in line for line in about)
     assert device.connect() == "closed"  # its event again: now the handler can decide
     assert wait_status(api, cert_id, "ACTIVE") == "ACTIVE"
 
 
 def test_inactive_no_policy_and_a_client_id_the_policy_refuses_are_closed(
-    service: Service, api: Any, ca: pki.Issued, root: Path
+    service: Service, lines: list[str], api: Any, ca: pki.Issued, root: Path
 ) -> None:
     files, cert_id = new_device(ca, root, "sensor-00601")
     device = paho(service, files, "sensor-00601")
@@ -250,7 +261,7 @@ def test_inactive_no_policy_and_a_client_id_the_policy_refuses_are_closed(
     arn = api.describe_certificate(certificateId=cert_id)["certificateDescription"]["certificateArn"]
 
     assert paho(service, files, "sensor-99999").connect() == "closed"  # iot:Connect only as its own thing
-    assert any("iot:Connect as 'sensor-99999' DENIED" in line for line in service.lines)  # type: ignore[attr-defined]
+    assert any("iot:Connect as 'sensor-99999' DENIED" in line for line in lines)
 
     api.update_certificate(certificateId=cert_id, newStatus="INACTIVE")
     assert device.connect() == "closed"
@@ -260,7 +271,69 @@ def test_inactive_no_policy_and_a_client_id_the_policy_refuses_are_closed(
 
     api.detach_policy(policyName="jitr-device", target=arn)
     assert device.connect() == "closed"
-    assert any("no policy attached" in line for line in service.lines)  # type: ignore[attr-defined]
+    assert any("no policy attached" in line for line in lines)
+
+
+# -- what is not a device ----------------------------------------------------------------------------------------------
+
+
+def _until_closed(sock: socket.socket) -> None:
+    """Read until the server ends the connection (EOF, a reset, or a TLS error); fail if it stays open."""
+    sock.settimeout(HOSTILE_WAIT_S)
+    while True:
+        try:
+            if not sock.recv(4096):
+                return
+        except (ConnectionError, ssl.SSLError):
+            return
+        except TimeoutError:
+            pytest.fail("the endpoint kept the connection open")
+
+
+HOSTILE_WAIT_S = 15.0
+
+
+def test_what_is_not_a_device_is_closed_and_the_endpoint_keeps_serving(
+    service: Service, api: Any, ca: pki.Issued, root: Path
+) -> None:
+    port = service.endpoint.port
+    with socket.create_connection(("localhost", port)) as raw:  # not TLS at all
+        raw.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        _until_closed(raw)
+
+    anonymous = ssl.create_default_context(cafile=service.credentials.ca_file)  # TLS without a client certificate
+    with (
+        socket.create_connection(("localhost", port)) as raw,
+        anonymous.wrap_socket(raw, server_hostname="localhost") as tls,
+    ):
+        with contextlib.suppress(ssl.SSLError, ConnectionError):
+            tls.sendall(b"\x10\x00")
+        _until_closed(tls)
+
+    files, cert_id = new_device(ca, root, "sensor-00801")
+    device_context = ssl.create_default_context(cafile=service.credentials.ca_file)
+    device_context.load_cert_chain(files.certificate, files.key)
+    with (
+        socket.create_connection(("localhost", port)) as raw,
+        device_context.wrap_socket(raw, server_hostname="localhost") as tls,
+    ):
+        tls.sendall(b"\x30\x05hello")  # a PUBLISH before any CONNECT
+        _until_closed(tls)
+    assert status(api, cert_id) is None  # nothing registered for a connection that never sent CONNECT
+
+    assert paho(service, files, "sensor-00801").connect() == "closed"  # and the endpoint still serves devices
+    assert wait_status(api, cert_id, "ACTIVE") == "ACTIVE"
+
+
+def test_an_mqtt5_client_is_told_the_protocol_version_is_not_spoken(
+    service: Service, lines: list[str], api: Any, ca: pki.Issued, root: Path
+) -> None:
+    files, cert_id = new_device(ca, root, "sensor-00901")
+    device = paho(service, files, "sensor-00901")
+    device.protocol = pahomqtt.MQTTv5
+    assert device.connect() in ("CONNACK 1", "CONNACK 132")  # paho reports MQTT 3.1.1's code 1 as 5's 0x84
+    assert status(api, cert_id) is None
+    assert any("MQTT protocol level 5" in line and "MQTT 3.1.1" in line for line in lines)
 
 
 # -- a fleet at once ---------------------------------------------------------------------------------------------------
@@ -319,7 +392,7 @@ def test_jitr_serve_runs_until_ctrl_c_and_a_device_onboards_through_it(tmp_path:
     assert process.stdout is not None
     output = [banner]
     try:
-        port = int(re.search(r"localhost:(\d+)", banner).group(1))  # type: ignore[union-attr]
+        port = port_of(banner)
         ca_file = tmp_path / "state" / "server-ca.pem"
         assert str(ca_file) in banner or "state/server-ca.pem" in banner
         devices = tmp_path / ".dev-pki" / "devices"
@@ -345,7 +418,7 @@ def test_jitr_serve_runs_until_ctrl_c_and_a_device_onboards_through_it(tmp_path:
     process, banner = start(jitr, tmp_path)
     try:
         assert "restored from state" in banner
-        port = int(re.search(r"localhost:(\d+)", banner).group(1))  # type: ignore[union-attr]
+        port = port_of(banner)
         device = PahoDevice(files, "sensor-00001", port, ca_file)
         assert device.connect() == "CONNACK 0"
         device.stop()
@@ -371,6 +444,12 @@ def start(jitr: str, cwd: Path) -> tuple[subprocess.Popen[str], str]:
         if line.startswith("Ctrl-C stops it"):
             break
     return process, "".join(banner)
+
+
+def port_of(banner: str) -> int:
+    found = re.search(r"localhost:(\d+)", banner)
+    assert found, banner
+    return int(found.group(1))
 
 
 def stop(process: subprocess.Popen[str]) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import pytest
@@ -62,6 +63,9 @@ CASES = {
     "simulate --invalid-fraction 2": (["simulate", "--invalid-fraction", "2"], "--invalid-fraction"),
     "simulate --timeout 0": (["simulate", "--timeout", "0"], "--timeout"),
     "simulate --devices 0": (["simulate", "--devices", "0"], "--devices"),
+    "serve --port 70000": (["serve", "--port", "70000"], "--port"),
+    "serve --api-port x": (["serve", "--api-port", "x"], "--api-port"),
+    "serve --config missing": (["serve", "--config", "{missing}"], "does not exist"),
 }
 
 
@@ -76,3 +80,21 @@ def test_bad_input_is_one_line_and_a_nonzero_exit(
     assert len(err.splitlines()) == 1, err
     assert expected in err
     assert err.startswith("jitr: ")
+
+
+@pytest.mark.parametrize("option", ["--port", "--api-port"])
+def test_serve_on_a_port_in_use_is_one_line(
+    option: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no cdk.json: the development CA and the server CA are made here
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        other = "--api-port" if option == "--port" else "--port"
+        code, err = _run(["serve", option, port, other, "0"], capsys)
+    assert code == 2
+    lines = [line for line in err.splitlines() if "development CA" not in line]  # the configuration's note
+    assert len(lines) == 1, err
+    assert port in lines[0]
+    assert "in use" in lines[0]

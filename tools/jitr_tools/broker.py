@@ -20,13 +20,16 @@ import logging
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from amqtt.adapters import ReaderAdapter, WriterAdapter
 from amqtt.broker import Broker
 from amqtt.contexts import Action
 from amqtt.errors import AMQTTError, CodecError, MQTTError, NoDataError
-from amqtt.mqtt.connect import ConnectPacket
-from amqtt.mqtt.packet import CONNECT
+from amqtt.mqtt.connack import UNACCEPTABLE_PROTOCOL_VERSION, ConnackPacket
+from amqtt.mqtt.connect import ConnectPacket, ConnectVariableHeader
+from amqtt.mqtt.packet import CONNECT, MQTTFixedHeader, MQTTPacket
+from amqtt.mqtt.publish import PublishPacket
 from amqtt.plugins.base import BaseAuthPlugin, BaseTopicPlugin
 from amqtt.session import Session
 from OpenSSL import SSL
@@ -38,6 +41,11 @@ from .tls import Peer, ServerCredentials, TlsClosed, TlsStream, server_context
 
 Report = Callable[[str], None]
 HANDSHAKE_TIMEOUT_S = 10.0
+MQTT_3_1_1 = 4  # the CONNECT's protocol level
+MQTT5_HINT = (
+    "CONNACK 1 (unacceptable protocol version): jitr serve speaks MQTT 3.1.1; connect with the Device SDK's MQTT 3.1.1"
+    " client (mqtt_connection_builder) or paho's MQTTv311"
+)
 _ACTIONS = {Action.PUBLISH: "iot:Publish", Action.SUBSCRIBE: "iot:Subscribe", Action.RECEIVE: "iot:Receive"}
 _DISCONNECTING = (Action.PUBLISH, Action.SUBSCRIBE)
 
@@ -142,8 +150,26 @@ class AwsIoTRules(BaseAuthPlugin, BaseTopicPlugin):
         device = gate.device(session)
         if device is None or topic is None or action not in _ACTIONS:
             return False
+        return await self._enforce(gate, device, action, topic)
+
+    async def on_mqtt_packet_received(
+        self, *, packet: MQTTPacket[Any, Any, Any], session: Session | None = None
+    ) -> None:
+        """A PUBLISH is checked as it arrives: amqtt schedules this event before the task that handles the packet
+        (and sends its PUBACK), so one the policy refuses closes the connection with no PUBACK, as on AWS IoT. The
+        check in `topic_filtering` comes only after the PUBACK."""
+        if not isinstance(packet, PublishPacket) or packet.topic_name is None:
+            return
+        gate = self._gate()
+        device = gate.device(session)
+        if device is not None:
+            await self._enforce(gate, device, Action.PUBLISH, packet.topic_name)
+
+    @staticmethod
+    async def _enforce(gate: Gate, device: Device, action: Action, topic: str) -> bool:
+        """The policy's answer; a PUBLISH or SUBSCRIBE it refuses disconnects the device (AWS IoT's AUTH_ERROR)."""
         verdict = gate.authorize(device, _ACTIONS[action], topic)
-        if not verdict.allowed and action in _DISCONNECTING:
+        if not verdict.allowed and action in _DISCONNECTING and not device.stream.closed:
             gate.report(f"{action.value.upper()} {device.client_id} {topic}: {verdict.describe()}; disconnected")
             await device.stream.close()
         return verdict.allowed
@@ -178,17 +204,25 @@ class _Reader(ReaderAdapter):
         """Nothing to do: the TLS stream knows its own end."""
 
 
+class UnsupportedProtocol(ValueError):
+    """A CONNECT of an MQTT version the broker does not speak (amqtt speaks MQTT 3.1.1, protocol level 4)."""
+
+
 async def read_connect(stream: TlsStream) -> tuple[str, bytes]:
-    """The client id of the device's first packet, which must be a CONNECT, and the bytes it took (the broker reads
-    them again). Raises ValueError for anything else."""
+    """The client id of the device's first packet, which must be an MQTT 3.1.1 CONNECT, and the bytes it took (the
+    broker reads them again). Raises ValueError (UnsupportedProtocol for another MQTT version) for anything else."""
     reader = _Reader(stream)
     reader.recording = True
     try:
-        packet = await ConnectPacket.from_stream(reader)
+        fixed = await MQTTFixedHeader.from_stream(reader)
+        if fixed is None or fixed.packet_type != CONNECT:
+            raise ValueError("the first packet is not a CONNECT")
+        variable = await ConnectVariableHeader.from_stream(reader, fixed)
+        if variable.proto_level != MQTT_3_1_1:
+            raise UnsupportedProtocol(f"MQTT protocol level {variable.proto_level}")
+        packet = await ConnectPacket.from_stream(reader, fixed_header=fixed, variable_header=variable)
     except (AMQTTError, MQTTError, NoDataError, CodecError, asyncio.IncompleteReadError) as exc:
         raise ValueError(f"not an MQTT CONNECT: {exc or type(exc).__name__}") from exc
-    if packet.fixed_header is None or packet.fixed_header.packet_type != CONNECT:
-        raise ValueError("the first packet is not a CONNECT")
     return str(packet.client_id or ""), bytes(reader.recorded)
 
 
@@ -267,6 +301,13 @@ class MqttEndpoint:
         gate = self.gate
         try:
             client_id, connect = await asyncio.wait_for(read_connect(stream), HANDSHAKE_TIMEOUT_S)
+        except UnsupportedProtocol as exc:
+            # MQTT 3.1.1's answer to a version it does not speak [MQTT-3.1.2-2], which MQTT 5 clients understand too
+            stream.write(ConnackPacket.build(0, UNACCEPTABLE_PROTOCOL_VERSION).to_bytes())
+            await stream.drain()
+            self.report(f"MQTT from {peer.address[0]}:{peer.address[1]}: {exc}; {MQTT5_HINT}")
+            await stream.close()
+            return
         except (ValueError, TimeoutError) as exc:
             self.report(f"MQTT from {peer.address[0]}:{peer.address[1]}: {exc or 'no CONNECT in time'}; closed")
             await stream.close()

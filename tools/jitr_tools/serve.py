@@ -222,9 +222,9 @@ class Service:
         mode = self.config.certificate_mode
         lines = [
             "jitr serve: an embedded AWS IoT account" + (f" (restored from {folder})" if self.restored else ""),
-            f"  MQTT over mutual TLS   localhost:{port}  (devices trust {ca_file})",
-            f"  HTTP API               {url}  (aws ... --endpoint-url {url} --region {self.iot.region})",
-            f"  handler log            {folder / HANDLER_LOG}",
+            f"  MQTT 3.1.1 over mutual TLS   localhost:{port}  (devices trust {ca_file})",
+            f"  HTTP API                     {url}  (aws ... --endpoint-url {url} --region {self.iot.region})",
+            f"  handler log                  {folder / HANDLER_LOG}",
             f"  CAs ({mode}"
             + (": devices must send SNI, so connect to localhost, not 127.0.0.1)" if mode == "SNI_ONLY" else ")"),
             *(f"    {ca_id}" for ca_id in self.ca_ids),
@@ -237,10 +237,13 @@ class Service:
             lines.append(
                 "  jitr pki devices --count 3   # device certificates from the development CA registered above"
             )
+        cert, key = f"{pki_folder}/devices/{device}.pem", f"{pki_folder}/devices/{device}.key"
         lines += [
-            f"  python pubsub.py --endpoint localhost --port {port} --ca_file {ca_file} \\",
-            f"      --cert {pki_folder}/devices/{device}.pem --key {pki_folder}/devices/{device}.key \\",
-            f"      --client_id {device} --topic things/{device}/telemetry   # the Device SDK v2 sample",
+            f"  mosquitto_pub -h localhost -p {port} --cafile {ca_file} --cert {cert} --key {key} \\",
+            f"      -i {device} -t things/{device}/telemetry -m hello   # twice: the first connect is dropped",
+            f"  python pubsub.py --endpoint localhost --port {port} --root-ca {ca_file} \\",
+            f"      --cert {cert} --key {key} --client-id {device} --topic things/{device}/telemetry",
+            "      # the Device SDK v2's MQTT 3.1.1 sample; jitr serve speaks MQTT 3.1.1, not 5",
             f"  aws iot list-things --endpoint-url {url} --region {self.iot.region}",
             "Ctrl-C stops it" + (f"; the account is saved in {folder}." if self.options.keep else "."),
         ]

@@ -99,6 +99,7 @@ class TlsStream:
         self._reader = reader
         self._writer = writer
         self._plain = bytearray()
+        self._outgoing = bytearray()
         self.closed = False
 
     async def handshake(self) -> Peer:
@@ -157,14 +158,19 @@ class TlsStream:
         return b""
 
     def write(self, data: bytes) -> None:
-        if self.closed:
+        """Queue plaintext; `drain` sends it."""
+        if not self.closed:
+            self._outgoing += data
+
+    async def drain(self) -> None:
+        """Send what was written; what is still queued when the connection closes is never sent."""
+        if self.closed or not self._outgoing:
             return
-        view = memoryview(data)
+        view = memoryview(bytes(self._outgoing))
+        self._outgoing.clear()
         while view:
             sent = self._tls.send(view)  # into the memory BIO: never blocks
             view = view[sent:]
-
-    async def drain(self) -> None:
         await self._flush()
 
     async def close(self) -> None:
@@ -172,6 +178,7 @@ class TlsStream:
         if self.closed:
             return
         self.closed = True
+        self._outgoing.clear()
         with contextlib.suppress(SSL.Error):
             self._tls.shutdown()
         chunks = self._pending()

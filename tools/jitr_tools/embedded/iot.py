@@ -7,6 +7,7 @@ In-process use needs moto's mock active (`mock()`, with AWS IoT's certificate id
 
 from __future__ import annotations
 
+import socket
 import time
 from collections import deque
 from collections.abc import Iterator, Sequence
@@ -244,6 +245,12 @@ def serve(host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
     """Serve the embedded IoT (and every other moto service) over HTTP; yields the endpoint URL. moto's switch for AWS
     IoT certificate ids is on while it serves, as `mock()` turns it on in-process."""
     install()
+    if port:  # moto's server thread would exit on a port in use and leave `start()` waiting for ever
+        with socket.socket() as probe:
+            try:
+                probe.bind((host, port))
+            except OSError as exc:
+                raise OSError(exc.errno, f"cannot serve the HTTP API on {host}:{port}: {exc.strerror}") from None
     server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
     iot_config = {**default_user_config.get("iot", {}), "use_valid_cert": True}
     with patch.dict(default_user_config, {"iot": iot_config}):
