@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks import cold_start, onboarding, warm
+from benchmarks import cold_start, onboarding, serve, warm
 
 ROOT = Path(__file__).resolve().parents[1]
 PLOT = ROOT / "bench-onboarding.png"
@@ -17,6 +17,7 @@ def main() -> None:
     started = time.monotonic()
     results: dict[str, Any] = {"cold_start": cold_start.run(), "warm": warm.run()}
     results.update(onboarding.run(PLOT))
+    results["serve"] = serve.run()
     results["total_s"] = round(time.monotonic() - started, 1)
     (ROOT / "bench-results.json").write_text(json.dumps(results, indent=2) + "\n")
     rows = [
@@ -56,6 +57,19 @@ def main() -> None:
         ):
             aim = aims.get(key, "") if name == "onboarding_aws_defaults" else ""
             rows.append((f"{name}.{key}", float(run[key] or 0), aim))
+    serve_aims = {"lost": "= 0"}
+    for key in (
+        "devices",
+        "connected",
+        "refused",
+        "lost",
+        "onboard_s",
+        "connect_p50_s",
+        "connect_p95_s",
+        "attempts_per_good_device",
+        "attempts_per_s",
+    ):
+        rows.append((f"serve.{key}", float(results["serve"][key] or 0), serve_aims.get(key, "")))
     print(f"{'metric':<56} {'value':>12}  aim")
     for name, value, aim in rows:
         print(f"{name:<56} {value:>12.6g}  {aim}")

@@ -19,16 +19,17 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-import paho.mqtt.client as pahomqtt
 import pytest
 from botocore.exceptions import ClientError
+from paho.mqtt.enums import MQTTProtocolVersion
 
 from infra.config import load_config
 from jitr.certificates import certificate_id
 from jitr_tools import pki
+from jitr_tools.devices import Files, PahoDevice, write_device
 from jitr_tools.embedded.errors import ServiceUnavailableException
 from jitr_tools.serve import ServeOptions, Service
-from tests.integration.devices import Files, PahoDevice, SdkDevice, write_device
+from tests.integration.sdk_device import SdkDevice
 
 REPO = Path(__file__).resolve().parents[2]
 TEMPLATE = str(REPO / "templates" / "jitr-device.json")
@@ -330,7 +331,7 @@ def test_an_mqtt5_client_is_told_the_protocol_version_is_not_spoken(
 ) -> None:
     files, cert_id = new_device(ca, root, "sensor-00901")
     device = paho(service, files, "sensor-00901")
-    device.protocol = pahomqtt.MQTTv5
+    device.protocol = MQTTProtocolVersion.MQTTv5
     assert device.connect() in ("CONNACK 1", "CONNACK 132")  # paho reports MQTT 3.1.1's code 1 as 5's 0x84
     assert status(api, cert_id) is None
     assert any("MQTT protocol level 5" in line and "MQTT 3.1.1" in line for line in lines)

@@ -1,9 +1,8 @@
-"""Real device clients for `jitr serve`'s MQTT endpoint: paho-mqtt and the AWS IoT Device SDK v2 (awscrt), over
-mutual TLS with a device's certificate and key files."""
+"""A real device client for `jitr serve`'s MQTT endpoint (paho-mqtt, MQTT 3.1.1 over mutual TLS with a device's
+certificate and key files): what the tests and the benchmark connect with."""
 
 from __future__ import annotations
 
-import contextlib
 import ssl
 import threading
 import time
@@ -13,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as paho
-from awscrt import mqtt
-from awsiot import mqtt_connection_builder
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from paho.mqtt.reasoncodes import ReasonCode
 
-from jitr_tools import pki
+from . import pki
 
 WAIT_S = 10.0
 
@@ -37,37 +36,36 @@ def write_device(issued: pki.Issued, folder: Path, name: str, *, chain: bool = T
 
 @dataclass
 class PahoDevice:
-    """A paho-mqtt client (MQTT 3.1.1) that connects, publishes and subscribes, and says what it saw."""
+    """A paho-mqtt client that connects, publishes and subscribes, and says what it saw."""
 
     files: Files
     client_id: str
     port: int
     ca_file: Path
     host: str = "localhost"  # sends SNI; "127.0.0.1" sends none
-    protocol: int = paho.MQTTv311
+    protocol: MQTTProtocolVersion = MQTTProtocolVersion.MQTTv311
     received: list[tuple[str, bytes]] = field(default_factory=list)
     client: paho.Client | None = None
+    acknowledged: set[int] = field(default_factory=set)  # message ids of QoS 1 publishes the server PUBACKed
+    _codes: list[ReasonCode] = field(default_factory=list)
     _connack: threading.Event = field(default_factory=threading.Event)
     _closed: threading.Event = field(default_factory=threading.Event)
-    _subacks: list[Any] = field(default_factory=list)
-    acknowledged: set[int] = field(default_factory=set)  # message ids of QoS 1 publishes the server PUBACKed
 
     def connect(self) -> str:
         """One attempt: "CONNACK 0", "CONNACK <code>", or "closed" when the connection ends with no CONNACK."""
         self._connack.clear()
         self._closed.clear()
-        client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=self.client_id, protocol=self.protocol)
+        self._codes.clear()
+        client = paho.Client(CallbackAPIVersion.VERSION2, client_id=self.client_id, protocol=self.protocol)
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         context.set_ciphers("DEFAULT:@SECLEVEL=0")  # a defective device (1024-bit key, SHA-1) must be able to try
         context.load_verify_locations(self.ca_file)
         context.load_cert_chain(self.files.certificate, self.files.key)
         client.tls_set_context(context)
-        codes: list[Any] = []
-        client.on_connect = lambda _c, _u, _f, code, _p: (codes.append(code), self._connack.set())
-        client.on_disconnect = lambda *_args: self._closed.set()
-        client.on_message = lambda _c, _u, message: self.received.append((message.topic, message.payload))
-        client.on_subscribe = lambda _c, _u, _mid, codes_, _p: self._subacks.append(codes_)
-        client.on_publish = lambda _c, _u, mid, _code, _p: self.acknowledged.add(mid)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        client.on_publish = self._on_publish
         try:
             client.connect(self.host, self.port, keepalive=30)
         except OSError:
@@ -76,12 +74,25 @@ class PahoDevice:
         deadline = time.monotonic() + WAIT_S
         while time.monotonic() < deadline and not self._connack.is_set() and not self._closed.is_set():
             time.sleep(0.01)
-        if self._connack.is_set() and codes and not codes[0].is_failure:
+        if self._connack.is_set() and self._codes and not self._codes[0].is_failure:
             self.client = client
             return "CONNACK 0"
         client.loop_stop()
         client.disconnect()
-        return f"CONNACK {codes[0].value}" if codes else "closed"
+        return f"CONNACK {self._codes[0].value}" if self._codes else "closed"
+
+    def _on_connect(self, _c: paho.Client, _u: Any, _f: Any, code: ReasonCode, _p: Any) -> None:
+        self._codes.append(code)
+        self._connack.set()
+
+    def _on_disconnect(self, *_args: Any) -> None:
+        self._closed.set()
+
+    def _on_message(self, _c: paho.Client, _u: Any, message: paho.MQTTMessage) -> None:
+        self.received.append((message.topic, bytes(message.payload)))
+
+    def _on_publish(self, _c: paho.Client, _u: Any, mid: int, _code: Any, _p: Any) -> None:
+        self.acknowledged.add(mid)
 
     @property
     def connected(self) -> bool:
@@ -112,47 +123,3 @@ class PahoDevice:
             self.client.disconnect()
             self.client.loop_stop()
             self.client = None
-
-
-class SdkDevice:
-    """The AWS IoT Device SDK v2 for Python's MQTT 3.1.1 connection, as its samples build it."""
-
-    def __init__(self, files: Files, client_id: str, port: int, ca_file: Path) -> None:
-        self.interrupted = threading.Event()
-        self.received: list[tuple[str, bytes]] = []
-        self.connection = mqtt_connection_builder.mtls_from_path(
-            endpoint="localhost",
-            port=port,
-            cert_filepath=str(files.certificate),
-            pri_key_filepath=str(files.key),
-            ca_filepath=str(ca_file),
-            client_id=client_id,
-            clean_session=False,
-            keep_alive_secs=30,
-            on_connection_interrupted=lambda **_kwargs: self.interrupted.set(),
-        )
-
-    def connect(self) -> str:
-        """ "CONNACK 0", or the SDK's error name (AWS_ERROR_MQTT_UNEXPECTED_HANGUP for a connection closed before
-        its CONNACK, as AWS IoT closes a first connect)."""
-        try:
-            self.connection.connect().result(timeout=WAIT_S)
-        except Exception as exc:
-            return str(getattr(exc, "name", type(exc).__name__))
-        return "CONNACK 0"
-
-    def subscribe(self, topic_filter: str) -> Any:
-        future, _ = self.connection.subscribe(
-            topic=topic_filter,
-            qos=mqtt.QoS.AT_LEAST_ONCE,
-            callback=lambda topic, payload, **_kwargs: self.received.append((topic, payload)),
-        )
-        return future
-
-    def publish(self, topic: str, payload: bytes = b"hello") -> Any:
-        future, _ = self.connection.publish(topic=topic, payload=payload, qos=mqtt.QoS.AT_LEAST_ONCE)
-        return future
-
-    def stop(self) -> None:
-        with contextlib.suppress(Exception):  # closed by the server already
-            self.connection.disconnect().result(timeout=WAIT_S)
