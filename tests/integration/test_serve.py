@@ -21,14 +21,18 @@ from typing import Any
 import boto3
 import pytest
 from botocore.exceptions import ClientError
+from cryptography import x509
 from paho.mqtt.enums import MQTTProtocolVersion
 
 from infra.config import load_config
 from jitr.certificates import certificate_id
 from jitr_tools import pki
+from jitr_tools.broker import Device
 from jitr_tools.devices import Files, PahoDevice, write_device
+from jitr_tools.embedded import Connect
 from jitr_tools.embedded.errors import ServiceUnavailableException
 from jitr_tools.serve import ServeOptions, Service
+from jitr_tools.tls import Peer
 from tests.integration.sdk_device import SdkDevice
 
 REPO = Path(__file__).resolve().parents[2]
@@ -101,6 +105,15 @@ def new_device(ca: pki.Issued, root: Path, name: str, **kwargs: Any) -> tuple[Fi
     return write_device(issued, root / "devices", name), certificate_id(issued.certificate)
 
 
+def onboarded(service: Service, api: Any, ca: pki.Issued, root: Path, name: str) -> tuple[PahoDevice, str]:
+    """A device whose first connect was dropped and whose certificate the handler then made ACTIVE."""
+    files, cert_id = new_device(ca, root, name)
+    device = paho(service, files, name)
+    assert device.connect() == "closed"
+    assert wait_status(api, cert_id, "ACTIVE") == "ACTIVE"
+    return device, cert_id
+
+
 # -- a good device, end to end -----------------------------------------------------------------------------------------
 
 
@@ -136,10 +149,7 @@ def test_paho_first_connect_is_dropped_the_handler_provisions_and_the_reconnect_
 def test_subscribing_to_another_things_topic_disconnects(
     service: Service, api: Any, ca: pki.Issued, root: Path
 ) -> None:
-    files, cert_id = new_device(ca, root, "sensor-00103")
-    device = paho(service, files, "sensor-00103")
-    device.connect()
-    assert wait_status(api, cert_id, "ACTIVE") == "ACTIVE"
+    device, _ = onboarded(service, api, ca, root, "sensor-00103")
     assert device.connect() == "CONNACK 0"
     try:
         device.subscribe("things/+/commands")  # every thing's commands: the policy allows its own only
@@ -195,6 +205,26 @@ def test_a_defective_device_ends_refused_with_the_handlers_reason(
     assert wait_status(api, cert_id, "REVOKED") == "REVOKED"
     assert service.decisions[cert_id].reason == kind.reason
     assert device.connect() == "closed"
+
+
+def test_a_certificate_malformed_inside_gets_the_handlers_decision_at_connect(
+    service: Service, api: Any, ca: pki.Issued
+) -> None:
+    """A duplicated extension: OpenSSL-based clients refuse to send such a certificate, but the endpoint's handshake
+    takes any (another device TLS stack may send it), and cryptography decodes it lazily. It reaches the gate as a
+    handshake would hand it over, is registered, and the handler refuses it."""
+    sound = pki.make_device(ca, "hostile-00001")
+    parts = pki.der_children(sound.certificate.tbs_certificate_bytes)
+    extensions = pki.der_children(pki.der_children(parts[-1])[0])
+    parts[-1] = pki.der_element(0xA3, pki.der_element(0x30, b"".join([*extensions, extensions[0]])))
+    hostile = x509.load_der_x509_certificate(pki.sign_tbs(pki.der_element(0x30, b"".join(parts)), ca.key))
+    peer = Peer(hostile, (ca.certificate,), "localhost", ("127.0.0.1", 1))
+
+    decision = service.endpoint.gate.connect(Device(peer, stream=None), "hostile-00001")  # the stream is unused
+    assert decision.outcome == Connect.REGISTERED
+    cert_id = certificate_id(hostile)
+    assert wait_status(api, cert_id, "REVOKED") == "REVOKED"
+    assert service.decisions[cert_id].reason == "MALFORMED_CERTIFICATE"
 
 
 # -- AWS IoT's connect semantics ---------------------------------------------------------------------------------------
@@ -255,10 +285,8 @@ def test_a_pending_certificate_publishes_its_event_again_and_is_closed(
 def test_inactive_no_policy_and_a_client_id_the_policy_refuses_are_closed(
     service: Service, lines: list[str], api: Any, ca: pki.Issued, root: Path
 ) -> None:
-    files, cert_id = new_device(ca, root, "sensor-00601")
-    device = paho(service, files, "sensor-00601")
-    device.connect()
-    assert wait_status(api, cert_id, "ACTIVE") == "ACTIVE"
+    device, cert_id = onboarded(service, api, ca, root, "sensor-00601")
+    files = device.files
     arn = api.describe_certificate(certificateId=cert_id)["certificateDescription"]["certificateArn"]
 
     assert paho(service, files, "sensor-99999").connect() == "closed"  # iot:Connect only as its own thing

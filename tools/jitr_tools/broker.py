@@ -34,6 +34,8 @@ from amqtt.plugins.base import BaseAuthPlugin, BaseTopicPlugin
 from amqtt.session import Session
 from OpenSSL import SSL
 
+from jitr.certificates import BadCertificate, certificate_id
+
 from .authorization import Connection, Verdict, evaluate, resource_arn
 from .embedded import Connect, EmbeddedIoT
 from .embedded.lookups import connection_of, policies_of
@@ -88,7 +90,12 @@ class Gate:
         """MQTT CONNECT from `device` as `client_id`."""
         device.client_id = client_id
         peer = device.peer
-        result = self.iot.connect(peer.certificate_pem, peer.chain_pem, server_name=peer.server_name)
+        try:
+            result = self.iot.connect(peer.certificate_pem, peer.chain_pem, server_name=peer.server_name)
+        except (BadCertificate, ValueError) as exc:  # what the handshake let by and AWS IoT cannot read
+            decision = ConnectDecision(Connect.CLOSED, certificate_id(peer.certificate), f"unreadable: {exc}")
+            self.report(_connect_line(client_id, decision))
+            return decision
         decision = ConnectDecision(result.outcome, result.certificate_id, result.reason)
         device.certificate_id = result.certificate_id
         if result.outcome == Connect.CONNECTED:
@@ -108,7 +115,10 @@ class Gate:
             if certificate is None:
                 return evaluate([], action, name, Connection(device.client_id))  # nothing is allowed
             policies = policies_of(backend, certificate.arn)
-            connection = connection_of(backend, certificate, device.client_id)
+            try:
+                connection = connection_of(backend, certificate, device.client_id)
+            except BadCertificate:  # a subject that cannot be decoded resolves no variable: nothing is allowed
+                return evaluate([], action, name, Connection(device.client_id))
         return evaluate(policies, action, resource_arn(action, name, self.iot.region, self.iot.account_id), connection)
 
 
@@ -298,6 +308,12 @@ class MqttEndpoint:
             self.report(f"TLS from {writer.get_extra_info('peername')}: {exc or 'timed out'}")
             stream.abort()
             return
+        try:
+            await self._serve(stream, peer)
+        finally:
+            stream.abort()
+
+    async def _serve(self, stream: TlsStream, peer: Peer) -> None:
         gate = self.gate
         try:
             client_id, connect = await asyncio.wait_for(read_connect(stream), HANDSHAKE_TIMEOUT_S)

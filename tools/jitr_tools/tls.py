@@ -91,7 +91,7 @@ class TlsClosed(ConnectionError):
 
 class TlsStream:
     """One device's TLS connection, driven by asyncio through memory BIOs: `handshake()`, then `read_exactly`, `write`,
-    `drain`; `abort()` drops it at once, as AWS IoT drops a connection it refuses."""
+    `drain`; `close()` ends it as AWS IoT ends a connection it refuses (close_notify, then FIN), `abort()` at once."""
 
     def __init__(self, context: SSL.Context, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._tls = SSL.Connection(context, None)
@@ -188,9 +188,10 @@ class TlsStream:
             self._writer.close()
 
     def abort(self) -> None:
-        """Drop the TCP connection now, without a word: what a device sees when AWS IoT refuses it."""
+        """Drop the TCP connection now, without a word (unless `close` began closing it: that one finishes)."""
         self.closed = True
-        self._writer.transport.abort()
+        if not self._writer.transport.is_closing():
+            self._writer.transport.abort()
 
     async def _fill(self) -> bool:
         try:
