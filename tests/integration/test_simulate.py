@@ -107,3 +107,25 @@ def test_without_the_decision_table_every_duplicate_reads_the_certificate_again(
     assert result.lost == 0
     assert result.provisioned == 20
     assert result.calls_by_operation["DescribeCertificate"] > 20
+
+
+def test_a_device_throttled_before_it_registered_is_waited_for(monkeypatch: pytest.MonkeyPatch) -> None:
+    from jitr_tools.embedded.iot import EmbeddedIoT
+    from jitr_tools.embedded.quotas import AUTO_REGISTRATION
+    from jitr_tools.embedded.state import TokenBucket
+
+    original = EmbeddedIoT.set_quota
+
+    def one_registration_per_second(
+        self: EmbeddedIoT, operation: str, per_second: float, burst: float | None = None
+    ) -> None:
+        original(self, operation, per_second, burst)
+        self.state.device_quotas[AUTO_REGISTRATION] = TokenBucket(1.0, 1.0)
+
+    monkeypatch.setattr(EmbeddedIoT, "set_quota", one_registration_per_second)
+    # Given three devices connecting at once and room for one auto-registration per second: the first is registered
+    # and decided at once, the other two are throttled and register on later reconnects
+    result = simulate(Options(devices=3, invalid_fraction=0, seed=1, reconnect=FAST, timeout_s=30.0))
+    # Then the rehearsal waits for them: a device that never registered yet still has something to decide
+    assert result.provisioned == 3
+    assert result.lost == 0

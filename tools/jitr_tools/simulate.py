@@ -268,10 +268,12 @@ def _run_fleet(
     options: Options,
 ) -> FleetRun:
     """Every device connects at once, then each reconnects after a dropped connection until it is connected or refused.
-    Stops early once nothing is left to decide (every registered certificate provisioned or rejected, the wiring idle:
-    the devices' next connects would only succeed or be refused), or at the deadline."""
+    Stops early once nothing is left to decide (every registered certificate provisioned or rejected, the wiring idle,
+    and no device throttled before its certificate was ever registered: the devices' next connects would only succeed
+    or be refused), or at the deadline."""
     last: dict[str, ConnectResult] = {}
     registered: set[str] = set()
+    unregistered: set[int] = set()  # devices throttled before their first registration: they will still register
     schedule: list[tuple[float, int, int]] = [(time.monotonic(), index, 0) for index in range(len(fleet))]
     heapq.heapify(schedule)
     connects = 0
@@ -280,7 +282,7 @@ def _run_fleet(
         due, index, failures = schedule[0]
         now = time.monotonic()
         if due > now:
-            if _settled(registered, log, wiring):
+            if not unregistered and _settled(registered, log, wiring):
                 break
             time.sleep(min(due - now, 0.05, max(0.0, deadline - now)))
             continue
@@ -291,6 +293,10 @@ def _run_fleet(
         last[device.name] = result
         if result.outcome in (Connect.REGISTERED, Connect.PENDING):
             registered.add(result.certificate_id)
+        if result.outcome == Connect.THROTTLED and result.certificate_id not in registered:
+            unregistered.add(index)
+        else:  # registered, connected or refused: decided by now, or by the handler
+            unregistered.discard(index)
         if result.outcome in (Connect.REGISTERED, Connect.PENDING, Connect.THROTTLED):
             heapq.heappush(schedule, (time.monotonic() + reconnect.delay(failures + 1, rng), index, failures + 1))
         if options.progress and now - shown > 0.5:
