@@ -33,6 +33,7 @@ from jitr.provisioning import Decision
 from . import embedded
 from .broker import MqttEndpoint, running
 from .embedded import EmbeddedIoT
+from .embedded.iot import REGISTERED_TOPIC
 from .rehearsal import DECISION_TABLE, create_decision_table, handler_environment
 from .tls import ServerCredentials, server_credentials
 from .wiring import QueueWiring
@@ -46,7 +47,6 @@ DEVICE_POLICY = "jitr-device"
 STATE_FILE = "account.pickle"
 HANDLER_LOG = "handler.log"
 DEFAULT_FOLDER = Path(".jitr-serve")
-REGISTERED_TOPIC = "$aws/events/certificates/registered/{ca_id}"
 DECIDING = (Outcome.PROVISIONED, Outcome.REJECTED)
 
 Say = Callable[[str], None]
