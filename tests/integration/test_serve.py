@@ -5,6 +5,7 @@ every publish and subscribe; a defective device ends refused with the handler's 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import signal
@@ -180,6 +181,46 @@ def test_device_sdk_v2_sees_the_hangup_then_connects_publishes_and_subscribes(
         assert device.interrupted.wait(10)
     finally:
         device.stop()
+
+
+def test_a_message_is_delivered_only_to_subscribers_whose_policy_allows_receive(
+    service: Service, api: Any, ca: pki.Issued, root: Path
+) -> None:
+    listener, listener_id = onboarded(service, api, ca, root, "sensor-00111")
+    speaker, speaker_id = onboarded(service, api, ca, root, "sensor-00112")
+    arn = "arn:aws:iot:us-east-1:123456789012"
+
+    def policy(name: str, *statements: tuple[str, str]) -> None:
+        document = {
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Action": a, "Resource": r} for a, r in statements],
+        }
+        api.create_policy(policyName=name, policyDocument=json.dumps(document))
+
+    policy("shared-subscribe", ("iot:Subscribe", f"{arn}:topicfilter/shared/*"))
+    policy("shared-publish", ("iot:Publish", f"{arn}:topic/shared/*"))
+    policy("shared-receive", ("iot:Receive", f"{arn}:topic/shared/*"))
+    certificate_arn = {
+        cert_id: api.describe_certificate(certificateId=cert_id)["certificateDescription"]["certificateArn"]
+        for cert_id in (listener_id, speaker_id)
+    }
+    api.attach_policy(policyName="shared-subscribe", target=certificate_arn[listener_id])
+    api.attach_policy(policyName="shared-publish", target=certificate_arn[speaker_id])
+    assert listener.connect() == "CONNACK 0"
+    assert speaker.connect() == "CONNACK 0"
+    try:
+        listener.subscribe("shared/news")  # allowed to subscribe, not (yet) to receive
+        time.sleep(0.3)
+        speaker.publish("shared/news", b"first")
+        assert not listener.wait_for(lambda: bool(listener.received), timeout=1.0)
+        assert listener.connected, "a message it may not receive is not delivered; the connection stays"
+
+        api.attach_policy(policyName="shared-receive", target=certificate_arn[listener_id])  # evaluated per message
+        speaker.publish("shared/news", b"second")
+        assert listener.wait_for(lambda: listener.received == [("shared/news", b"second")])
+    finally:
+        listener.stop()
+        speaker.stop()
 
 
 # -- a defective device ------------------------------------------------------------------------------------------------
