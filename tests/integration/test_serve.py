@@ -481,6 +481,7 @@ def test_jitr_serve_runs_until_ctrl_c_and_a_device_onboards_through_it(tmp_path:
         rest = stop(process)
     assert process.returncode == 0, "".join(output) + rest
     assert "jitr serve: stopping" in rest
+    assert "jitr serve: decided 1 certificate this run (PROVISIONED 1)" in rest
     assert "Traceback" not in "".join(output) + rest
     assert (tmp_path / "state" / "account.pickle").stat().st_mode & 0o777 == 0o600
 

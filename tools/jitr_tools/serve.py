@@ -16,6 +16,7 @@ import os
 import pickle
 import signal
 import threading
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,6 +61,7 @@ class ServeOptions:
     host: str = "127.0.0.1"
     mqtt_port: int = 8883
     api_port: int = 4566
+    visibility_timeout_s: float = VISIBILITY_TIMEOUT_S  # how long a failed batch waits in the queue before redelivery
 
 
 class Service:
@@ -77,7 +79,8 @@ class Service:
         self.api_url = ""
         self.ca_ids: list[str] = []
         self.restored = False
-        self.decisions: dict[str, Decision] = {}  # per certificate id, this run: what the handler decided
+        self.decisions: dict[str, Decision] = {}  # per certificate id, this run: PROVISIONED or REJECTED
+        self.wiring: QueueWiring | None = None
         self._exit = contextlib.ExitStack()
         self._lock = threading.Lock()
 
@@ -126,9 +129,11 @@ class Service:
                 new_environment,
                 concurrency=settings.max_concurrency or 1,
                 batch_size=BATCH_SIZE,
-                visibility_timeout_s=VISIBILITY_TIMEOUT_S,
+                visibility_timeout_s=options.visibility_timeout_s,
                 max_receive_count=self.config.max_receive_count,
             )
+            self.wiring = wiring
+            self._exit.callback(self._summary, wiring)  # after the wiring has stopped (exit order)
             self._exit.callback(wiring.stop)
             for ca in self.config.cas:
                 if not ca.retired:  # the stack routes each active CA's topic to the intake queue
@@ -211,10 +216,27 @@ class Service:
         thing = f" as thing {decision.thing_name}" if decision.thing_name else ""
         reason = f" {decision.reason}: {decision.message}" if decision.reason else ""
         with self._lock:
-            earlier = self.decisions.get(decision.certificate_id or "")
-            if decision.certificate_id and (earlier is None or decision.outcome in DECIDING):
-                self.decisions[decision.certificate_id] = decision  # a later duplicate's SKIPPED does not replace it
+            if decision.certificate_id and decision.outcome in DECIDING:  # not a retry, nor a later duplicate's skip
+                self.decisions[decision.certificate_id] = decision
             self.say(f"HANDLER certificate {(decision.certificate_id or '?')[:12]}: {decision.outcome}{thing}{reason}")
+
+    def _summary(self, wiring: QueueWiring) -> None:
+        """What the run decided, and what the stack's alarms would have said: events dead-lettered after
+        `maxReceiveCount` receives (the dead-letter queue's alarm) and events still queued at the stop."""
+        outcomes = Counter(str(decision.outcome) for decision in self.decisions.values())
+        stats = wiring.stats()
+        counts = ", ".join(f"{outcome} {count}" for outcome, count in sorted(outcomes.items())) or "none"
+        decided = sum(outcomes.values())
+        line = f"jitr serve: decided {decided} certificate{'' if decided == 1 else 's'} this run ({counts})"
+        if stats.dead_letters:
+            certificates = sorted({str(json.loads(body).get("certificateId", "?"))[:12] for body in stats.given_up})
+            line += (
+                f"; {stats.dead_letters} events dead-lettered after {self.config.max_receive_count} receives, the"
+                f" dead-letter alarm's case (certificates {', '.join(certificates)}; see {HANDLER_LOG})"
+            )
+        if wiring.depth:
+            line += f"; {wiring.depth} events still queued, not kept"
+        self.say(line)
 
     def banner(self) -> str:
         """What is where, and what to try first."""
