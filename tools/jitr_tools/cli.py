@@ -466,9 +466,10 @@ def _serve(args: argparse.Namespace) -> int:
     from .serve import DEFAULT_FOLDER, ServeOptions, Service, serve_until_interrupted
 
     root = Path.cwd()
-    context = {}
+    context: dict[str, Any] = {}
     if (root / "cdk.json").is_file():
-        context = dict(read_json(root / "cdk.json", "JSON").get("context") or {})
+        cdk_json = read_json(root / "cdk.json", "JSON")
+        context = dict(cdk_json.get("context") or {}) if isinstance(cdk_json, dict) else {}
     if args.config:
         context[CONFIG_FILE_KEY] = args.config
     try:
@@ -491,7 +492,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     with Service(config, options, say=say) as service:
         say(service.banner())
-        serve_until_interrupted(service)
+        serve_until_interrupted()
         say("jitr serve: stopping")
     return EXIT_OK
 

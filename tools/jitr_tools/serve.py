@@ -272,7 +272,7 @@ class Service:
         return "\n".join(lines)
 
 
-def serve_until_interrupted(service: Service, stop: threading.Event | None = None) -> None:
+def serve_until_interrupted(stop: threading.Event | None = None) -> None:
     """Run until Ctrl-C (SIGINT) or SIGTERM, or until `stop` is set."""
     stop = stop or threading.Event()
 
