@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import itertools
 import logging
 import threading
@@ -37,7 +38,7 @@ from OpenSSL import SSL
 from jitr.certificates import BadCertificate, certificate_id
 
 from .authorization import Connection, Verdict, evaluate, resource_arn
-from .embedded import Connect, EmbeddedIoT
+from .embedded import Connect, ConnectResult, EmbeddedIoT
 from .embedded.lookups import connection_of, policies_of
 from .tls import Peer, ServerCredentials, TlsClosed, TlsStream, server_context
 
@@ -62,17 +63,6 @@ class Device:
     certificate_id: str = ""
 
 
-@dataclass(frozen=True)
-class ConnectDecision:
-    outcome: Connect
-    certificate_id: str
-    reason: str = ""
-
-    @property
-    def connected(self) -> bool:
-        return self.outcome == Connect.CONNECTED
-
-
 @dataclass
 class Gate:
     """AWS IoT's decisions for the devices connected to one endpoint."""
@@ -86,26 +76,22 @@ class Gate:
             return None
         return self.devices.get((session.remote_address, session.remote_port))
 
-    def connect(self, device: Device, client_id: str) -> ConnectDecision:
+    def connect(self, device: Device, client_id: str) -> ConnectResult:
         """MQTT CONNECT from `device` as `client_id`."""
         device.client_id = client_id
         peer = device.peer
         try:
             result = self.iot.connect(peer.certificate_pem, peer.chain_pem, server_name=peer.server_name)
         except (BadCertificate, ValueError) as exc:  # what the handshake let by and AWS IoT cannot read
-            decision = ConnectDecision(Connect.CLOSED, certificate_id(peer.certificate), f"unreadable: {exc}")
-            self.report(_connect_line(client_id, decision))
-            return decision
-        decision = ConnectDecision(result.outcome, result.certificate_id, result.reason)
+            result = ConnectResult(Connect.CLOSED, certificate_id(peer.certificate), reason=f"unreadable: {exc}")
         device.certificate_id = result.certificate_id
         if result.outcome == Connect.CONNECTED:
             verdict = self.authorize(device, "iot:Connect", client_id)
             if not verdict.allowed:
-                decision = ConnectDecision(
-                    Connect.CLOSED, result.certificate_id, f"iot:Connect as {client_id!r} {verdict.describe()}"
-                )
-        self.report(_connect_line(client_id, decision))
-        return decision
+                reason = f"iot:Connect as {client_id!r} {verdict.describe()}"
+                result = dataclasses.replace(result, outcome=Connect.CLOSED, reason=reason)
+        self.report(_connect_line(client_id, result))
+        return result
 
     def authorize(self, device: Device, action: str, name: str) -> Verdict:
         """`action` on the client id, topic or topic filter `name`, under the certificate's policies now."""
@@ -122,7 +108,7 @@ class Gate:
         return evaluate(policies, action, resource_arn(action, name, self.iot.region, self.iot.account_id), connection)
 
 
-def _connect_line(client_id: str, decision: ConnectDecision) -> str:
+def _connect_line(client_id: str, decision: ConnectResult) -> str:
     what = {
         Connect.CONNECTED: "CONNACK 0 (connected)",
         Connect.REGISTERED: "registered PENDING_ACTIVATION, event published; closed without CONNACK",
@@ -261,7 +247,13 @@ class MqttEndpoint:
     """MQTT over mutual TLS on `host:port` (0: any free port), in front of an embedded AWS IoT."""
 
     def __init__(
-        self, iot: EmbeddedIoT, credentials: ServerCredentials, *, host: str = "127.0.0.1", port: int = 8883
+        self,
+        iot: EmbeddedIoT,
+        credentials: ServerCredentials,
+        report: Report,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 8883,
     ) -> None:
         self.iot = iot
         self.host = host
@@ -270,15 +262,14 @@ class MqttEndpoint:
         self._key = f"endpoint-{next(_keys)}"
         self._server: asyncio.Server | None = None
         self._broker: Broker | None = None
-        self.lines: list[str] = []
-        self.report: Report = self.lines.append
+        self.report = report  # one line per connect and per refused action
 
     @property
     def gate(self) -> Gate:
         return GATES[self._key]
 
     async def start(self) -> None:
-        GATES[self._key] = Gate(self.iot, lambda line: self.report(line))
+        GATES[self._key] = Gate(self.iot, self.report)
         self._broker = Broker(
             {
                 "listeners": {"default": {"type": "external"}},
@@ -329,7 +320,7 @@ class MqttEndpoint:
             await stream.close()
             return
         device = Device(peer, stream)
-        if not gate.connect(device, client_id).connected:
+        if gate.connect(device, client_id).outcome != Connect.CONNECTED:
             # Refused before the broker hears of it: no CONNACK (the device sees the connection closed, as on AWS
             # IoT) and no session left behind for its next attempt to take over.
             await stream.close()

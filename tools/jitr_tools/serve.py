@@ -141,8 +141,7 @@ class Service:
                         REGISTERED_TOPIC.format(ca_id=ca.certificate_id),
                         lambda _topic, event: wiring.send(json.dumps(event)),
                     )
-        endpoint = MqttEndpoint(self.iot, self.credentials, host=options.host, port=options.mqtt_port)
-        endpoint.report = self.say
+        endpoint = MqttEndpoint(self.iot, self.credentials, self.say, host=options.host, port=options.mqtt_port)
         self.endpoint = self._exit.enter_context(running(endpoint))
 
     @property
