@@ -35,7 +35,7 @@ from amqtt.plugins.base import BaseAuthPlugin, BaseTopicPlugin
 from amqtt.session import Session
 from OpenSSL import SSL
 
-from jitr.certificates import BadCertificate, certificate_id
+from jitr.certificates import BadCertificate, certificate_id, certificate_parameters
 
 from .authorization import Connection, Verdict, evaluate, resource_arn
 from .embedded import Connect, ConnectResult, EmbeddedIoT
@@ -61,6 +61,7 @@ class Device:
     stream: TlsStream
     client_id: str = ""
     certificate_id: str = ""
+    fields: dict[str, str] | None = None  # the certificate's subject fields, decoded once; None: undecodable
 
 
 @dataclass
@@ -86,6 +87,8 @@ class Gate:
             result = ConnectResult(Connect.CLOSED, certificate_id(peer.certificate), reason=f"unreadable: {exc}")
         device.certificate_id = result.certificate_id
         if result.outcome == Connect.CONNECTED:
+            with contextlib.suppress(BadCertificate):  # a subject that cannot be decoded resolves no variable
+                device.fields = certificate_parameters(peer.certificate)
             verdict = self.authorize(device, "iot:Connect", client_id)
             if not verdict.allowed:
                 reason = f"iot:Connect as {client_id!r} {verdict.describe()}"
@@ -98,13 +101,10 @@ class Gate:
         backend = self.iot.backend
         with self.iot.state.lock:
             certificate = backend.certificates.get(device.certificate_id)
-            if certificate is None:
-                return evaluate([], action, name, Connection(device.client_id))  # nothing is allowed
-            policies = policies_of(backend, certificate.arn)
-            try:
-                connection = connection_of(backend, certificate, device.client_id)
-            except BadCertificate:  # a subject that cannot be decoded resolves no variable: nothing is allowed
+            if certificate is None or device.fields is None:  # nothing is allowed
                 return evaluate([], action, name, Connection(device.client_id))
+            policies = policies_of(backend, certificate.arn)
+            connection = connection_of(backend, certificate, device.client_id, device.fields)
         return evaluate(policies, action, resource_arn(action, name, self.iot.region, self.iot.account_id), connection)
 
 

@@ -4,6 +4,7 @@ quadratic; moto files things under their ARN, certificates under their id, and a
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from moto.iot.models import FakeCertificate, FakeThing, IoTBackend
@@ -37,15 +38,16 @@ def policies_of(
     return [(name, _document(backend.policies[name].document)) for name in sorted(chosen) if name in backend.policies]
 
 
-def connection_of(backend: IoTBackend, certificate: FakeCertificate, client_id: str) -> Connection:
+def connection_of(
+    backend: IoTBackend, certificate: FakeCertificate, client_id: str, fields: Mapping[str, str] | None = None
+) -> Connection:
     """What the policy variables resolve from for a device presenting `certificate` as `client_id`: the thing of the
-    client id's name when it is attached to the certificate, and the certificate's subject fields."""
+    client id's name when it is attached to the certificate, and the certificate's subject fields (decoded from its
+    PEM unless the caller decoded them already)."""
     attached = certificate.arn in backend.extension.thing_principals.get(client_id, set())  # type: ignore[attr-defined]
-    return Connection(
-        client_id,
-        client_id if attached else None,
-        certificate_parameters(load_certificate(certificate.certificate_pem)),
-    )
+    if fields is None:
+        fields = certificate_parameters(load_certificate(certificate.certificate_pem))
+    return Connection(client_id, client_id if attached else None, fields)
 
 
 def _document(document: str | dict[str, Any]) -> dict[str, Any]:
