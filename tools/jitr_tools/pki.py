@@ -209,12 +209,12 @@ ROOT_STEM = "root-ca"
 ISSUING_STEM = "issuing-ca"
 
 
-def write_private(path: Path, text: str) -> None:
-    """Write `text` to `path` with mode 0600 from the start (never briefly world-readable)."""
+def write_private(path: Path, content: str | bytes) -> None:
+    """Write `content` to `path` with mode 0600 from the start (never briefly world-readable)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(content.encode() if isinstance(content, str) else content)
     os.chmod(path, 0o600)  # an existing file keeps its old mode through O_TRUNC
 
 

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "templates" / "jitr-device.json"
 TEMPLATE_NAME = "jitr-device"
+DEVICE_POLICY = "jitr-device"  # the template's DevicePolicyName default
 
 
 DECISION_TABLE = "jitr-decisions"
@@ -54,7 +55,7 @@ def prepare_account(client: Any, ca: pki.Issued, account_id: str) -> str:
         allowAutoRegistration=True,
     )["certificateId"]
     policy = device_policy_document(account_arn(client.meta.region_name, account_id))
-    client.create_policy(policyName="jitr-device", policyDocument=json.dumps(policy))
+    client.create_policy(policyName=DEVICE_POLICY, policyDocument=json.dumps(policy))
     client.create_provisioning_template(
         templateName=TEMPLATE_NAME,
         templateBody=TEMPLATE.read_text(),

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
-import os
 import pickle
 import signal
 import threading
@@ -35,7 +34,8 @@ from . import embedded
 from .broker import MqttEndpoint, running
 from .embedded import EmbeddedIoT
 from .embedded.iot import REGISTERED_TOPIC
-from .rehearsal import DECISION_TABLE, create_decision_table, handler_environment
+from .pki import write_private
+from .rehearsal import DECISION_TABLE, DEVICE_POLICY, TEMPLATE_NAME, create_decision_table, handler_environment
 from .tls import ServerCredentials, server_credentials
 from .wiring import QueueWiring
 
@@ -43,8 +43,6 @@ from .wiring import QueueWiring
 BATCH_SIZE = 10
 HANDLER_TIMEOUT_S = 30
 VISIBILITY_TIMEOUT_S = 6 * HANDLER_TIMEOUT_S
-TEMPLATE_NAME = "jitr-device"
-DEVICE_POLICY = "jitr-device"
 STATE_FILE = "account.pickle"
 HANDLER_LOG = "handler.log"
 DEFAULT_FOLDER = Path(".jitr-serve")
@@ -77,7 +75,6 @@ class Service:
         self.endpoint: MqttEndpoint
         self.credentials: ServerCredentials
         self.api_url = ""
-        self.ca_ids: list[str] = []
         self.restored = False
         self.decisions: dict[str, Decision] = {}  # per certificate id, this run: PROVISIONED or REJECTED
         self.wiring: QueueWiring | None = None
@@ -111,7 +108,6 @@ class Service:
         self._register_cas()
         if not self.restored:
             self._deploy()
-        self.ca_ids = [ca.certificate_id for ca in self.config.cas]
         self.api_url = self._exit.enter_context(embedded.serve(options.host, options.api_port))
         if options.keep:
             self._exit.callback(self._save)  # runs after the wiring and the endpoint have stopped (exit order)
@@ -204,10 +200,8 @@ class Service:
         data = pickle.dumps({"iot": iot_backends[account][region], "dynamodb": dynamodb_backends[account][region]})
         path = self.options.folder / STATE_FILE
         partial = path.with_suffix(".partial")
-        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as file:
-            file.write(data)
-        partial.replace(path)
+        write_private(partial, data)
+        partial.replace(path)  # a run stopped mid-write leaves the last saved account whole
 
     # -- what the operator sees ------------------------------------------------------------------------------------
 
@@ -248,7 +242,7 @@ class Service:
             f"  handler log                  {folder / HANDLER_LOG}",
             f"  CAs ({mode}"
             + (": devices must send SNI, so connect to localhost, not 127.0.0.1)" if mode == "SNI_ONLY" else ")"),
-            *(f"    {ca_id}" for ca_id in self.ca_ids),
+            *(f"    {ca.certificate_id}" for ca in self.config.cas),
             "",
             "Try:",
         ]
