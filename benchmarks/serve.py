@@ -20,7 +20,7 @@ from typing import Any
 from infra.config import load_config
 from jitr.certificates import certificate_id
 from jitr_tools import pki
-from jitr_tools.devices import PahoDevice, write_device
+from jitr_tools.devices import PahoDevice, power_up, write_device
 from jitr_tools.reconnect import Reconnect
 from jitr_tools.serve import ServeOptions, Service
 
@@ -49,26 +49,17 @@ def _power_up(service: Service, fleet: list[pki.FleetDevice], root: Path) -> dic
     started = time.monotonic()
 
     def device_run(device: pki.FleetDevice, seed: int) -> None:
-        rng = random.Random(seed)
         files = write_device(device.issued, root / "fleet", device.name)
         cert_id = certificate_id(device.issued.certificate)
         client = PahoDevice(files, device.name, service.endpoint.port, service.credentials.ca_file)
-        first = time.monotonic()
-        attempts = 0
-        outcome = "lost"
-        while time.monotonic() - started < TIMEOUT_S:
-            attempts += 1
-            if client.connect() == "CONNACK 0":
-                client.stop()
-                outcome = "connected"
-                break
+
+        def refused() -> bool:  # never registered (AWS's TLS would refuse it) or revoked by the handler
             with service.iot.state.lock:
                 record = service.iot.backend.certificates.get(cert_id)
-                refused = record is None or record.status == "REVOKED"
-            if refused:  # never registered (AWS's TLS would refuse it) or revoked by the handler
-                outcome = "refused"
-                break
-            time.sleep(backoff.delay(attempts, rng))
+                return record is None or record.status == "REVOKED"
+
+        first = time.monotonic()
+        outcome, attempts = power_up(client, refused, backoff, random.Random(seed), started + TIMEOUT_S)
         with lock:
             results[device.name] = (outcome, time.monotonic() - first, attempts)
 

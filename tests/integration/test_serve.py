@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import re
 import signal
 import socket
@@ -29,9 +30,10 @@ from infra.config import load_config
 from jitr.certificates import certificate_id
 from jitr_tools import pki
 from jitr_tools.broker import Device
-from jitr_tools.devices import Files, PahoDevice, write_device
+from jitr_tools.devices import Files, PahoDevice, power_up, write_device
 from jitr_tools.embedded import Connect
 from jitr_tools.embedded.errors import ServiceUnavailableException
+from jitr_tools.reconnect import Reconnect
 from jitr_tools.serve import ServeOptions, Service
 from jitr_tools.tls import Peer
 from tests.integration.sdk_device import SdkDevice
@@ -39,6 +41,7 @@ from tests.integration.sdk_device import SdkDevice
 REPO = Path(__file__).resolve().parents[2]
 TEMPLATE = str(REPO / "templates" / "jitr-device.json")
 DECIDED_S = 20.0
+BACKOFF = Reconnect(0.05, 1.0)  # the Device SDK v2's exponential backoff with full jitter, scaled down
 
 
 @pytest.fixture(scope="module")
@@ -415,28 +418,20 @@ def test_a_fleet_connecting_at_once_ends_with_every_good_device_connected_and_ev
     fleet = pki.make_fleet(ca, 36, invalid_fraction=0.25, prefix="fleet-", seed=14)
     outcome: dict[str, str] = {}
 
-    def run(device: pki.FleetDevice) -> None:
+    def run(device: pki.FleetDevice, seed: int) -> None:
         files = write_device(device.issued, root / "fleet", device.name)
         cert_id = certificate_id(device.issued.certificate)
-        client = paho(service, files, device.name)
-        delay = 0.05
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            seen = client.connect()
-            if seen == "CONNACK 0":
-                outcome[device.name] = "connected"
-                client.stop()
-                return
-            if status(api, cert_id) in (None, "REVOKED") and device.defect is not None:
-                # refused: never registered (no registered CA signed it), or revoked by the handler
-                decision = service.decisions.get(cert_id)
-                outcome[device.name] = f"refused {decision.reason if decision else None}"
-                return
-            time.sleep(delay)
-            delay = min(delay * 2, 1.0)  # the SDK's exponential backoff, scaled down
-        outcome[device.name] = "undecided"
 
-    threads = [threading.Thread(target=run, args=(device,)) for device in fleet]
+        def refused() -> bool:  # never registered (no registered CA signed it), or revoked by the handler
+            return device.defect is not None and status(api, cert_id) in (None, "REVOKED")
+
+        seen, _ = power_up(
+            paho(service, files, device.name), refused, BACKOFF, random.Random(seed), time.monotonic() + 60
+        )
+        decision = service.decisions.get(cert_id)
+        outcome[device.name] = f"refused {decision.reason if decision else None}" if seen == "refused" else seen
+
+    threads = [threading.Thread(target=run, args=(device, index)) for index, device in enumerate(fleet)]
     for thread in threads:
         thread.start()
     for thread in threads:

@@ -3,6 +3,7 @@ certificate and key files): what the tests and the benchmark connect with."""
 
 from __future__ import annotations
 
+import random
 import ssl
 import threading
 import time
@@ -16,6 +17,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
 from . import pki
+from .reconnect import Reconnect
 
 WAIT_S = 10.0
 
@@ -123,3 +125,21 @@ class PahoDevice:
             self.client.disconnect()
             self.client.loop_stop()
             self.client = None
+
+
+def power_up(
+    client: PahoDevice, refused: Callable[[], bool], backoff: Reconnect, rng: random.Random, deadline: float
+) -> tuple[str, int]:
+    """A device's first power-up: connect; after each connection closed without CONNACK 0, stop if `refused()` says
+    its certificate will never be accepted, else wait the backoff's delay and connect again, until `deadline`
+    (`time.monotonic()`). Returns "connected", "refused" or "undecided", and the attempts made."""
+    attempts = 0
+    while time.monotonic() < deadline:
+        attempts += 1
+        if client.connect() == "CONNACK 0":
+            client.stop()
+            return "connected", attempts
+        if refused():
+            return "refused", attempts
+        time.sleep(backoff.delay(attempts, rng))
+    return "undecided", attempts
