@@ -140,6 +140,11 @@ def _iot_statements(
             actions=["iot:DescribeThing", "iot:ListThingPrincipals", "iot:DetachThingPrincipal"],
             resources=[iot_arn("thing/*")],
         ),
+        iam.PolicyStatement(
+            sid="ThingsOfACertificate",  # a redelivery finishes a settlement of who keeps the certificate's thing
+            actions=["iot:ListPrincipalThings"],
+            resources=["*"],  # no resource-level permission (see WILDCARDS in stack.py)
+        ),
         *template_statements,
     ]
 

@@ -136,9 +136,10 @@ class JitrStack(cdk.Stack):
 # Every wildcard the roles hold, and why it cannot be narrower.
 WILDCARDS = {
     "Resource::*": (
-        "iot:RegisterThing and iot:ListCertificatesByCA (sweeper; jitr assumes, as for AWS IoT's other List"
-        " actions, that it takes no resource-level permission), and X-Ray's PutTraceSegments/PutTelemetryRecords, have"
-        " no resource-level permissions in IAM; every other action in this policy is scoped to ARNs."
+        "iot:RegisterThing, iot:ListPrincipalThings and iot:ListCertificatesByCA (sweeper; jitr assumes, as for AWS"
+        " IoT's other List actions, that they take no resource-level permission), and X-Ray's PutTraceSegments/"
+        "PutTelemetryRecords, have no resource-level permissions in IAM; every other action in this policy is scoped"
+        " to ARNs."
     ),
     "Resource::arn:<AWS::Partition>:iot:<AWS::Region>:<AWS::AccountId>:cert/*": (
         "Device certificate ids are only known when a device first connects; Describe/UpdateCertificate and"

@@ -118,6 +118,7 @@ _OPERATION_NAMES = {
     "update_certificate": "UpdateCertificate",
     "describe_thing": "DescribeThing",
     "list_thing_principals": "ListThingPrincipals",
+    "list_principal_things": "ListPrincipalThings",
     "detach_thing_principal": "DetachThingPrincipal",
 }
 
@@ -268,6 +269,20 @@ class IoT:
             ids += [arn.rsplit("/", 1)[-1] for arn in page.get("principals", []) if ":cert/" in arn]
             if not page.get("nextToken"):
                 return ids
+            kwargs["nextToken"] = page["nextToken"]
+
+    def principal_things(self, certificate_arn: str) -> list[str]:
+        """The names of the things the certificate is attached to (ListPrincipalThings)."""
+        names: list[str] = []
+        kwargs: dict[str, Any] = {"principal": certificate_arn}
+        while True:
+            try:
+                page = self._call("list_principal_things", **kwargs)
+            except NotFound:
+                return names
+            names += page.get("things", [])
+            if not page.get("nextToken"):
+                return names
             kwargs["nextToken"] = page["nextToken"]
 
     def detach_certificate(self, thing_name: str, certificate_arn: str) -> None:

@@ -49,6 +49,7 @@ class Reason(StrEnum):
     AWS_UNAVAILABLE = "AWS_UNAVAILABLE"
     CONFLICT = "CONFLICT"
     REJECTION_NOT_RECORDED = "REJECTION_NOT_RECORDED"
+    OWNERSHIP_NOT_SETTLED = "OWNERSHIP_NOT_SETTLED"  # a call settling who keeps a thing failed: finished on redelivery
     DECISION_STORE_UNAVAILABLE = "DECISION_STORE_UNAVAILABLE"
     # -- a duplicate: DUPLICATE ---
     ALREADY_DECIDED = "ALREADY_DECIDED"
@@ -94,6 +95,7 @@ _RETRY = (
     Reason.AWS_UNAVAILABLE,
     Reason.CONFLICT,
     Reason.REJECTION_NOT_RECORDED,
+    Reason.OWNERSHIP_NOT_SETTLED,
     Reason.DECISION_STORE_UNAVAILABLE,
 )
 _DUPLICATE = (Reason.ALREADY_DECIDED, Reason.BEING_DECIDED)
@@ -120,6 +122,19 @@ OUTCOME: Mapping[Reason, Outcome] = MappingProxyType(
 
 # Rejections the device is not to blame for: the certificate is left as it is.
 NOT_THE_DEVICE = frozenset({Reason.CA_MISMATCH})
+
+# Decisions about the event rather than the certificate: whoever can put a message on the intake queue can make them,
+# so they are never remembered and never a reason to ignore the certificate's own later events.
+ABOUT_THE_EVENT = frozenset({Reason.CA_MISMATCH, Reason.UNKNOWN_CERTIFICATE})
+
+# The outcomes that are a decision about the certificate, final until the certificate itself changes.
+_FINAL = frozenset({Outcome.PROVISIONED, Outcome.ALREADY_ACTIVE, Outcome.REJECTED, Outcome.SKIPPED})
+
+
+def remembered(outcome: Outcome, reason: Reason | None) -> bool:
+    """Whether the decision table keeps a decision (the handler's step 0): only a final decision about the
+    certificate itself. A RETRY is decided again; a decision about the event is not the certificate's."""
+    return outcome in _FINAL and reason not in ABOUT_THE_EVENT
 
 
 def skipped_status(status: str) -> Reason:

@@ -18,9 +18,10 @@ from types import MappingProxyType
 
 # AWS IoT's default quotas, in calls per second, for every operation the JITR flow calls (AWS's limits page; see the
 # project's AWS notes, "Quotas"): the handler paces itself to them, the embedded IoT enforces them. Where AWS publishes
-# no figure the value is an assumption: DescribeProvisioningTemplate (not in the 2019 table) and DetachThingPrincipal
-# (not listed) are taken as 10, their neighbours' figure. CreateThing and AttachThingPrincipal use the 2019 table's 15
-# (a later dump of Service Quotas says 100): the stricter one. The last three are RegisterThing's own calls.
+# no figure the value is an assumption: DescribeProvisioningTemplate (not in the 2019 table), DetachThingPrincipal and
+# ListPrincipalThings (not listed) are taken as 10, their neighbours' figure. CreateThing and AttachThingPrincipal use
+# the 2019 table's 15 (a later dump of Service Quotas says 100): the stricter one. The last three are RegisterThing's
+# own calls.
 AWS_DEFAULT_TPS: Mapping[str, float] = MappingProxyType(
     {
         "RegisterThing": 10,
@@ -28,6 +29,7 @@ AWS_DEFAULT_TPS: Mapping[str, float] = MappingProxyType(
         "DescribeCACertificate": 10,
         "UpdateCertificate": 10,
         "ListThingPrincipals": 10,
+        "ListPrincipalThings": 10,
         "DescribeProvisioningTemplate": 10,
         "DetachThingPrincipal": 10,
         "DescribeThing": 350,

@@ -169,10 +169,6 @@ def _decide(
         certificate = iot.describe_certificate(event.certificate_id)
     except NotFound:
         return _set(decision, Reason.UNKNOWN_CERTIFICATE, "AWS IoT has no such certificate (deleted?)")
-    if certificate.status == "ACTIVE":
-        return _done(decision, Outcome.ALREADY_ACTIVE, "the certificate is already ACTIVE")
-    if certificate.status != "PENDING_ACTIVATION":
-        return _set(decision, skipped_status(certificate.status), f"the certificate is {certificate.status}")
     if certificate.ca_certificate_id != event.ca_certificate_id:
         return _set(
             decision,
@@ -180,6 +176,8 @@ def _decide(
             f"the event names CA {event.ca_certificate_id} but AWS IoT says the certificate's CA is "
             f"{certificate.ca_certificate_id}; the event is not trusted",
         )
+    if certificate.status != "PENDING_ACTIVATION":
+        return _not_pending(decision, iot, settings, certificate)
     try:
         ca = iot.describe_ca_certificate(event.ca_certificate_id)
     except NotFound:
@@ -235,8 +233,25 @@ def _decide(
     step.done("register")
     _done(decision, Outcome.PROVISIONED, f"provisioned as {decision.thing_name}")
     if decision.thing_name:
-        _settle_ownership(decision, iot, settings, certificate, decision.thing_name)
+        _settle_ownership(decision, iot, settings, replace(certificate, status="ACTIVE"), decision.thing_name)
         step.done("ownership")
+    return None
+
+
+def _not_pending(decision: Decision, iot: IoT, settings: Settings, certificate: CertificateRecord) -> None:
+    """Nothing to provision. But a status is not proof that the decision's work is done: a settlement of who keeps
+    a thing may have failed midway (its decision was RETRY), so the things the certificate is attached to are
+    settled again, the same way, before the delivery is acknowledged."""
+    if certificate.status == "ACTIVE":
+        _done(decision, Outcome.ALREADY_ACTIVE, "the certificate is already ACTIVE")
+    else:
+        _set(decision, skipped_status(certificate.status), f"the certificate is {certificate.status}")
+    if certificate.status not in ("ACTIVE", *_LOSING_STATUSES):
+        return None
+    for thing_name in iot.principal_things(certificate.arn):
+        _settle_ownership(decision, iot, settings, certificate, thing_name)
+        if decision.outcome == Outcome.RETRY:
+            break
     return None
 
 
@@ -279,28 +294,13 @@ def _template_refusal(decision: Decision, template: Template, parameters: dict[s
 # -- one thing, one owner ---
 
 
-def _active_others(iot: IoT, thing_name: str, certificate_id: str) -> list[CertificateRecord]:
-    """The ACTIVE certificates attached to the thing, other than `certificate_id`."""
-    others: list[CertificateRecord] = []
-    for other_id in iot.thing_certificates(thing_name):
-        if other_id == certificate_id:
-            continue
-        try:
-            other = iot.describe_certificate(other_id)
-        except NotFound:
-            continue
-        if other.status == "ACTIVE":
-            others.append(other)
-    return others
-
-
 def _claimed_by_another(
     decision: Decision, iot: IoT, settings: Settings, certificate: CertificateRecord, thing_name: str
 ) -> bool:
     """Refuse a certificate for a thing another ACTIVE certificate owns (in `replace` mode: one from another CA)."""
     if not iot.thing_exists(thing_name):  # a high-quota call spares ListThingPrincipals for new things
         return False
-    owners = _active_others(iot, thing_name, certificate.certificate_id)
+    owners = [c for c in _attached_others(iot, thing_name, certificate.certificate_id) if c.status == "ACTIVE"]
     if settings.existing_thing == "replace":
         owners = [o for o in owners if o.ca_certificate_id != certificate.ca_certificate_id]
     if not owners:
@@ -315,41 +315,127 @@ def _claimed_by_another(
     return True
 
 
+_LOSING_STATUSES = ("INACTIVE", "REVOKED")  # what a settlement sets a certificate that loses a thing to
+
+
+def _owner(contenders: list[CertificateRecord], replacing: bool) -> CertificateRecord:
+    """Who keeps a thing that several ACTIVE certificates hold: in `refuse` mode the certificate AWS IoT registered
+    first; in `replace` mode the newest certificate of the CA that issued the first (a rotation never crosses CAs).
+    Ties are broken by certificate id, so every environment that sees the same contenders picks the same owner."""
+    ordered = sorted(contenders, key=_registered_order)
+    if not replacing:
+        return ordered[0]
+    line = ordered[0].ca_certificate_id
+    return [c for c in ordered if c.ca_certificate_id == line][-1]
+
+
 def _settle_ownership(
     decision: Decision, iot: IoT, settings: Settings, certificate: CertificateRecord, thing_name: str
 ) -> None:
-    """After RegisterThing, look at the thing again: two certificates for one thing decided at the same moment both
-    passed the check before either was attached. Every environment that sees such a conflict settles it the same
-    way, so at most one certificate keeps the thing: in `refuse` mode the one AWS IoT registered first, in `replace`
-    mode the newest (ties broken by certificate id). The others are set to the rejection status (INACTIVE in
-    `replace` mode, or when the rejection action is NONE, since RegisterThing activated them) and detached."""
-    mine = replace(certificate, status="ACTIVE")
-    rivals = _active_others(iot, thing_name, certificate.certificate_id)
+    """Look at the thing again: two certificates for one thing decided at the same moment both passed the check
+    before either was attached, whatever CAs they come from. Every environment that sees such a conflict settles it
+    the same way (`_owner`), so at most one ACTIVE certificate keeps the thing. The others are set to the rejection
+    status (INACTIVE in `replace` mode, or when the rejection action is NONE, since RegisterThing activated them)
+    and detached; a certificate left attached by a settlement that failed midway (set INACTIVE or REVOKED, not yet
+    detached) is detached now if the owner would have beaten it. A failed call is RETRY: the redelivery settles again.
+    """
     replacing = settings.existing_thing == "replace"
-    if replacing:
-        rivals = [r for r in rivals if r.ca_certificate_id == certificate.ca_certificate_id]
-    if not rivals:
-        return
-    contenders = sorted([mine, *rivals], key=_registered_order)
-    winner = contenders[-1] if replacing else contenders[0]
-    status = "INACTIVE" if replacing or settings.rejection_action == "NONE" else settings.rejection_action
-    losers = [c for c in contenders if c.certificate_id != winner.certificate_id]
-    for loser in losers:
-        iot.update_certificate(loser.certificate_id, status)
-        iot.detach_certificate(thing_name, loser.arn)
-    others = ", ".join(loser.certificate_id for loser in losers if loser.certificate_id != mine.certificate_id)
-    if winner.certificate_id == mine.certificate_id:
-        verb = "replaced" if replacing else "won the thing against concurrently provisioned"
-        decision.message += f"; {verb} certificate(s) {others} (set {status} and detached)"
-        decision.replaced = tuple(loser.certificate_id for loser in losers)
-        return
-    _set(
+    try:
+        everyone = [certificate, *_attached_others(iot, thing_name, certificate.certificate_id)]
+        active = [c for c in everyone if c.status == "ACTIVE"]
+        if not active:
+            return
+        owner = _owner(active, replacing)
+        losers = [c for c in active if c.certificate_id != owner.certificate_id]
+        leftovers = [
+            c
+            for c in everyone
+            if c.status in _LOSING_STATUSES
+            and _owner([*active, replace(c, status="ACTIVE")], replacing).certificate_id == owner.certificate_id
+        ]
+        status = "INACTIVE" if replacing or settings.rejection_action == "NONE" else settings.rejection_action
+        for loser in sorted(losers, key=lambda c: c.certificate_id == certificate.certificate_id):  # mine last
+            _take_from(iot, loser, status)
+            iot.detach_certificate(thing_name, loser.arn)
+        for leftover in leftovers:
+            iot.detach_certificate(thing_name, leftover.arn)
+    except IoTError as exc:
+        return _set(
+            decision,
+            Reason.OWNERSHIP_NOT_SETTLED,
+            f"settling who keeps thing {thing_name!r} failed: {exc.code}: {exc.message} (a redelivery finishes it)",
+        )
+    _say_settled(
         decision,
-        Reason.THING_ALREADY_CLAIMED,
-        f"certificate {winner.certificate_id} was provisioned for thing {thing_name!r} at the same moment and keeps"
-        f" it; this certificate was set {status} and detached",
+        certificate.certificate_id,
+        thing_name,
+        owner.certificate_id,
+        [c.certificate_id for c in losers],
+        [c.certificate_id for c in leftovers],
+        status,
+        replacing,
     )
-    decision.recorded = True
+
+
+def _take_from(iot: IoT, loser: CertificateRecord, status: str) -> None:
+    """Set a losing certificate to `status`. Already not ACTIVE (another environment settled it) or deleted is done;
+    still ACTIVE after a failed update raises, for the redelivery to finish."""
+    try:
+        iot.update_certificate(loser.certificate_id, status)
+        return
+    except NotFound:
+        return
+    except IoTError:
+        try:
+            now = iot.describe_certificate(loser.certificate_id).status
+        except NotFound:
+            return
+        if now == "ACTIVE":
+            raise
+
+
+def _say_settled(
+    decision: Decision,
+    mine: str,
+    thing_name: str,
+    owner: str,
+    losers: list[str],
+    leftovers: list[str],
+    status: str,
+    replacing: bool,
+) -> None:
+    """What the settlement did, told in the decision of certificate `mine`."""
+    if mine in losers:
+        _set(
+            decision,
+            Reason.THING_ALREADY_CLAIMED,
+            f"certificate {owner} was provisioned for thing {thing_name!r} at the same moment and keeps it; this"
+            f" certificate was set {status} and detached",
+        )
+        decision.recorded = True
+        return
+    if mine in leftovers:
+        decision.message += f"; detached from thing {thing_name!r}, which certificate {owner} keeps"
+        return
+    if losers:
+        verb = "replaced" if replacing else "won the thing against concurrently provisioned"
+        decision.message += f"; {verb} certificate(s) {', '.join(losers)} (set {status} and detached)"
+    if leftovers:
+        decision.message += f"; detached certificate(s) {', '.join(leftovers)} that had lost thing {thing_name!r}"
+    decision.replaced = (*decision.replaced, *losers, *leftovers)
+
+
+def _attached_others(iot: IoT, thing_name: str, certificate_id: str) -> list[CertificateRecord]:
+    """The certificates attached to the thing, other than `certificate_id`, as AWS IoT holds them now."""
+    others: list[CertificateRecord] = []
+    for other_id in iot.thing_certificates(thing_name):
+        if other_id == certificate_id:
+            continue
+        try:
+            others.append(iot.describe_certificate(other_id))
+        except NotFound:
+            continue
+    return others
 
 
 def _registered_order(record: CertificateRecord) -> tuple[datetime, str]:

@@ -1,12 +1,17 @@
-"""One decision per certificate id, however often its event arrives: Powertools' Idempotency utility, its records in
+"""One decision per certificate, however often its event arrives: Powertools' Idempotency utility, its records in
 the stack's DynamoDB table.
+
+A record is keyed on the certificate id *and the CA id the event names*: the genuine events of a certificate all name
+its CA, so an event naming another CA (forged, or misrouted) never shares their key. It can neither answer the
+genuine events from its record nor hold them off as "being decided" while it is decided itself.
 
 A duplicate of a decided certificate is answered from its record, with no AWS IoT call (DUPLICATE ALREADY_DECIDED);
 a duplicate of one being decided right now in another execution environment is acknowledged too (DUPLICATE
 BEING_DECIDED): if that environment fails, its own SQS record is redelivered, so the device is never lost. Only final
-decisions are kept: a RETRY, or a certificate AWS IoT does not hold (yet), leaves no record, so the next delivery
-decides again. The record tells an operator what was decided for a certificate id, when and why, for the retention
-the stack sets (`decisionRetentionDays`, 30 days by default).
+decisions about the certificate itself are kept (`jitr.outcomes.remembered`): a RETRY, or a decision about the event
+(a certificate AWS IoT does not hold, a CA that is not the certificate's), leaves no record, so the next delivery
+decides again. The record tells an operator what was decided for a certificate, when and why, for the retention the
+stack sets (`decisionRetentionDays`, 30 days by default).
 """
 
 from __future__ import annotations
@@ -24,10 +29,11 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 from aws_lambda_powertools.utilities.idempotency.idempotency import idempotent_function
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from jitr.outcomes import Outcome, Reason
+from jitr.outcomes import Outcome, Reason, remembered
 from jitr.provisioning import Decision, RegistrationEvent
 
-KEY_PREFIX = "jitr-decision"  # records are keyed "jitr-decision#<md5 of the certificate id as JSON>"
+KEY_PREFIX = "jitr-decision"  # records are keyed "jitr-decision#<md5 of [certificate id, CA id] as JSON>"
+EVENT_KEY = "[certificateId, caCertificateId]"  # the JMESPath of the key's parts in the event
 KEY_ATTRIBUTE = "id"  # the table's partition key
 EXPIRY_ATTRIBUTE = "expiration"  # the table's TTL attribute: a record lives for the retention
 SECONDS_PER_DAY = 86_400
@@ -43,7 +49,7 @@ class _NotFinal(Exception):
 
 def _config(retention_days: int) -> IdempotencyConfig:
     return IdempotencyConfig(
-        event_key_jmespath="certificateId",
+        event_key_jmespath=EVENT_KEY,
         raise_on_no_idempotency_key=True,
         expires_after_seconds=retention_days * SECONDS_PER_DAY,
     )
@@ -55,14 +61,16 @@ def _persistence(table_name: str, dynamodb_client: Any) -> DynamoDBPersistenceLa
     )
 
 
-def recorded_decision(certificate_id: str, *, table_name: str, dynamodb_client: Any) -> dict[str, Any] | None:
-    """What the decision table holds for `certificate_id` (the decision, with `decidedAt`), or None: read through
-    Powertools' own record lookup, so the key is the one the handler wrote. An in-progress record reads as
-    {"status": "INPROGRESS"}."""
+def recorded_decision(
+    certificate_id: str, ca_certificate_id: str, *, table_name: str, dynamodb_client: Any
+) -> dict[str, Any] | None:
+    """What the decision table holds for the certificate issued by the CA (the decision, with `decidedAt`), or None:
+    read through Powertools' own record lookup, so the key is the one the handler wrote. An in-progress record reads
+    as {"status": "INPROGRESS"}."""
     persistence = _persistence(table_name, dynamodb_client)
     persistence.configure(_config(1), key_prefix=KEY_PREFIX)
     try:
-        record = persistence.get_record({"certificateId": certificate_id})
+        record = persistence.get_record({"certificateId": certificate_id, "caCertificateId": ca_certificate_id})
     except IdempotencyItemNotFoundError:
         return None
     if record is None:
@@ -74,7 +82,8 @@ def recorded_decision(certificate_id: str, *, table_name: str, dynamodb_client: 
 
 
 class DecideOnce:
-    """`decide`, at most once per certificate id, with its outcome remembered for `retention_days`."""
+    """`decide`, at most once per certificate (and the CA its event names), with a final decision about the
+    certificate remembered for `retention_days`."""
 
     def __init__(
         self,
@@ -94,7 +103,7 @@ class DecideOnce:
         )
         def once(event: dict[str, Any]) -> dict[str, Any]:
             decision = self.decide(RegistrationEvent.model_validate(event))
-            if decision.outcome == Outcome.RETRY or decision.reason == Reason.UNKNOWN_CERTIFICATE:
+            if not remembered(decision.outcome, decision.reason):
                 raise _NotFinal(decision)
             self.fresh = decision
             return {**decision.to_dict(), "decidedAt": datetime.now(UTC).isoformat(timespec="seconds")}

@@ -244,7 +244,13 @@ def test_the_handler_role_holds_exactly_what_its_decisions_need(jitr_stack: Synt
         assert granted[action] == {IOT + "thing/*"}
     assert granted["iot:AttachPolicy"] == {IOT + "policy/${" + policy_id + "}", IOT + "cert/*"}
     wildcard = {action for action, resources in granted.items() if "*" in resources}
-    assert wildcard == {"iot:RegisterThing", "xray:PutTraceSegments", "xray:PutTelemetryRecords"}
+    # ListPrincipalThings: the things of a certificate whose settlement a redelivery finishes (no resource type)
+    assert wildcard == {
+        "iot:RegisterThing",
+        "iot:ListPrincipalThings",
+        "xray:PutTraceSegments",
+        "xray:PutTelemetryRecords",
+    }
     assert granted["logs:PutLogEvents"] == {
         "${" + jitr_stack.logical_id(_cfn(jitr_stack.stack.handler.log_group)) + ".Arn}"
     }

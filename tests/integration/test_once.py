@@ -14,6 +14,8 @@ import pytest
 from jitr.certificates import certificate_id
 from jitr.settings import Settings
 from jitr_handlers.registration import Registration, entry_point, handler
+from jitr_tools import pki
+from jitr_tools.embedded import Connect
 from jitr_tools.embedded.errors import ServiceUnavailableException
 from jitr_tools.rehearsal import create_decision_table
 from tests.integration.support import FakeLambdaContext, Fleet, sqs_event
@@ -99,3 +101,65 @@ def test_a_duplicate_while_another_environment_decides_is_acknowledged_and_the_d
     iot.set_latency("RegisterThing", 0)
     assert handler(sqs_event(event), FakeLambdaContext()) == {"batchItemFailures": []}
     assert fleet.status(event["certificateId"]) == "ACTIVE"
+
+
+# -- a decision about the event is not the certificate's: forged or misrouted events lock nobody out ---
+
+
+def _forged(fleet: Fleet, genuine: dict[str, Any]) -> dict[str, Any]:
+    """The genuine event with another registered CA's id in it: what anyone who can write to the intake queue sends."""
+    other_ca = pki.make_ca("a forger's CA")
+    return {**genuine, "caCertificateId": fleet.account.register_ca(other_ca)}
+
+
+def test_a_forged_event_does_not_lock_the_device_out(fleet: Fleet, decisions: Any) -> None:
+    # Given a device whose first connect published its event, and a forged copy naming another CA
+    device = fleet.device("forged-1")
+    genuine = fleet.first_connect(device)
+    forged = _forged(fleet, genuine)
+    # When the forged event is decided first (twice: a repeat is decided again, not answered from a record)
+    for _ in range(2):
+        decision = Registration(Settings.from_environment()).handle_one(forged)
+        assert (decision.outcome, decision.reason) == ("REJECTED", "CA_MISMATCH")
+    assert fleet.status(genuine["certificateId"]) == "PENDING_ACTIVATION"  # the certificate is left as it is
+    assert decisions.scan(TableName="jitr-decisions")["Items"] == []  # and nothing about it is remembered
+    # Then the device's next connect publishes a correct event, and it is provisioned
+    assert fleet.account.iot.connect(device.pem).outcome == Connect.PENDING  # the event again, then closed
+    reconnect = fleet.account.events[-1]
+    assert reconnect["caCertificateId"] == fleet.ca_id
+    assert handler(sqs_event(reconnect), FakeLambdaContext()) == {"batchItemFailures": []}
+    assert fleet.status(genuine["certificateId"]) == "ACTIVE"
+    # ...and the forged event, delivered again afterwards, changes nothing
+    decision = Registration(Settings.from_environment()).handle_one(forged)
+    assert (decision.outcome, decision.reason) == ("REJECTED", "CA_MISMATCH")
+    assert fleet.status(genuine["certificateId"]) == "ACTIVE"
+
+
+def test_a_forged_event_being_decided_does_not_hold_off_the_genuine_one(fleet: Fleet, decisions: Any) -> None:
+    # Given a forged event being decided slowly in environment A (DescribeCertificate is slow)
+    device = fleet.device("forged-2")
+    genuine = fleet.first_connect(device)
+    forged = _forged(fleet, genuine)
+    fleet.account.iot.set_latency("DescribeCertificate", 0.5)
+    deciding = threading.Event()
+    results: dict[str, Any] = {}
+
+    def environment_a() -> None:
+        deciding.set()
+        results["a"] = Registration(Settings.from_environment()).handle_one(forged)
+
+    thread = threading.Thread(target=environment_a)
+    thread.start()
+    deciding.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:  # until A holds its in-progress record
+        if decisions.scan(TableName="jitr-decisions")["Items"]:
+            break
+        time.sleep(0.01)
+    # When the genuine event arrives in environment B meanwhile
+    decision = Registration(Settings.from_environment()).handle_one(genuine)
+    thread.join()
+    # Then it is decided on its own (not acknowledged as "being decided" by the forged one), and provisioned
+    assert (results["a"].outcome, results["a"].reason) == ("REJECTED", "CA_MISMATCH")
+    assert decision.outcome == "PROVISIONED"
+    assert fleet.status(genuine["certificateId"]) == "ACTIVE"

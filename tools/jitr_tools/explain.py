@@ -94,9 +94,12 @@ def explain(
     event = RegistrationEvent.model_validate(payload)
     decision = decide(event, iot, settings)
     recorded = None
-    if settings.decision_table and dynamodb_client is not None:
+    if settings.decision_table and dynamodb_client is not None and record.ca_certificate_id:
         recorded = recorded_decision(
-            certificate_id, table_name=settings.decision_table, dynamodb_client=dynamodb_client
+            certificate_id,
+            record.ca_certificate_id,
+            table_name=settings.decision_table,
+            dynamodb_client=dynamodb_client,
         )
     return Explanation(
         certificate_id,

@@ -116,9 +116,10 @@ class EmbeddedIoT:
                 counter.clear()
             self.state.device_throttled.clear()
 
-    def inject_faults(self, operation: str, *faults: errors._Error) -> None:
-        """Make the next calls of `operation` fail with these errors, in order."""
-        self.state.faults.setdefault(operation, deque()).extend(faults)
+    def inject_faults(self, operation: str, *faults: errors._Error, after: int = 0) -> None:
+        """Make the next calls of `operation` fail with these errors, in order: the first `after` calls pass (a
+        fault aimed at the third UpdateCertificate of a decision, say)."""
+        self.state.faults.setdefault(operation, deque()).extend([None] * after + list(faults))
 
     def set_latency(self, operation: str, seconds: float) -> None:
         self.state.latency_s[operation] = seconds

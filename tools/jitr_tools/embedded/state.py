@@ -60,7 +60,7 @@ class Extension:
     quotas: dict[str, TokenBucket] = field(default_factory=dict)
     device_quotas: dict[str, TokenBucket] = field(default_factory=dict)  # CONNECTs, auto-registrations (`quotas`)
     device_throttled: Counter[str] = field(default_factory=Counter)
-    faults: dict[str, deque[_Error]] = field(default_factory=dict)
+    faults: dict[str, deque[_Error | None]] = field(default_factory=dict)  # None: that call passes
     latency_s: dict[str, float] = field(default_factory=dict)
     subscribers: list[tuple[str, Subscriber]] = field(default_factory=list)
     calls: Counter[str] = field(default_factory=Counter)  # every call against each quota, RegisterThing's own included
@@ -88,8 +88,9 @@ class Extension:
             if inner:
                 self.inner_calls[operation] += 1
             queued = self.faults.get(operation)
-            if queued:
-                raise queued.popleft()
+            fault = queued.popleft() if queued else None
+            if fault is not None:
+                raise fault
         bucket = self.quotas.get(operation)
         if bucket is not None and not bucket.take():
             with self.lock:
