@@ -24,6 +24,7 @@ A document AWS IoT would refuse (CreatePolicy's MalformedPolicyException) raises
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
 import operator
@@ -325,7 +326,9 @@ def _expand(template: str, connection: Connection, trace: _Trace) -> _Expanded:
     return _Expanded("".join(regex), "".join(text), undecided)
 
 
+@functools.lru_cache(maxsize=4096)  # the literal parts of the policies in use: a few per statement
 def _glob_part(pattern: str) -> str:
+    """A policy's literal text as a regex: `*` any characters, `?` one, the rest as written."""
     return "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
 
 
