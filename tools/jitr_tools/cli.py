@@ -412,7 +412,7 @@ def _doctor(args: argparse.Namespace) -> int:
 
 
 def _policy_test(args: argparse.Namespace) -> int:
-    from .authorization import Connection, action_name, evaluate, principal_view, resource_arn
+    from .authorization import Connection, PolicyError, action_name, evaluate, principal_view, resource_arn
 
     action = action_name(args.action)
     if action != "iot:Connect" and not args.topic:
@@ -435,9 +435,14 @@ def _policy_test(args: argparse.Namespace) -> int:
             policies, connection, arn = principal_view(_aws(args)("iot"), cert_id, args.client_id)
         except (BotoCoreError, ClientError) as exc:
             raise UsageError(f"AWS: {exc}") from None
+        except PolicyError as exc:
+            raise UsageError(str(exc)) from None
         region, account = arn.split(":")[3], arn.split(":")[4]
     resource = resource_arn(action, name, region, account)
-    verdict = evaluate(policies, action, resource, connection)
+    try:
+        verdict = evaluate(policies, action, resource, connection)
+    except PolicyError as exc:
+        raise UsageError(str(exc)) from None
     if args.json:
         print(
             json.dumps(
@@ -448,6 +453,7 @@ def _policy_test(args: argparse.Namespace) -> int:
                     "policy": verdict.policy,
                     "statement": verdict.statement,
                     "notes": list(verdict.notes),
+                    "missing": list(verdict.missing),
                 }
             )
         )

@@ -10,6 +10,7 @@ moto's own switch, `mock_aws(config={"iot": {"use_valid_cert": True}})` (`jitr_t
 from __future__ import annotations
 
 import hashlib
+import json
 from datetime import datetime
 from typing import Any
 
@@ -23,10 +24,12 @@ from jitr.certificates import BadCertificate, certificate_id, load_certificate
 from jitr.templates import TemplateError, parse_template
 from jitr.templates.limits import TEMPLATE_NAME
 
+from ..authorization import PolicyError, policy_statements
 from .errors import (
     CertificateStateException,
     CertificateValidationException,
     InvalidRequestException,
+    MalformedPolicyException,
     ResourceAlreadyExistsException,
     ResourceNotFoundException,
 )
@@ -232,6 +235,16 @@ class EmbeddedBackend(IoTBackend):
             raise ResourceAlreadyExistsException(f"Thing {thing_name} already exists with a different configuration")
         return existing
 
+    def create_policy(self, policy_name: str, policy_document: Any) -> Any:
+        """CreatePolicy refuses a document AWS IoT would not store (MalformedPolicyException; moto stores any)."""
+        _check_policy_document(policy_name, policy_document)
+        return super().create_policy(policy_name, policy_document)
+
+    def create_policy_version(self, policy_name: str, policy_document: Any, set_as_default: bool) -> Any:
+        """CreatePolicyVersion, likewise."""
+        _check_policy_document(policy_name, policy_document)
+        return super().create_policy_version(policy_name, policy_document, set_as_default)
+
     def attach_thing_principal(self, thing_name: str, principal_arn: str) -> None:
         """AttachThingPrincipal, also kept in the by-thing index ListThingPrincipals reads."""
         super().attach_thing_principal(thing_name, principal_arn)
@@ -314,6 +327,13 @@ class EmbeddedBackend(IoTBackend):
         """DeleteProvisioningTemplate (moto has none)."""
         self.describe_provisioning_template(template_name)
         del self.extension.templates[template_name]
+
+
+def _check_policy_document(name: str, document: Any) -> None:
+    try:
+        policy_statements(name, json.loads(document) if isinstance(document, str | bytes) else document)
+    except (ValueError, PolicyError) as exc:  # json.JSONDecodeError is a ValueError
+        raise MalformedPolicyException(str(exc)) from exc
 
 
 def _check_template_body(body: str) -> None:

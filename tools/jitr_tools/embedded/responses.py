@@ -138,8 +138,9 @@ _ACTION_TYPES = {
 
 
 def _r_test_authorization(self: IoTResponse) -> ActionResult:
-    """TestAuthorization for a certificate principal, answered by the evaluator the command line uses."""
-    from ..authorization import evaluate
+    """TestAuthorization for a certificate principal, answered by the evaluator the command line uses. The variables
+    and keys the evaluator found no value for, or could not resolve, are its `missingContextValues`."""
+    from ..authorization import PolicyError, evaluate
 
     backend = _backend(self)
     principal = str(self._get_param("principal") or "")
@@ -159,7 +160,10 @@ def _r_test_authorization(self: IoTResponse) -> ActionResult:
                 f"actionType {info.get('actionType')!r} is not one of {', '.join(_ACTION_TYPES)}"
             )
         for resource in info.get("resources") or []:
-            verdict = evaluate(policies, action, resource, connection)
+            try:
+                verdict = evaluate(policies, action, resource, connection)
+            except PolicyError as exc:
+                raise InvalidRequestException(str(exc)) from exc
             deciding = (
                 [{"policyName": verdict.policy, "policyArn": backend.policies[verdict.policy].arn}]
                 if verdict.policy
@@ -174,7 +178,7 @@ def _r_test_authorization(self: IoTResponse) -> ActionResult:
                         "explicitDeny": {"policies": deciding if verdict.decision == "EXPLICIT_DENY" else []},
                     },
                     "authDecision": str(verdict.decision),
-                    "missingContextValues": [],
+                    "missingContextValues": list(verdict.missing),
                 }
             )
     return ActionResult({"authResults": results})
