@@ -36,6 +36,15 @@ def write_device(issued: pki.Issued, folder: Path, name: str, *, chain: bool = T
     return Files(path, folder / f"{name}.key")
 
 
+@dataclass(frozen=True)
+class LastWill:
+    """The Will message a device gives at CONNECT, which the server publishes if the device disconnects unexpectedly."""
+
+    topic: str
+    payload: bytes = b"gone"
+    retain: bool = False
+
+
 @dataclass
 class PahoDevice:
     """A paho-mqtt client that connects, publishes and subscribes, and says what it saw."""
@@ -46,6 +55,7 @@ class PahoDevice:
     ca_file: Path
     host: str = "localhost"  # sends SNI; "127.0.0.1" sends none
     protocol: MQTTProtocolVersion = MQTTProtocolVersion.MQTTv311
+    will: LastWill | None = None
     received: list[tuple[str, bytes]] = field(default_factory=list)
     client: paho.Client | None = None
     acknowledged: set[int] = field(default_factory=set)  # message ids of QoS 1 publishes the server PUBACKed
@@ -64,6 +74,8 @@ class PahoDevice:
         context.load_verify_locations(self.ca_file)
         context.load_cert_chain(self.files.certificate, self.files.key)
         client.tls_set_context(context)
+        if self.will is not None:
+            client.will_set(self.will.topic, self.will.payload, qos=1, retain=self.will.retain)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
@@ -100,10 +112,10 @@ class PahoDevice:
     def connected(self) -> bool:
         return self.client is not None and not self._closed.is_set()
 
-    def publish(self, topic: str, payload: bytes = b"hello") -> int:
-        """A QoS 1 publish; its message id."""
+    def publish(self, topic: str, payload: bytes = b"hello", *, retain: bool = False) -> int:
+        """A QoS 1 publish (with the RETAIN flag when `retain`); its message id."""
         assert self.client is not None
-        return int(self.client.publish(topic, payload, qos=1).mid)
+        return int(self.client.publish(topic, payload, qos=1, retain=retain).mid)
 
     def subscribe(self, topic_filter: str) -> None:
         assert self.client is not None
