@@ -30,7 +30,7 @@ from infra.config import load_config
 from jitr.certificates import certificate_id
 from jitr_tools import pki
 from jitr_tools.broker import Device
-from jitr_tools.devices import Files, LastWill, PahoDevice, power_up, write_device
+from jitr_tools.devices import Closed, Files, LastWill, PahoDevice, power_up, write_device
 from jitr_tools.embedded import Connect
 from jitr_tools.embedded.errors import ServiceUnavailableException
 from jitr_tools.reconnect import Reconnect
@@ -563,12 +563,13 @@ def test_a_fleet_connecting_at_once_ends_with_every_good_device_connected_and_ev
         files = write_device(device.issued, root / "fleet", device.name)
         cert_id = certificate_id(device.issued.certificate)
 
-        def refused() -> bool:  # never registered (no registered CA signed it), or revoked by the handler
-            return device.defect is not None and status(api, cert_id) in (None, "REVOKED")
+        def judge() -> Closed:  # never registered (no registered CA signed it), or revoked by the handler
+            refused = device.defect is not None and status(api, cert_id) in (None, "REVOKED")
+            return Closed.REFUSED if refused else Closed.PENDING
 
-        seen, _ = power_up(
-            paho(service, files, device.name), refused, BACKOFF, random.Random(seed), time.monotonic() + 60
-        )
+        seen = power_up(
+            paho(service, files, device.name), judge, BACKOFF, random.Random(seed), time.monotonic() + 60
+        ).outcome
         decision = service.decisions.get(cert_id)
         outcome[device.name] = f"refused {decision.reason if decision else None}" if seen == "refused" else seen
 

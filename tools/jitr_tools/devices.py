@@ -9,8 +9,9 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
@@ -18,6 +19,9 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from . import pki
 from .reconnect import Reconnect
+
+if TYPE_CHECKING:
+    from .broker import MqttEndpoint
 
 WAIT_S = 10.0
 
@@ -139,19 +143,71 @@ class PahoDevice:
             self.client = None
 
 
+class Closed(StrEnum):
+    """What an attempt that ended without CONNACK 0 means for the device's power-up, as the endpoint decided it (a
+    rehearsal reads this from the account; the device itself only sees the connection closed)."""
+
+    PENDING = "pending"  # its certificate is registered and not decided yet: it tries again
+    DROPPED = "dropped"  # closed before its certificate was registered (throttled, timed out): it tries again
+    REFUSED = "refused"  # it will never be accepted: it stops
+
+
+def closed_as(status: str | None) -> Closed:
+    """`status`: the certificate's status after the attempt (None: not registered)."""
+    return Closed.REFUSED if status is None or status == "REVOKED" else Closed.PENDING
+
+
+def endpoint_judge(endpoint: MqttEndpoint, certificate_id: str) -> Callable[[], Closed]:
+    """`power_up`'s judge for a device of `endpoint`: what its account made of the certificate's last attempt."""
+    iot = endpoint.iot
+
+    def judge() -> Closed:
+        with iot.state.lock:
+            record = iot.backend.certificates.get(certificate_id)
+            status = None if record is None else str(record.status)
+        return closed_as(status)
+
+    return judge
+
+
+@dataclass(frozen=True)
+class PowerUp:
+    outcome: str  # "connected", "refused", or "undecided" (still trying at the deadline)
+    attempts: int
+    dropped: int = 0  # attempts closed before its certificate was registered, which it tried again after
+
+
 def power_up(
-    client: PahoDevice, refused: Callable[[], bool], backoff: Reconnect, rng: random.Random, deadline: float
-) -> tuple[str, int]:
-    """A device's first power-up: connect; after each connection closed without CONNACK 0, stop if `refused()` says
-    its certificate will never be accepted, else wait the backoff's delay and connect again, until `deadline`
-    (`time.monotonic()`). Returns "connected", "refused" or "undecided", and the attempts made."""
-    attempts = 0
+    client: PahoDevice, judge: Callable[[], Closed], backoff: Reconnect, rng: random.Random, deadline: float
+) -> PowerUp:
+    """A device's first power-up: connect; after each connection closed without CONNACK 0, stop if `judge()` says its
+    certificate will never be accepted, else wait the backoff's delay and connect again, until `deadline`
+    (`time.monotonic()`)."""
+    attempts = dropped = 0
     while time.monotonic() < deadline:
         attempts += 1
         if client.connect() == "CONNACK 0":
             client.stop()
-            return "connected", attempts
-        if refused():
-            return "refused", attempts
+            return PowerUp("connected", attempts, dropped)
+        closed = judge()
+        if closed == Closed.REFUSED:
+            return PowerUp("refused", attempts, dropped)
+        dropped += closed == Closed.DROPPED
         time.sleep(backoff.delay(attempts, rng))
-    return "undecided", attempts
+    return PowerUp("undecided", attempts, dropped)
+
+
+@dataclass(frozen=True)
+class Tally:
+    """What a fleet's power-up came to."""
+
+    good: int
+    connected: int  # good devices connected
+    refused: int  # devices (good or bad) that stopped, refused
+    lost: int  # good devices not connected
+
+    @classmethod
+    def of(cls, good: list[PowerUp], bad: list[PowerUp]) -> Tally:
+        connected = sum(1 for run in good if run.outcome == "connected")
+        refused = sum(1 for run in good + bad if run.outcome == "refused")
+        return cls(len(good), connected, refused, len(good) - connected)
