@@ -30,9 +30,11 @@ from infra.config import load_config
 from jitr.certificates import certificate_id
 from jitr_tools import pki
 from jitr_tools.broker import Device
-from jitr_tools.devices import Closed, Files, LastWill, PahoDevice, power_up, write_device
+from jitr_tools.devices import Closed, Files, LastWill, PahoDevice, endpoint_judge, power_up, write_device
 from jitr_tools.embedded import Connect
 from jitr_tools.embedded.errors import ServiceUnavailableException
+from jitr_tools.embedded.quotas import AUTO_REGISTRATION
+from jitr_tools.embedded.state import TokenBucket
 from jitr_tools.reconnect import Reconnect
 from jitr_tools.serve import ServeOptions, Service
 from jitr_tools.tls import Peer
@@ -587,6 +589,22 @@ def test_a_fleet_connecting_at_once_ends_with_every_good_device_connected_and_ev
     expected_outcome = {d.name: expected(d) for d in fleet}
     assert outcome == expected_outcome
     assert sum(1 for d in fleet if d.defect) >= 8
+
+
+def test_a_device_whose_first_attempts_are_dropped_before_registration_tries_again_and_connects(
+    service: Service, ca: pki.Issued, root: Path
+) -> None:
+    files, cert_id = new_device(ca, root, "sensor-01001")
+    bucket = TokenBucket(1.0, burst=1.0)
+    assert bucket.take()  # emptied: the next auto-registration waits about a second; until then, closed unregistered
+    service.iot.state.device_quotas[AUTO_REGISTRATION] = bucket
+    try:
+        judge = endpoint_judge(service.endpoint, cert_id)
+        run = power_up(paho(service, files, "sensor-01001"), judge, BACKOFF, random.Random(7), time.monotonic() + 30)
+    finally:
+        service.iot.state.device_quotas.pop(AUTO_REGISTRATION, None)
+    assert run.outcome == "connected", "a dropped attempt is tried again, not counted as refused"
+    assert run.dropped >= 1
 
 
 # -- the command -------------------------------------------------------------------------------------------------------

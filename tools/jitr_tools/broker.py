@@ -87,6 +87,7 @@ class Gate:
     iot: EmbeddedIoT
     report: Report
     devices: dict[tuple[str, int], Device] = field(default_factory=dict)
+    last_connect: dict[str, Connect] = field(default_factory=dict)  # certificate id -> its latest CONNECT's outcome
 
     def device(self, session: Session | None) -> Device | None:
         if session is None or session.remote_address is None or session.remote_port is None:
@@ -108,6 +109,7 @@ class Gate:
             reason = self.refusal(device) or self._will_refusal(device, will)
             if reason:
                 result = dataclasses.replace(result, outcome=Connect.CLOSED, reason=reason)
+        self.last_connect[result.certificate_id] = result.outcome
         self.report(_connect_line(client_id, result))
         return result
 

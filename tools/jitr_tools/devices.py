@@ -18,6 +18,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
 from . import pki
+from .embedded import Connect
 from .reconnect import Reconnect
 
 if TYPE_CHECKING:
@@ -152,20 +153,27 @@ class Closed(StrEnum):
     REFUSED = "refused"  # it will never be accepted: it stops
 
 
-def closed_as(status: str | None) -> Closed:
-    """`status`: the certificate's status after the attempt (None: not registered)."""
-    return Closed.REFUSED if status is None or status == "REVOKED" else Closed.PENDING
+def closed_as(status: str | None, last: Connect | None) -> Closed:
+    """`status`: the certificate's status after the attempt (None: not registered); `last`: the endpoint's outcome for
+    the latest CONNECT with it (None: none reached a decision, as when the client gave up waiting first).
+    A certificate that is not registered was refused only if the endpoint closed it for good (no registered CA signed
+    it, no SNI for an SNI_ONLY CA); throttled, or never decided, the attempt was dropped and the device tries again.
+    A registered one is refused once REVOKED or INACTIVE; ACTIVE but closed (no policy, iot:Connect denied) is the
+    deployment's mistake, which it may fix: the device tries again."""
+    if status is None:
+        return Closed.REFUSED if last == Connect.CLOSED else Closed.DROPPED
+    return Closed.REFUSED if status in ("REVOKED", "INACTIVE") else Closed.PENDING
 
 
 def endpoint_judge(endpoint: MqttEndpoint, certificate_id: str) -> Callable[[], Closed]:
     """`power_up`'s judge for a device of `endpoint`: what its account made of the certificate's last attempt."""
-    iot = endpoint.iot
+    iot, gate = endpoint.iot, endpoint.gate
 
     def judge() -> Closed:
         with iot.state.lock:
             record = iot.backend.certificates.get(certificate_id)
             status = None if record is None else str(record.status)
-        return closed_as(status)
+        return closed_as(status, gate.last_connect.get(certificate_id))
 
     return judge
 
@@ -203,11 +211,20 @@ class Tally:
 
     good: int
     connected: int  # good devices connected
-    refused: int  # devices (good or bad) that stopped, refused
-    lost: int  # good devices not connected
+    refused: int  # devices that stopped, refused
+    good_refused: int  # of which good ones: refused wrongly
+    lost: int  # good devices still trying, not connected, at the deadline
+    dropped_attempts: int  # attempts closed before the certificate was registered, which the device retried
+    dropped_devices: int  # devices with at least one such attempt
 
     @classmethod
     def of(cls, good: list[PowerUp], bad: list[PowerUp]) -> Tally:
-        connected = sum(1 for run in good if run.outcome == "connected")
-        refused = sum(1 for run in good + bad if run.outcome == "refused")
-        return cls(len(good), connected, refused, len(good) - connected)
+        return cls(
+            good=len(good),
+            connected=sum(1 for run in good if run.outcome == "connected"),
+            refused=sum(1 for run in good + bad if run.outcome == "refused"),
+            good_refused=sum(1 for run in good if run.outcome == "refused"),
+            lost=sum(1 for run in good if run.outcome == "undecided"),
+            dropped_attempts=sum(run.dropped for run in good + bad),
+            dropped_devices=sum(1 for run in good + bad if run.dropped),
+        )
