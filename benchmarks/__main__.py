@@ -57,12 +57,14 @@ def main() -> None:
         ):
             aim = aims.get(key, "") if name == "onboarding_aws_defaults" else ""
             rows.append((f"{name}.{key}", float(run[key] or 0), aim))
-    serve_aims = {"lost": "= 0"}
+    serve_aims = {"lost": "= 0", "good_refused": "= 0"}
     for key in (
         "devices",
         "connected",
         "refused",
+        "good_refused",
         "lost",
+        "dropped_attempts",
         "onboard_s",
         "connect_p50_s",
         "connect_p95_s",
