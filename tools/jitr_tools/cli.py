@@ -386,7 +386,7 @@ def _explain(args: argparse.Namespace) -> int:
 def _doctor(args: argparse.Namespace) -> int:
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from .doctor import Level, diagnose, outputs_from_file, outputs_from_stack, report
+    from .doctor import Level, OutputsError, diagnose, outputs_from_file, outputs_from_stack, report
 
     if not args.stack and not args.outputs:
         raise UsageError("name the stack (--stack NAME) or its outputs file (--outputs cdk-outputs.json)")
@@ -395,8 +395,8 @@ def _doctor(args: argparse.Namespace) -> int:
     try:
         if args.outputs:
             try:
-                outputs = outputs_from_file(read_text(args.outputs), args.stack)
-            except ValueError as exc:
+                outputs = outputs_from_file(read_json(args.outputs, "JSON"), args.stack)
+            except OutputsError as exc:
                 raise UsageError(f"{args.outputs}: {exc}") from None
         else:
             outputs = outputs_from_stack(clients["cloudformation"], args.stack)
