@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 
 REGISTERED_TOPIC = "$aws/events/certificates/registered/{ca_id}"  # AWS IoT's registered event of a CA's devices
-_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_WORD = re.compile(r"\w+")
 _QUOTES = "'\"`"
 _OPENING, _CLOSING = "([{", ")]}"
 
@@ -65,17 +65,16 @@ def _top_level_keyword(sql: str, keyword: str, start: int) -> int | None:
                 return None
             i = end
             continue
-        if char in _OPENING:
-            depth += 1
-        elif char in _CLOSING:
-            depth = max(depth - 1, 0)
-        elif char.isalpha() or char == "_":
-            word = _WORD.match(sql, i)
-            assert word is not None  # a letter or an underscore starts a word
+        word = _WORD.match(sql, i)
+        if word:
             if depth == 0 and word.group().upper() == keyword:
                 return i
             i = word.end()
             continue
+        if char in _OPENING:
+            depth += 1
+        elif char in _CLOSING:
+            depth = max(depth - 1, 0)
         i += 1
     return None
 
