@@ -1,6 +1,9 @@
 """A rule's topic filter is read from its SQL's FROM clause, and matched as AWS IoT matches MQTT topic filters."""
+# ruff: noqa: S608 (AWS IoT rule SQL built from constants: no database is queried)
 
 from __future__ import annotations
+
+import contextlib
 
 import pytest
 from hypothesis import given
@@ -19,7 +22,7 @@ TOPIC = "$aws/events/certificates/registered/" + "0f" * 32
         (f"SELECT *\nFROM\t'{TOPIC}'   ", TOPIC),
         (f"SELECT * FROM '{TOPIC}' WHERE certificateStatus = 'PENDING_ACTIVATION'", TOPIC),
         (f"SELECT 'a FROM b' AS c FROM '{TOPIC}'", TOPIC),
-        (f'SELECT "FROM" AS c FROM \'{TOPIC}\'', TOPIC),
+        (f"SELECT \"FROM\" AS c FROM '{TOPIC}'", TOPIC),
         (f"SELECT `from` FROM '{TOPIC}'", TOPIC),
         (f"SELECT (SELECT VALUE v FROM e WHERE v > 0) AS w FROM '{TOPIC}'", TOPIC),
         (f"SELECT fromage, wherever FROM '{TOPIC}'", TOPIC),
@@ -52,10 +55,8 @@ def test_sql_without_a_readable_from_clause_is_a_typed_error(sql: str, reason: s
 
 @given(st.text())
 def test_any_text_gives_a_topic_or_a_typed_error(sql: str) -> None:
-    try:
+    with contextlib.suppress(RuleSqlError):
         assert isinstance(rule_topic(sql), str)
-    except RuleSqlError:
-        pass
 
 
 @pytest.mark.parametrize(

@@ -41,6 +41,7 @@ from .arguments import (
     Parser,
     UsageError,
     certificate_id_argument,
+    certificates,
     moment,
     number,
     one_certificate,
@@ -272,7 +273,7 @@ def _verify(args: argparse.Namespace) -> int:
     root = one_certificate(args.root, "--root", ca=True) if args.root else None
     try:
         verified = verify_device_certificate(
-            cert, ca, [read_bytes(p) for p in args.intermediate], args.at, profile=profile, root_pem=root
+            cert, ca, [_intermediate(p) for p in args.intermediate], args.at, profile=profile, root_pem=root
         )
     except (CertificateRejected, Undecided) as exc:
         # REJECTED: the certificate's own fault (the handler revokes it); RETRY: not the device's fault (the handler
@@ -289,6 +290,12 @@ def _verify(args: argparse.Namespace) -> int:
     else:
         print(f"ACCEPTED ({verified.profile} profile): {' <- '.join(subjects)}")
     return EXIT_OK
+
+
+def _intermediate(path: Path) -> bytes:
+    """An --intermediate file: PEM holding at least one certificate."""
+    certificates(path, "--intermediate")
+    return read_bytes(path)
 
 
 def _simulate(args: argparse.Namespace) -> int:
@@ -317,9 +324,12 @@ def _simulate(args: argparse.Namespace) -> int:
 
 
 def _invoke(args: argparse.Namespace) -> int:
-    from .invoke import invoke, stack_environment
+    from .invoke import EventError, check_event, invoke, stack_environment
 
-    read_json(args.event, "a JSON event (a registration event, or an SQS batch of them)")
+    try:
+        check_event(read_json(args.event, "a JSON event (a registration event, or an SQS batch of them)"))
+    except EventError as exc:
+        raise UsageError(f"{args.event}: {exc}") from None
     extra = dict(item.split("=", 1) for item in args.env if "=" in item)
     environment = stack_environment(
         template_name=args.template_name, endpoint_url=args.endpoint_url, region=args.region, extra=extra

@@ -74,10 +74,10 @@ def outputs_from_file(data: Any, stack: str | None) -> StackOutputs:
         raise OutputsError("not the outputs file `cdk deploy --outputs-file` writes (a JSON object of stacks)")
     if stack is None:
         if len(data) != 1:
-            raise OutputsError(f"it holds several stacks ({', '.join(sorted(data))}): name one with --stack")
+            raise OutputsError(f"it holds several stacks ({', '.join(map(repr, sorted(data)))}): name one with --stack")
         stack = next(iter(data))
     if stack not in data:
-        raise OutputsError(f"it holds no stack {stack!r} (it holds {', '.join(sorted(data))})")
+        raise OutputsError(f"it holds no stack {stack!r} (it holds {', '.join(map(repr, sorted(data)))})")
     outputs = data[stack]
     if not isinstance(outputs, dict) or not all(isinstance(v, str) for v in outputs.values()):
         raise OutputsError(f"stack {stack!r} is not an object of output name -> text value")

@@ -14,9 +14,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from cryptography.hazmat.primitives import serialization
+from jitr.certificates import load_certificate
 
 from . import pki
+from .arguments import one_certificate, private_key
 
 REGISTRATION_CODE = re.compile(r"^[0-9a-f]{64}$")
 
@@ -100,8 +101,8 @@ def _verification(args: argparse.Namespace) -> int:
     if not REGISTRATION_CODE.match(code):
         print(f"jitr: the registration code must be 64 lower-case hex characters, got {code!r}", file=sys.stderr)
         return 2
-    certificate = pki.load_certificates_file(args.ca)[0]
-    key = serialization.load_pem_private_key(args.ca_key.read_bytes(), password=None)
+    certificate = load_certificate(one_certificate(args.ca, "--ca", ca=True))
+    key = private_key(args.ca_key, "--ca-key")
     if key.public_key() != certificate.public_key():
         print(f"jitr: {args.ca_key} is not the key of {args.ca}", file=sys.stderr)
         return 2
