@@ -69,7 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     try:
         return int(args.run(args))
-    except (OSError, BadCertificate, UsageError) as exc:
+    except (OSError, BadCertificate, pki.BadKey, UsageError) as exc:
         print(f"jitr: {exc}", file=sys.stderr)
         return EXIT_USAGE
 
