@@ -14,10 +14,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from jitr.certificates import load_certificate
-
 from . import pki
-from .arguments import one_certificate, private_key
+from .arguments import certificates, private_key
 
 REGISTRATION_CODE = re.compile(r"^[0-9a-f]{64}$")
 
@@ -101,7 +99,7 @@ def _verification(args: argparse.Namespace) -> int:
     if not REGISTRATION_CODE.match(code):
         print(f"jitr: the registration code must be 64 lower-case hex characters, got {code!r}", file=sys.stderr)
         return 2
-    certificate = load_certificate(one_certificate(args.ca, "--ca", ca=True))
+    certificate = certificates(args.ca, "--ca")[0]  # the CA first, then the chain above it (as `jitr pki ca` writes)
     key = private_key(args.ca_key, "--ca-key")
     if key.public_key() != certificate.public_key():
         print(f"jitr: {args.ca_key} is not the key of {args.ca}", file=sys.stderr)
