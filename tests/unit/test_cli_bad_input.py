@@ -31,7 +31,9 @@ def files(tmp_path: Path) -> dict[str, Path]:
         "latin1": tmp_path / "latin1.json",
         "directory": tmp_path / "a-directory",
         "missing": tmp_path / "missing.json",
+        "stack_not_object": tmp_path / "cdk-outputs.json",
     }
+    paths["stack_not_object"].write_text('{"Jitr": ["CaCertificateIds"]}')
     paths["ca"].write_text(ca.pem)
     paths["device"].write_text(device.pem)
     paths["fullchain"].write_text(device.pem + ca.pem)  # device first, then the CA: what servers ship
@@ -61,6 +63,10 @@ CASES = {
     "verify --max-validity-days 0": (
         ["verify", "--cert", "{device}", "--ca", "{ca}", "--max-validity-days", "0"],
         "--max-validity-days",
+    ),
+    "doctor --outputs, a stack that is not an object": (
+        ["doctor", "--outputs", "{stack_not_object}"],
+        "stack 'Jitr' is not an object",
     ),
     "invoke, missing": (["invoke", "{missing}"], "No such file"),
     "invoke, directory": (["invoke", "{directory}"], "Is a directory"),
