@@ -27,6 +27,7 @@ from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 from jitr.certificates import certificate_id, certificate_parameters, load_certificate, load_certificates
 from jitr.provisioning import RegistrationEvent
 
+from ..topics import REGISTERED_TOPIC, topic_matches
 from . import errors
 from .install import install
 from .lookups import attached_policy_names
@@ -37,7 +38,6 @@ from .state import Extension, Subscriber, TokenBucket
 
 DEFAULT_ACCOUNT = "123456789012"
 DEFAULT_REGION = "us-east-1"
-REGISTERED_TOPIC = "$aws/events/certificates/registered/{ca_id}"
 ENDPOINT = "localhost"  # the SNI an in-process device sends (a real one sends its account's endpoint name)
 NO_SNI = "no SNI: the certificate's CA is registered in SNI_ONLY mode, where AWS finds the account by SNI"
 
@@ -58,17 +58,6 @@ class ConnectResult:
     certificate_id: str
     ca_certificate_id: str | None = None
     reason: str = ""
-
-
-def topic_matches(topic_filter: str, topic: str) -> bool:
-    """MQTT topic filter matching with `+` (one level) and `#` (the rest)."""
-    wanted, actual = topic_filter.split("/"), topic.split("/")
-    for i, part in enumerate(wanted):
-        if part == "#":
-            return True
-        if i >= len(actual) or (part != "+" and part != actual[i]):
-            return False
-    return len(wanted) == len(actual)
 
 
 class EmbeddedIoT:
