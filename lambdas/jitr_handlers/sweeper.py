@@ -130,6 +130,22 @@ class Cursors:
         self.dynamodb.put_item(TableName=self.table_name, Item=item)
 
 
+class _ReadsOnly:
+    """The DynamoDB client as `recorded_decision` is given it. That function builds a Powertools persistence layer per
+    call, and each build registers one more User-Agent hook on the client's event system; on one client for a whole
+    run the hooks pile up and every request runs them all, so a run's reads would cost quadratic time in the pending
+    certificates it meets. Powertools skips the hook for a client without an event system (`meta`), which this view
+    of the client is; every call goes to the client itself."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "meta":
+            raise AttributeError(name)
+        return getattr(self.client, name)
+
+
 class Page(StrEnum):
     MORE = "MORE"  # the cursor moved on; the CA's pass goes on
     END = "END"  # the CA's pass reached its end; its next pass starts from the top
@@ -152,11 +168,13 @@ class _Run:
     readers: ThreadPoolExecutor
     pacer: Pacer = field(init=False)
     cursors: Cursors = field(init=False)
+    decision_reads: _ReadsOnly = field(init=False)
     result: SweepResult = field(default_factory=SweepResult)
 
     def __post_init__(self) -> None:
         self.pacer = Pacer(self.settings.list_tps)
         self.cursors = Cursors(self.settings.decision_table, self.clients.dynamodb)
+        self.decision_reads = _ReadsOnly(self.clients.dynamodb)
 
     def go(self) -> SweepResult:
         """The CAs take pages in turn until every pass ends, the run's bound is reached, or time runs short."""
@@ -231,7 +249,7 @@ class _Run:
 
     def _recorded(self, certificate_id: str) -> dict[str, Any] | None:
         return recorded_decision(
-            certificate_id, table_name=self.settings.decision_table, dynamodb_client=self.clients.dynamodb
+            certificate_id, table_name=self.settings.decision_table, dynamodb_client=self.decision_reads
         )
 
     def _send(self, events: list[dict[str, Any]]) -> int:

@@ -214,6 +214,28 @@ def test_every_pending_certificate_is_reached_within_the_stated_runs_from_the_cu
     assert _swept_ids(queue) == ids[:3]
 
 
+def test_reading_the_decision_table_adds_nothing_to_the_client_per_certificate(
+    fleet: Fleet, queue: tuple[Any, str], table: str, clients: SweepClients, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a page of pending certificates, each to be looked up in the decision table, and a watch on the hooks
+    # registered on the DynamoDB client (Powertools adds one at every persistence layer it builds: one per lookup
+    # would pile up over a run, and every request runs them all)
+    _load(fleet, 6, pending=set(range(6)))
+    registered: list[str] = []
+    register = clients.dynamodb.meta.events.register
+
+    def watched(event_name: str, *args: Any, **kwargs: Any) -> Any:
+        registered.append(event_name)
+        return register(event_name, *args, **kwargs)
+
+    monkeypatch.setattr(clients.dynamodb.meta.events, "register", watched)
+    # When the sweeper looks each one up
+    result = sweep(SweepSettings((fleet.ca_id,), queue[1], table), clients, ACCOUNT)
+    # Then the client is as it was
+    assert result.swept == 6
+    assert registered == []
+
+
 def test_several_cas_take_pages_in_turn_each_from_its_own_cursor(
     fleet: Fleet, queue: tuple[Any, str], sweeper_env: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
