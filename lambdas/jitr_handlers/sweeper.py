@@ -295,6 +295,8 @@ def sweep(
 @metrics.log_metrics
 @tracer.capture_lambda_handler(capture_response=False)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, int | bool]:
+    """One scheduled run. Raising fails the invocation (the `SweeperErrors` alarm) and EventBridge tries it up to twice
+    more; the pages done before are kept (their events sent, the cursor moved on)."""
     settings = SweepSettings.from_environment()
     config = client_config(5)
     account_id = context.invoked_function_arn.split(":")[4]
