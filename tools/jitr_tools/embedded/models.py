@@ -33,6 +33,7 @@ from .errors import (
     ResourceAlreadyExistsException,
     ResourceNotFoundException,
 )
+from .listing import page
 from .lookups import find_thing
 from .register_thing import register_thing
 from .state import Extension, ProvisioningTemplateRecord
@@ -176,6 +177,15 @@ class EmbeddedBackend(IoTBackend):
         if found is None:
             raise ResourceNotFoundException(f"certificate {certificate_id} does not exist")
         return found
+
+    def list_certificates_by_ca_page(
+        self, ca_certificate_id: str, page_size: int | None, marker: str | None, ascending: bool
+    ) -> tuple[list[FakeCertificate], str | None]:
+        """ListCertificatesByCA in pages, newest first unless `ascending` (see `listing`)."""
+        with self.extension.lock:  # a device's connect sets its certificate's CA under this lock
+            keys = self.extension.certificates_by_ca.of(self.certificates, ca_certificate_id)
+            ids, next_marker = page(keys, page_size, marker, ascending)
+            return [self.certificates[i] for i in ids], next_marker
 
     def update_certificate(self, certificate_id: str, new_status: str) -> None:
         """UpdateCertificate with AWS's transitions: PENDING_* cannot be set and nothing leaves REVOKED (moto accepts
