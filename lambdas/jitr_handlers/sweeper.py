@@ -40,7 +40,7 @@ from jitr.pacing import Pacer
 from jitr.provisioning import RegistrationEvent
 
 from .observability import logger, metrics, tracer
-from .once import KEY_ATTRIBUTE, recorded_decision
+from .once import KEY_ATTRIBUTE, DecisionRecords
 
 SQS_BATCH = 10  # SendMessageBatch's limit
 PAGE_SIZE = 250  # ListCertificatesByCA's largest page
@@ -130,22 +130,6 @@ class Cursors:
         self.dynamodb.put_item(TableName=self.table_name, Item=item)
 
 
-class _ReadsOnly:
-    """The DynamoDB client as `recorded_decision` is given it. That function builds a Powertools persistence layer per
-    call, and each build registers one more User-Agent hook on the client's event system; on one client for a whole
-    run the hooks pile up and every request runs them all, so a run's reads would cost quadratic time in the pending
-    certificates it meets. Powertools skips the hook for a client without an event system (`meta`), which this view
-    of the client is; every call goes to the client itself."""
-
-    def __init__(self, client: Any) -> None:
-        self.client = client
-
-    def __getattr__(self, name: str) -> Any:
-        if name == "meta":
-            raise AttributeError(name)
-        return getattr(self.client, name)
-
-
 class Page(StrEnum):
     MORE = "MORE"  # the cursor moved on; the CA's pass goes on
     END = "END"  # the CA's pass reached its end; its next pass starts from the top
@@ -168,13 +152,13 @@ class _Run:
     readers: ThreadPoolExecutor
     pacer: Pacer = field(init=False)
     cursors: Cursors = field(init=False)
-    decision_reads: _ReadsOnly = field(init=False)
+    decisions: DecisionRecords = field(init=False)
     result: SweepResult = field(default_factory=SweepResult)
 
     def __post_init__(self) -> None:
         self.pacer = Pacer(self.settings.list_tps)
         self.cursors = Cursors(self.settings.decision_table, self.clients.dynamodb)
-        self.decision_reads = _ReadsOnly(self.clients.dynamodb)
+        self.decisions = DecisionRecords(self.settings.decision_table, self.clients.dynamodb)
 
     def go(self) -> SweepResult:
         """The CAs take pages in turn until every pass ends, the run's bound is reached, or time runs short."""
@@ -199,7 +183,7 @@ class _Run:
         self.result.listed += len(certificates)
         events = [
             RegistrationEvent.payload(c["certificateId"], ca_pass.ca_certificate_id, self.account_id, _ms(c))
-            for c in self._undecided([c for c in certificates if self._stale_pending(c)])
+            for c in self._undecided(ca_pass.ca_certificate_id, [c for c in certificates if self._stale_pending(c)])
         ]
         room = self.settings.max_per_run - self.result.swept - self.result.failed
         failed = self._send(events[:room])
@@ -240,17 +224,12 @@ class _Run:
     def _stale_pending(self, certificate: dict[str, Any]) -> bool:
         return certificate["status"] == "PENDING_ACTIVATION" and _created(certificate) <= self.older_than
 
-    def _undecided(self, pending: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def _undecided(self, ca_certificate_id: str, pending: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Those the decision table does not hold as decided (a record being written or expired is not a decision)."""
-        records = list(self.readers.map(self._recorded, [c["certificateId"] for c in pending]))
+        records = list(self.readers.map(lambda c: self.decisions.get(c["certificateId"], ca_certificate_id), pending))
         undecided = [c for c, record in zip(pending, records, strict=True) if not (record and "outcome" in record)]
         self.result.decided += len(pending) - len(undecided)
         return undecided
-
-    def _recorded(self, certificate_id: str) -> dict[str, Any] | None:
-        return recorded_decision(
-            certificate_id, table_name=self.settings.decision_table, dynamodb_client=self.decision_reads
-        )
 
     def _send(self, events: list[dict[str, Any]]) -> int:
         """Put `events` on the intake queue; returns how many it refused."""

@@ -231,9 +231,9 @@ def test_reading_the_decision_table_adds_nothing_to_the_client_per_certificate(
     monkeypatch.setattr(clients.dynamodb.meta.events, "register", watched)
     # When the sweeper looks each one up
     result = sweep(SweepSettings((fleet.ca_id,), queue[1], table), clients, ACCOUNT)
-    # Then the client is as it was
+    # Then the client gained at most the one hook of the run's one persistence layer, not one per certificate
     assert result.swept == 6
-    assert registered == []
+    assert len(registered) <= 1
 
 
 def test_several_cas_take_pages_in_turn_each_from_its_own_cursor(
