@@ -144,8 +144,10 @@ def make_device(
     serial_number: str | None = None,
     organization: str | None = None,
     country: str | None = None,
+    crl_urls: Sequence[str] = (),
 ) -> Issued:
-    """A device certificate signed by `issuer` (or by `signer`, to forge one under the issuer's name)."""
+    """A device certificate signed by `issuer` (or by `signer`, to forge one under the issuer's name), naming
+    `crl_urls` as its CRL distribution points."""
     private = new_key(key)
     start = not_before or (now() - dt.timedelta(minutes=5))
     builder = (
@@ -185,8 +187,22 @@ def make_device(
         builder = builder.add_extension(x509.ExtendedKeyUsage(eku), critical=False)
     if san:
         builder = builder.add_extension(x509.SubjectAlternativeName([_general_name(n) for n in san]), critical=False)
+    if crl_urls:
+        builder = builder.add_extension(crl_distribution_points(crl_urls), critical=False)
     certificate = builder.sign(signer or issuer.key, _HASHES[hash_name]())  # type: ignore[arg-type]  # SHA-1 on purpose
     return Issued(certificate, private, [issuer.certificate, *issuer.chain])
+
+
+def crl_distribution_points(urls: Sequence[str]) -> x509.CRLDistributionPoints:
+    """One distribution point per URL, each a full name (what CAs put in their certificates)."""
+    return x509.CRLDistributionPoints(
+        [
+            x509.DistributionPoint(
+                full_name=[x509.UniformResourceIdentifier(u)], relative_name=None, reasons=None, crl_issuer=None
+            )
+            for u in urls
+        ]
+    )
 
 
 def _general_name(name: str) -> x509.GeneralName:
@@ -430,3 +446,40 @@ def make_fleet(
         issued = defect.make(ca, name) if defect else make_device(ca, name)
         fleet.append(FleetDevice(name, issued, defect))
     return fleet
+
+
+RevokedEntry = tuple[x509.Certificate | int, x509.ReasonFlags | None]
+
+
+def make_crl(
+    issuer: Issued,
+    revoked: Sequence[RevokedEntry] = (),
+    *,
+    this_update: dt.datetime | None = None,
+    next_update: dt.datetime | None = None,
+    signer: CertificateIssuerPrivateKeyTypes | None = None,
+    extensions: Sequence[tuple[x509.ExtensionType, bool]] = (),
+    number: int = 1,
+) -> x509.CertificateRevocationList:
+    """A CRL from `issuer` listing `revoked` (a certificate or a serial number, with a reason or none), current for a
+    day unless told otherwise; signed by `signer` to forge one under the issuer's name. `extensions` are added as
+    (value, critical)."""
+    start = this_update or (now() - dt.timedelta(minutes=5))
+    entries = []
+    for item, reason in revoked:
+        serial = item.serial_number if isinstance(item, x509.Certificate) else item
+        entry = x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(start)
+        if reason is not None:
+            entry = entry.add_extension(x509.CRLReason(reason), critical=False)
+        entries.append(entry.build())
+    builder = (
+        x509.CertificateRevocationListBuilder(revoked_certificates=entries)  # all at once: adding one by one copies
+        .issuer_name(issuer.certificate.subject)
+        .last_update(start)
+        .next_update(next_update or start + dt.timedelta(days=1))
+        .add_extension(x509.CRLNumber(number), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.key.public_key()), critical=False)
+    )
+    for value, critical in extensions:
+        builder = builder.add_extension(value, critical=critical)
+    return builder.sign(signer or issuer.key, hashes.SHA256())
