@@ -78,19 +78,32 @@ class Scope:
 
 @dataclass(frozen=True)
 class IndexedCrl:
-    """A CRL read once: checked against its issuer, and indexed by serial number."""
+    """A CRL read once: checked against its issuer, and indexed by serial number (serial -> its entry's position;
+    an entry's extensions are decoded when a look-up finds it)."""
 
     source: str
+    crl: x509.CertificateRevocationList
     issuer: x509.Name
     this_update: datetime
     next_update: datetime | None
-    entries: Mapping[int, Entry]
+    positions: Mapping[int, int]
     scope: Scope
     names_delta: bool  # FreshestCRL: a delta CRL exists, which jitr does not read
     number: int | None = None  # CRLNumber
 
     def __len__(self) -> int:
-        return len(self.entries)
+        return len(self.positions)
+
+    def entry(self, serial: int) -> Entry | None:
+        """The CRL's entry for `serial`, or None when it is not listed."""
+        position = self.positions.get(serial)
+        if position is None:
+            return None
+        revoked = self.crl[position]
+        try:
+            return _entry(revoked)
+        except (ValueError, x509.DuplicateExtension) as exc:
+            return Entry(revoked.revocation_date_utc, "unspecified", f"its CRL entry cannot be decoded ({exc})")
 
 
 # Extensions a CRL may carry that jitr understands (RFC 5280 5.2); any other critical one makes the CRL unusable.
@@ -125,7 +138,7 @@ def read_crl(data: bytes, issuer: x509.Certificate, source: str, *, max_bytes: i
     try:  # cryptography decodes a CRL's parts on first access: any of them may be undecodable
         _check_signer(crl, issuer)
         return _indexed(crl, source)
-    except (ValueError, x509.InvalidVersion) as exc:
+    except (ValueError, x509.InvalidVersion, x509.DuplicateExtension) as exc:
         raise UnusableCrl(f"the CRL cannot be decoded ({exc})") from None
 
 
@@ -144,12 +157,14 @@ def _indexed(crl: x509.CertificateRevocationList, source: str) -> IndexedCrl:
             number = value.crl_number
         elif extension.critical and extension.oid not in _UNDERSTOOD:
             raise UnusableCrl(f"it has a critical extension jitr does not understand ({extension.oid.dotted_string})")
+    critical_here = sum(1 for extension in extensions if extension.critical)
     return IndexedCrl(
         source=source,
+        crl=crl,
         issuer=crl.issuer,
         this_update=crl.last_update_utc,
         next_update=crl.next_update_utc,
-        entries=MappingProxyType(_index(crl)),
+        positions=MappingProxyType(_index(crl, critical_here)),
         scope=scope,
         names_delta=names_delta,
         number=number,
@@ -169,12 +184,29 @@ def _check_signer(crl: x509.CertificateRevocationList, issuer: x509.Certificate)
         raise UnusableCrl(f"the issuer's extensions cannot be decoded ({exc})") from None
     if usage is not None and not usage.crl_sign:
         raise UnusableCrl("the issuer's key is not allowed to sign CRLs (keyUsage without cRLSign)")
+    named_key, issuer_key = _key_identifier(crl), _subject_key_identifier(issuer)
+    if named_key and issuer_key and named_key != issuer_key:
+        raise UnusableCrl("it names another key of the issuer (authorityKeyIdentifier), not the registered CA's")
     try:
         valid = crl.is_signature_valid(issuer.public_key())  # type: ignore[arg-type]  # CA keys are issuer key types
     except (UnsupportedAlgorithm, TypeError, ValueError, InvalidSignature) as exc:
         raise UnusableCrl(f"its signature cannot be checked ({exc})") from None
     if not valid:
         raise UnusableCrl("its signature is not the issuer's (signed by another key, or altered)")
+
+
+def _key_identifier(crl: x509.CertificateRevocationList) -> bytes | None:
+    try:
+        return crl.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value.key_identifier
+    except x509.ExtensionNotFound:
+        return None
+
+
+def _subject_key_identifier(certificate: x509.Certificate) -> bytes | None:
+    try:
+        return certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
+    except (x509.ExtensionNotFound, ValueError, x509.DuplicateExtension):
+        return None
 
 
 def _scope(idp: x509.IssuingDistributionPoint) -> Scope:
@@ -196,12 +228,20 @@ def _general_name_text(name: x509.GeneralName) -> str:
     return f"{type(name).__name__}:{name.value}"
 
 
-def _index(crl: x509.CertificateRevocationList) -> dict[int, Entry]:
-    """Serial number -> entry, read once. An entry naming another issuer makes the whole CRL indirect."""
-    entries: dict[int, Entry] = {}
-    for revoked in crl:
-        entries[revoked.serial_number] = _entry(revoked)
-    return entries
+_DER_TRUE = b"\x01\x01\xff"  # BOOLEAN TRUE has exactly one DER encoding, which cannot overlap itself
+
+
+def _index(crl: x509.CertificateRevocationList, critical_here: int) -> dict[int, int]:
+    """Serial number -> entry position, read once. Entries' extensions are decoded here only if one of them can be
+    critical: when the CRL's encoding holds no more `critical TRUE` than its own critical extensions, no entry has a
+    critical extension (an entry naming another issuer, which must be critical, makes the whole CRL indirect)."""
+    scan = crl.tbs_certlist_bytes.count(_DER_TRUE) > critical_here
+    positions: dict[int, int] = {}
+    for position, revoked in enumerate(crl):
+        if scan:
+            _entry(revoked)
+        positions[revoked.serial_number] = position
+    return positions
 
 
 def _entry(revoked: x509.RevokedCertificate) -> Entry:
@@ -221,14 +261,20 @@ def _entry(revoked: x509.RevokedCertificate) -> Entry:
 
 
 def check(
-    certificate: x509.Certificate, crl: IndexedCrl, *, at: datetime | None = None, grace: timedelta = timedelta(0)
+    certificate: x509.Certificate,
+    crl: IndexedCrl,
+    *,
+    at: datetime | None = None,
+    grace: timedelta = timedelta(0),
+    skew: timedelta = timedelta(0),
 ) -> Revocation:
-    """The certificate's status by this CRL at `at` (now), with `grace` past nextUpdate still taken as current."""
+    """The certificate's status by this CRL at `at` (now), with `grace` past nextUpdate still taken as current and
+    a thisUpdate at most `skew` ahead (the issuer's clock) taken as issued."""
     moment = at or datetime.now(UTC)
-    unknown = _not_answerable(certificate, crl, moment, grace)
+    unknown = _not_answerable(certificate, crl, moment, grace, skew)
     if unknown:
         return Revocation(Status.UNKNOWN, crl.source, unknown)
-    entry = crl.entries.get(certificate.serial_number)
+    entry = crl.entry(certificate.serial_number)
     if entry is None:
         if crl.names_delta or _names_delta(certificate):
             return Revocation(
@@ -251,11 +297,13 @@ def check(
     )
 
 
-def _not_answerable(certificate: x509.Certificate, crl: IndexedCrl, at: datetime, grace: timedelta) -> str | None:
+def _not_answerable(
+    certificate: x509.Certificate, crl: IndexedCrl, at: datetime, grace: timedelta, skew: timedelta
+) -> str | None:
     """Why this CRL cannot answer for this certificate now, or None."""
     if certificate.issuer != crl.issuer:
         return "the CRL is not the certificate issuer's"
-    if crl.this_update > at:
+    if crl.this_update > at + skew:
         return f"the CRL's thisUpdate ({crl.this_update:%Y-%m-%d %H:%M}Z) is in the future"
     if crl.next_update is None:
         return "the CRL has no nextUpdate, so jitr cannot tell whether it is current"
@@ -268,6 +316,8 @@ def _not_answerable(certificate: x509.Certificate, crl: IndexedCrl, at: datetime
         return "the CRL covers only CA certificates, and this one is not a CA"
     if crl.scope.names and not crl.scope.names & _distribution_points(certificate):
         return "the CRL's issuing distribution point is not one the certificate names (another partition)"
+    if _partial_distribution_point(certificate):
+        return "the certificate's CRL distribution point is split by reason or names another CRL issuer"
     return None
 
 
@@ -284,6 +334,14 @@ def _distribution_point_names(certificate: x509.Certificate) -> list[str]:
     except x509.ExtensionNotFound:
         return []
     return [_general_name_text(n) for point in points for n in point.full_name or ()]
+
+
+def _partial_distribution_point(certificate: x509.Certificate) -> bool:
+    try:
+        points = certificate.extensions.get_extension_for_class(x509.CRLDistributionPoints).value
+    except x509.ExtensionNotFound:
+        return False
+    return any(point.reasons or point.crl_issuer for point in points)
 
 
 def _distribution_points(certificate: x509.Certificate) -> frozenset[str]:

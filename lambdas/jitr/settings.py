@@ -25,6 +25,29 @@ EXISTING_THING_ACTIONS: tuple[str, ...] = ExistingThing.__args__  # type: ignore
 CLOCK_SKEW_SECONDS = 300  # a notBefore at most this far ahead is retried, not refused (device and CA clocks drift)
 
 
+OnUnknown = Literal["retry", "accept"]
+DEFAULT_CRL_GRACE_SECONDS = 3600  # a CRL past its nextUpdate by at most this much is still taken as current
+DEFAULT_CRL_CACHE_SECONDS = 86_400  # a CRL is kept until its nextUpdate, and at most this long
+DEFAULT_CRL_MAX_BYTES = 20 * 1024 * 1024  # a 100,000-entry CRL is about 2-4 MB
+DEFAULT_SOURCE_TIMEOUT_SECONDS = 5.0
+
+
+class RevocationSource(BaseModel):
+    """Where the revocation status of the certificates one CA issued is learned, and what to do when it cannot be.
+    Keyed by that CA's certificate id in `Settings.revocation`."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="forbid")
+
+    crl: tuple[str, ...] = ()  # the CA's CRL: http://, https:// or s3://bucket/key URLs, tried in order
+    # hosts a certificate's own CRL distribution point may name (read only when its host is listed here)
+    certificate_hosts: tuple[str, ...] = Field((), alias="certificateHosts")
+    grace_seconds: int = Field(DEFAULT_CRL_GRACE_SECONDS, alias="graceSeconds", ge=0, le=7 * 86_400)
+    cache_seconds: int = Field(DEFAULT_CRL_CACHE_SECONDS, alias="cacheSeconds", ge=0, le=7 * 86_400)
+    max_bytes: int = Field(DEFAULT_CRL_MAX_BYTES, alias="maxBytes", ge=1024, le=200 * 1024 * 1024)
+    timeout_seconds: float = Field(DEFAULT_SOURCE_TIMEOUT_SECONDS, alias="timeoutSeconds", gt=0, le=30)
+    on_unknown: OnUnknown = Field("retry", alias="onUnknown")  # accept: provision when the status cannot be learned
+
+
 class SettingsError(ValueError):
     """The function is misconfigured; the message names the variable."""
 
@@ -53,11 +76,20 @@ class Settings(BaseModel):
     # the account's quotas of the other calls the handler makes (default: AWS's, scaled as register_thing_tps is)
     iot_quotas: dict[str, float] = Field(default_factory=dict, alias="JITR_IOT_QUOTAS")
     max_concurrency: int | None = Field(None, alias="JITR_MAX_CONCURRENCY", ge=1)  # the event source mapping's
+    # issuer revocation: the CRL sources of each CA (by its certificate id) whose certificates are checked
+    revocation: dict[str, RevocationSource] = Field(default_factory=dict, alias="JITR_REVOCATION")
+    # only for a rehearsal on one machine (a CRL served on 127.0.0.1): the stack never sets it
+    revocation_allow_loopback: bool = Field(False, alias="JITR_REVOCATION_ALLOW_LOOPBACK")
 
-    @field_validator("extra_parameters", "iot_quotas", mode="before")
+    @field_validator("extra_parameters", "iot_quotas", "revocation", mode="before")
     @classmethod
     def _json_object(cls, value: Any) -> Any:
-        return json.loads(value) if isinstance(value, str) else value
+        if not isinstance(value, str):
+            return value
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"not JSON: {exc.msg}") from None
 
     @field_validator("cn_pattern")
     @classmethod
@@ -100,12 +132,13 @@ class Settings(BaseModel):
     def to_environment(self) -> dict[str, str]:
         """The variables that carry these settings (unset ones are left out)."""
         environment: dict[str, str] = {}
+        dumped = self.model_dump(mode="json", by_alias=True)
         for name in type(self).model_fields:
             value = getattr(self, name)
-            if value is None or value == {}:
+            if value is None or value == {} or (name == "revocation_allow_loopback" and not value):
                 continue
             if isinstance(value, dict):
-                text = json.dumps(value, separators=(",", ":"))
+                text = json.dumps(dumped[self.variable(name)], separators=(",", ":"))
             elif isinstance(value, float) and value.is_integer():
                 text = str(int(value))
             else:

@@ -286,3 +286,48 @@ def test_a_crl_does_not_answer_for_another_issuers_certificate(ca: pki.Issued) -
 def test_the_certificates_distribution_points_are_read_in_order(ca: pki.Issued) -> None:
     urls = ["https://crl.example/b.crl", "http://crl.example/a.crl", "ldap://crl.example/c"]
     assert distribution_point_urls(pki.make_device(ca, "rev-5", crl_urls=urls).certificate) == urls[:2]
+
+
+def test_a_crl_naming_another_key_of_the_issuer_is_unusable(ca: pki.Issued) -> None:
+    start = pki.now() - dt.timedelta(minutes=5)
+    other_key = pki.new_key()
+    crl = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(ca.certificate.subject)
+        .last_update(start)
+        .next_update(start + dt.timedelta(days=1))
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(other_key.public_key()), critical=False)
+        .sign(ca.key, pki.hashes.SHA256())  # type: ignore[arg-type]
+    )
+    with pytest.raises(UnusableCrl, match="another key"):
+        read_crl(der(crl), ca.certificate, URL)
+
+
+def test_a_certificate_whose_distribution_point_is_split_by_reason_is_unknown(ca: pki.Issued) -> None:
+    split = x509.CRLDistributionPoints(
+        [
+            x509.DistributionPoint(
+                [x509.UniformResourceIdentifier(URL)], None, frozenset({x509.ReasonFlags.key_compromise}), None
+            )
+        ]
+    )
+    device = pki.make_device(ca, "rev-6")
+    rebuilt = (
+        x509.CertificateBuilder()
+        .subject_name(device.certificate.subject)
+        .issuer_name(ca.certificate.subject)
+        .public_key(device.key.public_key())
+        .serial_number(device.certificate.serial_number)
+        .not_valid_before(device.certificate.not_valid_before_utc)
+        .not_valid_after(device.certificate.not_valid_after_utc)
+        .add_extension(split, critical=False)
+        .sign(ca.key, pki.hashes.SHA256())  # type: ignore[arg-type]
+    )
+    crl = read_crl(der(pki.make_crl(ca)), ca.certificate, URL)
+    assert check(rebuilt, crl).status == Status.UNKNOWN
+
+
+def test_a_crl_issued_within_the_clock_skew_answers(ca: pki.Issued, device: pki.Issued) -> None:
+    ahead = pki.make_crl(ca, this_update=pki.now() + dt.timedelta(seconds=30))
+    assert status_of(device, ca, ahead) == Status.UNKNOWN
+    assert status_of(device, ca, ahead, skew=dt.timedelta(seconds=60)) == Status.GOOD

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from jitr.settings import Settings, SettingsError
+from jitr.settings import RevocationSource, Settings, SettingsError
 
 
 def test_every_setting_round_trips_through_the_environment() -> None:
@@ -27,6 +27,15 @@ def test_every_setting_round_trips_through_the_environment() -> None:
         register_thing_tps=40,
         iot_quotas={"DescribeCertificate": 20},
         max_concurrency=20,
+        revocation={
+            "ab" * 32: RevocationSource(
+                crl=("s3://pki-bucket/crl/ca.crl", "http://crl.example/ca.crl"),
+                certificate_hosts=("crl.example",),
+                grace_seconds=60,
+                on_unknown="accept",
+            )
+        },
+        revocation_allow_loopback=True,
     )
     environment = settings.to_environment()
     assert set(environment) == {field.alias for field in Settings.model_fields.values()}  # every one travels
@@ -53,6 +62,9 @@ def test_defaults_are_the_models_and_unset_values_stay_unset() -> None:
         ({"JITR_TEMPLATE_NAME": "t", "JITR_EXTRA_PARAMETERS": "{"}, "JITR_EXTRA_PARAMETERS"),
         ({"JITR_TEMPLATE_NAME": "t", "JITR_CN_PATTERN": "["}, "JITR_CN_PATTERN"),
         ({"JITR_TEMPLATE_NAME": "t", "JITR_CLOCK_SKEW_SECONDS": "-1"}, "JITR_CLOCK_SKEW_SECONDS"),
+        ({"JITR_TEMPLATE_NAME": "t", "JITR_REVOCATION": "{"}, "JITR_REVOCATION"),
+        ({"JITR_TEMPLATE_NAME": "t", "JITR_REVOCATION": '{"ca": {"onUnknown": "revoke"}}'}, "JITR_REVOCATION"),
+        ({"JITR_TEMPLATE_NAME": "t", "JITR_REVOCATION": '{"ca": {"crls": []}}'}, "JITR_REVOCATION"),
     ],
 )
 def test_a_wrong_setting_is_named(environment: dict[str, str], named: str) -> None:
