@@ -25,6 +25,7 @@ from pydantic import ValidationError
 from jitr.iot import IoT, client_config
 from jitr.outcomes import Outcome, Reason
 from jitr.provisioning import MAX_EVENT_BYTES, Decision, RegistrationEvent, decide
+from jitr.revocation_sources import CrlSources
 from jitr.settings import Settings
 
 from .observability import NAMESPACE, SERVICE, logger, metrics, tracer
@@ -67,11 +68,20 @@ class Registration:
         return self.iot_factory(self.settings)
 
     @cached_property
+    def crls(self) -> CrlSources:
+        """This environment's issuer CRLs, kept across warm invocations until their nextUpdate."""
+        config = client_config(self.settings.max_attempts)
+        return CrlSources(
+            loopback_ok=self.settings.revocation_allow_loopback,
+            s3_client=lambda: boto3.session.Session().client("s3", config=config),
+        )
+
+    @cached_property
     def decide(self) -> Callable[[RegistrationEvent], Decision]:
         """`decide` with this environment's adapter; once per certificate id when the stack gives a decision table."""
 
         def decide_now(event: RegistrationEvent) -> Decision:
-            return decide(event, self.iot, self.settings)
+            return decide(event, self.iot, self.settings, crls=self.crls)
 
         if not self.settings.decision_table:
             return decide_now
@@ -148,6 +158,8 @@ def _record(decision: Decision) -> None:
     if decision.outcome == Outcome.PROVISIONED:
         total = sum(decision.steps_ms.values())
         metrics.add_metric(name="ProvisioningLatency", unit=MetricUnit.Milliseconds, value=total)
+    if decision.unknown_accepted:  # provisioned without the issuer's word, as the fleet chose: counted every time
+        metrics.add_metric(name="RevocationUnknownAccepted", unit=MetricUnit.Count, value=1)
     if decision.outcome in (Outcome.REJECTED, Outcome.MALFORMED, Outcome.RETRY) and decision.reason:
         with single_metric(
             name=f"{decision.outcome.value}ByReason",

@@ -6,11 +6,8 @@ from __future__ import annotations
 
 import ipaddress
 import ssl
-import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import boto3
@@ -23,56 +20,18 @@ from jitr.revocation import Status
 from jitr.revocation_sources import CrlSources, address_refusal
 from jitr.settings import RevocationSource
 from jitr_tools import pki
+from jitr_tools.crl_server import CrlServer, Served
 
 
-@dataclass
-class Served:
-    status: int = 200
-    body: bytes = b""
-    headers: dict[str, str] = field(default_factory=dict)
-    delay_s: float = 0.0
-
-
-class CrlServer:
-    """An HTTP server on 127.0.0.1 serving what each test puts at a path, counting requests."""
-
-    def __init__(self) -> None:
-        self.paths: dict[str, Served] = {}
-        self.hits: dict[str, int] = {}
-        self.hosts: list[str] = []
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                served = server.paths.get(self.path, Served(404))
-                server.hits[self.path] = server.hits.get(self.path, 0) + 1
-                server.hosts.append(self.headers.get("Host", ""))
-                time.sleep(served.delay_s)
-                self.send_response(served.status)
-                for name, value in served.headers.items():
-                    self.send_header(name, value)
-                if "Content-Length" not in served.headers:
-                    self.send_header("Content-Length", str(len(served.body)))
-                self.end_headers()
-                self.wfile.write(served.body)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.httpd.server_address[1]
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
+class TestServer(CrlServer):
     def url(self, path: str, host: str = "crl.test") -> str:
-        return f"http://{host}:{self.port}{path}"
+        return super().url(path, host)
 
 
 @pytest.fixture
 def server() -> Iterator[CrlServer]:
-    served = CrlServer()
-    yield served
-    served.httpd.shutdown()
-    served.httpd.server_close()
+    with TestServer() as served:
+        yield served
 
 
 @pytest.fixture(scope="module")

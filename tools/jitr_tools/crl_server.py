@@ -1,0 +1,80 @@
+"""A CRL distribution point on 127.0.0.1: `jitr simulate` and `jitr serve` publish the development CA's CRL here,
+and the tests serve what a real one may serve on a bad day (errors, redirects, slow or oversized bodies)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+
+
+@dataclass
+class Served:
+    """What one path answers."""
+
+    status: int = 200
+    body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
+    delay_s: float = 0.0
+
+
+class CrlServer:
+    """An HTTP server on 127.0.0.1 (a free port unless told) answering each path as `paths` says, counting
+    requests per path. Use as a context manager, or call `stop()`."""
+
+    def __init__(self, port: int = 0) -> None:
+        self.paths: dict[str, Served] = {}
+        self.hits: dict[str, int] = {}
+        self.hosts: list[str] = []  # the Host header of each request
+        self._lock = threading.Lock()
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
+        self.httpd.daemon_threads = True
+        self.port = int(self.httpd.server_address[1])
+        self._thread = threading.Thread(target=self.httpd.serve_forever, name="crl-server", daemon=True)
+        self._thread.start()
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                with server._lock:
+                    served = server.paths.get(self.path.split("?", 1)[0], Served(404))
+                    server.hits[self.path] = server.hits.get(self.path, 0) + 1
+                    server.hosts.append(self.headers.get("Host", ""))
+                time.sleep(served.delay_s)
+                self.send_response(served.status)
+                for name, value in served.headers.items():
+                    self.send_header(name, value)
+                if "Content-Length" not in served.headers:
+                    self.send_header("Content-Length", str(len(served.body)))
+                self.end_headers()
+                self.wfile.write(served.body)
+
+            def log_message(self, format: str, *args: object) -> None:  # noqa: A002  # the base class's name
+                pass
+
+        return Handler
+
+    def publish(self, path: str, body: bytes) -> str:
+        """Serve `body` (a DER CRL) at `path`; its URL."""
+        with self._lock:
+            self.paths[path] = Served(body=body, headers={"Content-Type": "application/pkix-crl"})
+        return self.url(path)
+
+    def url(self, path: str, host: str = "127.0.0.1") -> str:
+        return f"http://{host}:{self.port}{path}"
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def __enter__(self) -> CrlServer:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        self.stop()
