@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks import cold_start, onboarding, serve, warm
+from benchmarks import cold_start, onboarding, serve, sweeper, warm
 
 ROOT = Path(__file__).resolve().parents[1]
 PLOT = ROOT / "bench-onboarding.png"
@@ -18,6 +18,7 @@ def main() -> None:
     results: dict[str, Any] = {"cold_start": cold_start.run(), "warm": warm.run()}
     results.update(onboarding.run(PLOT))
     results["serve"] = serve.run()
+    results["sweeper"] = sweeper.run()
     results["total_s"] = round(time.monotonic() - started, 1)
     (ROOT / "bench-results.json").write_text(json.dumps(results, indent=2) + "\n")
     rows = [
@@ -57,12 +58,14 @@ def main() -> None:
         ):
             aim = aims.get(key, "") if name == "onboarding_aws_defaults" else ""
             rows.append((f"{name}.{key}", float(run[key] or 0), aim))
-    serve_aims = {"lost": "= 0"}
+    serve_aims = {"lost": "= 0", "good_refused": "= 0"}
     for key in (
         "devices",
         "connected",
         "refused",
+        "good_refused",
         "lost",
+        "dropped_attempts",
         "onboard_s",
         "connect_p50_s",
         "connect_p95_s",
@@ -70,6 +73,20 @@ def main() -> None:
         "attempts_per_s",
     ):
         rows.append((f"serve.{key}", float(results["serve"][key] or 0), serve_aims.get(key, "")))
+    sweep_aims = {"runs_until_spread_lost_swept": "<= bound_runs", "late_runs_after_stale": "<= bound_runs"}
+    for key in (
+        "certificates",
+        "lost",
+        "pending_on_purpose",
+        "per_run_capacity",
+        "bound_runs",
+        "runs_until_spread_lost_swept",
+        "late_runs_after_stale",
+        "sent_not_lost",
+        "run_s_max",
+        "ms_per_page",
+    ):
+        rows.append((f"sweeper.{key}", float(results["sweeper"][key] or 0), sweep_aims.get(key, "")))
     print(f"{'metric':<56} {'value':>12}  aim")
     for name, value, aim in rows:
         print(f"{name:<56} {value:>12.6g}  {aim}")

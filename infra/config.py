@@ -171,7 +171,11 @@ def raw_settings(context: Mapping[str, Any], root: Path) -> dict[str, Any]:
         path = root / str(config_file)
         if not path.is_file():
             raise ConfigError(f"{CONFIG_FILE_KEY} names {config_file!r}, which does not exist")
-        overlay = _json(path.read_text(), str(config_file))
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{config_file} is not UTF-8 text (byte {exc.start})") from None
+        overlay = _json(text, str(config_file))
         if not isinstance(overlay, dict):
             raise ConfigError(f"{config_file} must hold a JSON object")
         settings.update(overlay)
@@ -189,7 +193,8 @@ def load_config(
     passes the development PKI's; `None` makes a CA required)."""
     unknown = sorted(set(settings) - KNOWN_KEYS)
     if unknown:
-        raise ConfigError(f"unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(KNOWN_KEYS))}")
+        named = ", ".join(repr(key) for key in unknown)
+        raise ConfigError(f"unknown setting(s) {named}; known: {', '.join(sorted(KNOWN_KEYS))}")
     at = at or dt.datetime.now(dt.UTC)
     notes: list[str] = []
 
@@ -436,7 +441,9 @@ def validated_mode(provisioning_mode: str) -> bool:
 def _json(text: str, where: str) -> Any:
     try:
         return json.loads(text)
-    except json.JSONDecodeError as exc:
+    except RecursionError:
+        raise ConfigError(f"{where} is not readable JSON: nested too deeply") from None
+    except ValueError as exc:  # not JSON, or a number too long to convert
         raise ConfigError(f"{where} is not valid JSON: {exc}") from exc
 
 
@@ -450,7 +457,8 @@ def _choice(settings: Mapping[str, Any], key: str, choices: tuple[str, ...]) -> 
 def _whole(settings: Mapping[str, Any], key: str, low: int, high: int) -> int:
     """A whole-number setting that always has a value (its default)."""
     value = _integer(settings, key, low, high)
-    assert value is not None, f"{key} has a default"
+    if value is None:  # given as null: these settings always have a value
+        raise ConfigError(f"{key} must be a whole number from {low} to {high}, got None")
     return value
 
 

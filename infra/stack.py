@@ -74,6 +74,7 @@ class JitrStack(cdk.Stack):
             service=self.handler.service,
             ca_certificate_ids=self.cas.certificate_ids,
             queue=self.intake.queue,
+            decisions=self.decisions,
             code=code,
         )
         self.monitoring = Monitoring(

@@ -1,6 +1,7 @@
 """The sweeper (`jitr_handlers.sweeper`): a scheduled function that puts a registration event on the intake queue for
-every certificate of the configured CAs still PENDING_ACTIVATION after `sweepMinAgeMinutes`, at most `sweepMaxPerRun`
-per run, every `sweepIntervalMinutes`; its `SweptCertificates` metric has an alarm."""
+every certificate of the configured CAs still PENDING_ACTIVATION after `sweepMinAgeMinutes` and not decided, at most
+`sweepMaxPerRun` per run, every `sweepIntervalMinutes`, going on each run from where the last stopped (its cursors are
+items of the decision table); its `SweptCertificates` metric has an alarm."""
 
 from __future__ import annotations
 
@@ -14,8 +15,11 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from jitr_handlers.observability import NAMESPACE
+from jitr_handlers.once import KEY_PREFIX
+from jitr_handlers.sweeper import CURSOR_PREFIX
 
 from .config import JitrConfig
+from .decisions import DecisionTable
 from .handler import jitr_function, role_and_logs
 
 HANDLER = "jitr_handlers.sweeper.handler"
@@ -34,6 +38,7 @@ class Sweeper(Construct):
         service: str,
         ca_certificate_ids: list[str],
         queue: sqs.Queue,
+        decisions: DecisionTable,
         code: aws_lambda.Code,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -51,6 +56,8 @@ class Sweeper(Construct):
             )
         )
         queue.grant_send_messages(self.role)
+        for statement in _decision_table_statements(decisions.table.table_arn):
+            self.role.add_to_policy(statement)
         self.function = jitr_function(
             self,
             code=code,
@@ -65,6 +72,7 @@ class Sweeper(Construct):
                 "POWERTOOLS_LOG_LEVEL": "INFO",
                 "JITR_SWEEP_CA_IDS": ",".join(ca_certificate_ids),
                 "JITR_INTAKE_QUEUE_URL": queue.queue_url,
+                "JITR_DECISION_TABLE": decisions.table.table_name,
                 "JITR_SWEEP_MIN_AGE_SECONDS": str(config.sweep_min_age_minutes * 60),
                 "JITR_SWEEP_MAX_PER_RUN": str(config.sweep_max_per_run),
                 "JITR_SWEEP_LIST_TPS": str(LIST_TPS),
@@ -84,3 +92,22 @@ class Sweeper(Construct):
             statistic="Sum",
             period=cdk.Duration.minutes(config.sweep_interval_minutes),
         )
+
+
+def _decision_table_statements(table_arn: str) -> list[iam.PolicyStatement]:
+    """Read the decision records and the cursors; write the cursors only (DynamoDB's fine-grained access control on
+    the partition key: a decision record can be read, never written)."""
+    return [
+        iam.PolicyStatement(
+            sid="ReadDecisionsAndCursors",
+            actions=["dynamodb:GetItem"],
+            resources=[table_arn],
+            conditions={"ForAllValues:StringLike": {"dynamodb:LeadingKeys": [f"{KEY_PREFIX}#*", f"{CURSOR_PREFIX}#*"]}},
+        ),
+        iam.PolicyStatement(
+            sid="KeepTheCursors",
+            actions=["dynamodb:PutItem"],
+            resources=[table_arn],
+            conditions={"ForAllValues:StringLike": {"dynamodb:LeadingKeys": [f"{CURSOR_PREFIX}#*"]}},
+        ),
+    ]

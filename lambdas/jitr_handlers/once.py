@@ -61,24 +61,37 @@ def _persistence(table_name: str, dynamodb_client: Any) -> DynamoDBPersistenceLa
     )
 
 
+class DecisionRecords:
+    """Reads the decision table's records through Powertools' own record lookup, so the key is the one the handler
+    wrote. One persistence layer serves every read: Powertools registers a hook on the client each time one is
+    built, so building one per read makes a long run of reads on one client slower and slower."""
+
+    def __init__(self, table_name: str, dynamodb_client: Any) -> None:
+        self.persistence = _persistence(table_name, dynamodb_client)
+        self.persistence.configure(_config(1), key_prefix=KEY_PREFIX)
+
+    def get(self, certificate_id: str, ca_certificate_id: str) -> dict[str, Any] | None:
+        """What the table holds for the certificate issued by the CA (the decision, with `decidedAt`), or None. An
+        in-progress record reads as {"status": "INPROGRESS"}."""
+        try:
+            record = self.persistence.get_record(
+                {"certificateId": certificate_id, "caCertificateId": ca_certificate_id}
+            )
+        except IdempotencyItemNotFoundError:
+            return None
+        if record is None:
+            return None
+        if record.status != "COMPLETED":
+            return {"status": record.status}
+        stored: dict[str, Any] = record.response_json_as_dict() or {}
+        return stored
+
+
 def recorded_decision(
     certificate_id: str, ca_certificate_id: str, *, table_name: str, dynamodb_client: Any
 ) -> dict[str, Any] | None:
-    """What the decision table holds for the certificate issued by the CA (the decision, with `decidedAt`), or None:
-    read through Powertools' own record lookup, so the key is the one the handler wrote. An in-progress record reads
-    as {"status": "INPROGRESS"}."""
-    persistence = _persistence(table_name, dynamodb_client)
-    persistence.configure(_config(1), key_prefix=KEY_PREFIX)
-    try:
-        record = persistence.get_record({"certificateId": certificate_id, "caCertificateId": ca_certificate_id})
-    except IdempotencyItemNotFoundError:
-        return None
-    if record is None:
-        return None
-    if record.status != "COMPLETED":
-        return {"status": record.status}
-    stored: dict[str, Any] = record.response_json_as_dict() or {}
-    return stored
+    """One read of `DecisionRecords` (for a single look-up, as `jitr explain` makes)."""
+    return DecisionRecords(table_name, dynamodb_client).get(certificate_id, ca_certificate_id)
 
 
 class DecideOnce:

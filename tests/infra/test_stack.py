@@ -292,7 +292,7 @@ def test_alarms_cover_dead_letters_errors_throttling_queue_age_rejections_and_ru
     assert len(by_id) == 8
 
 
-def test_the_sweeper_runs_on_a_schedule_may_only_list_certificates_and_send_to_the_intake_queue(
+def test_the_sweeper_runs_on_a_schedule_may_only_list_certificates_send_to_the_queue_and_keep_its_cursors(
     jitr_stack: Synthesized,
 ) -> None:
     sweeper = jitr_stack.stack.sweeper
@@ -314,6 +314,23 @@ def test_the_sweeper_runs_on_a_schedule_may_only_list_certificates_and_send_to_t
         "sqs:SendMessage",
         "sqs:GetQueueAttributes",
         "sqs:GetQueueUrl",
+    }
+    # the decision table: read decisions and cursors, write only items under the cursors' own key prefix
+    table_id = jitr_stack.logical_id(_cfn(jitr_stack.stack.decisions.table))
+    assert variables["JITR_DECISION_TABLE"] == {"Ref": table_id}
+    on_table = {
+        a: (flat(s["Resource"]), s.get("Condition"))
+        for s in statements
+        for a in as_list(s["Action"])
+        if a.startswith("dynamodb:")
+    }
+    leading = "ForAllValues:StringLike"
+    assert on_table == {
+        "dynamodb:GetItem": (
+            "${" + table_id + ".Arn}",
+            {leading: {"dynamodb:LeadingKeys": ["jitr-decision#*", "jitr-sweep-cursor#*"]}},
+        ),
+        "dynamodb:PutItem": ("${" + table_id + ".Arn}", {leading: {"dynamodb:LeadingKeys": ["jitr-sweep-cursor#*"]}}),
     }
 
 
@@ -384,7 +401,7 @@ def _cfn(construct: object) -> cdk.CfnElement:
     return construct.node.default_child  # type: ignore[attr-defined,no-any-return]
 
 
-def test_the_decision_table_is_on_demand_encrypted_expiring_and_only_the_handler_uses_it(
+def test_the_decision_table_is_on_demand_encrypted_expiring_and_only_the_handler_writes_decisions(
     jitr_stack: Synthesized,
 ) -> None:
     table = jitr_stack.one("AWS::DynamoDB::Table")["Properties"]

@@ -12,6 +12,7 @@ import boto3
 import pytest
 
 from infra.intake import rule_sql
+from jitr.settings import Settings
 from jitr_tools.cli import main
 from tests.integration.support import TEMPLATE_NAME, Fleet
 
@@ -48,6 +49,7 @@ def deployed(fleet: Fleet) -> dict[str, str]:
         Role=role["Arn"],
         Handler="handler.handler",
         Code={"ZipFile": code.getvalue()},
+        Environment={"Variables": _stack_environment()},
     )
     mapping = functions.create_event_source_mapping(EventSourceArn=queue_arn, FunctionName="jitr-registration")
     return {
@@ -60,6 +62,11 @@ def deployed(fleet: Fleet) -> dict[str, str]:
         "RuleNames": "JitrRegistered0",
         "EventSourceMappingId": mapping["UUID"],
     }
+
+
+def _stack_environment(**settings: Any) -> dict[str, str]:
+    """The function's environment as the stack writes it (infra.handler: `Settings.to_environment()`)."""
+    return {"POWERTOOLS_SERVICE_NAME": "Jitr", **Settings(template_name=TEMPLATE_NAME, **settings).to_environment()}
 
 
 def _doctor(
@@ -161,3 +168,203 @@ def test_the_jitp_trap_is_a_failure_in_jitr_mode(
     (trap,) = [f for f in report["findings"] if "registrationConfig" in f["detail"]]
     assert trap["level"] == "FAIL"
     assert "jitr never decides" in trap["detail"]
+
+
+# -- the template, rendered as the deployed function renders it ---
+
+SITE_TEMPLATE = {
+    "Parameters": {
+        "AWS::IoT::Certificate::CommonName": {"Type": "String"},
+        "AWS::IoT::Certificate::Id": {"Type": "String"},
+        "Site": {"Type": "String"},  # no Default: only the stack's extraParameters give it
+    },
+    "Resources": {
+        "thing": {
+            "Type": "AWS::IoT::Thing",
+            "Properties": {
+                "ThingName": {"Ref": "AWS::IoT::Certificate::CommonName"},
+                "ThingTypeName": {"Fn::Join": ["-", [{"Ref": "Site"}, "sensor"]]},
+                "ThingGroups": [{"Ref": "Site"}],
+                "BillingGroup": {"Fn::Join": ["-", [{"Ref": "Site"}, "billing"]]},
+            },
+        },
+        "certificate": {
+            "Type": "AWS::IoT::Certificate",
+            "Properties": {"CertificateId": {"Ref": "AWS::IoT::Certificate::Id"}, "Status": "ACTIVE"},
+        },
+        "policy": {"Type": "AWS::IoT::Policy", "Properties": {"PolicyName": "jitr-device"}},
+    },
+}
+
+
+def _store_template(fleet: Fleet, body: dict[str, Any]) -> None:
+    fleet.account.client.delete_provisioning_template(templateName=TEMPLATE_NAME)
+    fleet.account.client.create_provisioning_template(
+        templateName=TEMPLATE_NAME,
+        templateBody=json.dumps(body),
+        provisioningRoleArn="arn:aws:iam::123456789012:role/jitr-provisioning",
+        enabled=True,
+    )
+
+
+def _deploy_settings(**settings: Any) -> None:
+    boto3.client("lambda", region_name=REGION).update_function_configuration(
+        FunctionName="jitr-registration", Environment={"Variables": _stack_environment(**settings)}
+    )
+
+
+def _levels(report: dict[str, Any]) -> dict[str, str]:
+    return {f["subject"]: f["level"] for f in report["findings"]}
+
+
+def test_the_groups_and_type_the_template_names_with_the_stacks_extra_parameters_must_exist(
+    tmp_path: Path, deployed: dict[str, str], fleet: Fleet, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a template whose group, type and billing group come from extraParameters, deployed with Site=plant7
+    _store_template(fleet, SITE_TEMPLATE)
+    _deploy_settings(extra_parameters={"Site": "plant7"})
+
+    # When none of them exists, every RegisterThing would fail: doctor names each
+    code, report = _doctor(tmp_path, deployed, capsys)
+    assert code == 1
+    levels = _levels(report)
+    assert levels["thing group plant7"] == "FAIL"
+    assert levels["thing type plant7-sensor"] == "FAIL"
+    assert levels["billing group plant7-billing"] == "FAIL"
+    (template,) = [f for f in report["findings"] if f["subject"] == f"template {TEMPLATE_NAME}"]
+    assert template["level"] == "OK"
+    assert "extraParameters (Site)" in template["detail"]
+
+    # Then once they exist, the deployment is healthy
+    iot = fleet.account.client
+    iot.create_thing_group(thingGroupName="plant7")
+    iot.create_thing_type(thingTypeName="plant7-sensor")
+    iot.create_billing_group(billingGroupName="plant7-billing")
+    code, report = _doctor(tmp_path, deployed, capsys)
+    assert code == 0, report
+    levels = _levels(report)
+    assert {levels[s] for s in ("thing group plant7", "thing type plant7-sensor", "billing group plant7-billing")} == {
+        "OK"
+    }
+
+
+def test_a_template_that_does_not_render_with_the_deployed_parameters_is_a_failure(
+    tmp_path: Path, deployed: dict[str, str], fleet: Fleet, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given the template needs Site, and the deployed function's extraParameters do not give it
+    _store_template(fleet, SITE_TEMPLATE)
+
+    code, report = _doctor(tmp_path, deployed, capsys)
+
+    assert code == 1
+    assert report["healthy"] is False
+    (template,) = [f for f in report["findings"] if f["subject"] == f"template {TEMPLATE_NAME}"]
+    assert template["level"] == "FAIL"
+    assert "does not render" in template["detail"]
+    assert "'Site'" in template["detail"]
+    assert "extraParameters" in template["action"]
+
+
+@pytest.mark.parametrize(
+    ("variables", "expected"),
+    [
+        ({"JITR_EXTRA_PARAMETERS": "not json"}, "JITR_EXTRA_PARAMETERS"),
+        ({}, "JITR_TEMPLATE_NAME"),
+    ],
+    ids=["extra parameters not JSON", "no settings"],
+)
+def test_a_function_whose_settings_cannot_be_read_is_a_failure(
+    variables: dict[str, str],
+    expected: str,
+    tmp_path: Path,
+    deployed: dict[str, str],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    environment = {**_stack_environment(), **variables} if variables else {}
+    boto3.client("lambda", region_name=REGION).update_function_configuration(
+        FunctionName="jitr-registration", Environment={"Variables": environment}
+    )
+    code, report = _doctor(tmp_path, deployed, capsys)
+    assert code == 1
+    (function,) = [f for f in report["findings"] if f["subject"] == "function jitr-registration"]
+    assert function["level"] == "FAIL"
+    assert expected in function["detail"]
+
+
+# -- the rule's topic: its FROM clause, matched as AWS IoT matches topic filters ---
+
+OTHER_CA = "ab" * 32
+
+
+@pytest.mark.parametrize(
+    ("sql", "level"),
+    [
+        ("SELECT * FROM '{topic}'", "OK"),
+        ("SELECT * FROM '$aws/events/certificates/registered/+'", "OK"),
+        ("SELECT * FROM '$aws/events/certificates/#'", "OK"),
+        ("select certificateId from '{topic}' where certificateStatus = 'PENDING_ACTIVATION'", "OK"),
+        ("SELECT 'FROM x' AS a, (SELECT VALUE v FROM e) AS b FROM '{topic}'", "OK"),
+        ("SELECT * FROM 'devices/events' WHERE topic() = '{topic}'", "FAIL"),
+        ("SELECT '{topic}' AS source FROM 'devices/events'", "FAIL"),
+        ("SELECT * FROM '{other}'", "FAIL"),
+        ("SELECT * FROM '{topic}/extra'", "FAIL"),
+        ("SELECT * FROM '#'", "FAIL"),
+        ("SELECT * FROM '+/events/certificates/registered/+'", "FAIL"),
+    ],
+    ids=[
+        "exact",
+        "every CA (+)",
+        "every certificate event (#)",
+        "lower case, with WHERE",
+        "FROM in a literal and a nested query",
+        "topic in WHERE only",
+        "topic in SELECT only",
+        "another CA's topic",
+        "a level below the topic",
+        "# does not match $ topics",
+        "+ first does not match $ topics",
+    ],
+)
+def test_a_rule_is_on_its_cas_topic_only_by_its_from_clause(
+    sql: str,
+    level: str,
+    tmp_path: Path,
+    deployed: dict[str, str],
+    fleet: Fleet,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    rule = fleet.account.client.get_topic_rule(ruleName="JitrRegistered0")["rule"]
+    topic = f"$aws/events/certificates/registered/{fleet.ca_id}"
+    fleet.account.client.replace_topic_rule(
+        ruleName="JitrRegistered0",
+        topicRulePayload={
+            "sql": sql.replace("{topic}", topic).replace("{other}", f"$aws/events/certificates/registered/{OTHER_CA}"),
+            "awsIotSqlVersion": "2016-03-23",
+            "ruleDisabled": False,
+            "actions": rule["actions"],
+        },
+    )
+    code, report = _doctor(tmp_path, deployed, capsys)
+    levels = _levels(report)
+    assert levels["rule JitrRegistered0"] == level, report
+    if level == "FAIL":
+        assert code == 1
+        (uncovered,) = [f for f in report["findings"] if "no rule reads its registered topic" in f["detail"]]
+        assert uncovered["subject"] == f"CA {fleet.ca_id[:12]}"
+    else:
+        assert code == 0, report
+
+
+def test_a_rule_whose_sql_reads_no_topic_is_a_failure(
+    tmp_path: Path, deployed: dict[str, str], fleet: Fleet, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rule = fleet.account.client.get_topic_rule(ruleName="JitrRegistered0")["rule"]
+    fleet.account.client.replace_topic_rule(
+        ruleName="JitrRegistered0",
+        topicRulePayload={"sql": "SELECT * FROM topic", "ruleDisabled": False, "actions": rule["actions"]},
+    )
+    code, report = _doctor(tmp_path, deployed, capsys)
+    assert code == 1
+    (finding,) = [f for f in report["findings"] if f["subject"] == "rule JitrRegistered0"]
+    assert finding["level"] == "FAIL"
+    assert "reads no topic" in finding["detail"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import re
@@ -223,6 +224,41 @@ def test_certificate_transitions(account: Account, pending: str) -> None:
     with pytest.raises(ClientError) as caught:
         account.client.update_certificate(certificateId=pending, newStatus="ACTIVE")
     assert error_code(caught) == "CertificateStateException"
+
+
+def _list_all(account: Account, ca_id: str, **options: Any) -> list[str]:
+    ids: list[str] = []
+    marker: dict[str, str] = {}
+    while True:
+        page = account.client.list_certificates_by_ca(caCertificateId=ca_id, **options, **marker)
+        ids += [c["certificateId"] for c in page["certificates"]]
+        if "nextMarker" not in page:
+            return ids
+        marker = {"marker": page["nextMarker"]}
+
+
+def test_certificates_by_ca_come_in_pages_by_creation_date(account: Account, issuing_ca: pki.Issued) -> None:
+    # Given a CA's fleet of 12 certificates created a minute apart, loaded in no particular order
+    ca_id = account.register_ca(issuing_ca)
+    start = datetime.datetime(2024, 1, 1, tzinfo=datetime.UTC)
+    created = [start + datetime.timedelta(minutes=m) for m in (5, 0, 11, 3, 8, 1, 10, 2, 7, 4, 9, 6)]
+    fleet = [(pki.make_device(issuing_ca, f"fleet-{i}").pem, "ACTIVE", at) for i, at in enumerate(created)]
+    ids = account.iot.load_certificates(ca_id, fleet)
+    oldest_first = [i for _, i in sorted(zip(created, ids, strict=True))]
+    # Then ListCertificatesByCA pages them newest first unless asked otherwise, 25 to a page by default
+    assert _list_all(account, ca_id, pageSize=5) == oldest_first[::-1]
+    assert _list_all(account, ca_id, pageSize=5, ascendingOrder=True) == oldest_first
+    assert len(account.client.list_certificates_by_ca(caCertificateId=ca_id)["certificates"]) == 12
+    # and a marker keeps its place while newer certificates arrive
+    first = account.client.list_certificates_by_ca(caCertificateId=ca_id, pageSize=5)
+    account.iot.connect(pki.make_device(issuing_ca, "newcomer").pem)
+    rest = account.client.list_certificates_by_ca(caCertificateId=ca_id, pageSize=5, marker=first["nextMarker"])
+    assert [c["certificateId"] for c in rest["certificates"]] == oldest_first[::-1][5:10]
+    assert rest["certificates"][0]["status"] == "ACTIVE"
+    for bad in ({"pageSize": 251}, {"marker": "bm90IGEgbWFya2Vy"}):
+        with pytest.raises(ClientError) as exc:
+            account.client.list_certificates_by_ca(caCertificateId=ca_id, **bad)
+        assert error_code(exc) == "InvalidRequestException"
 
 
 def test_create_thing_is_idempotent_but_refuses_another_configuration(account: Account) -> None:

@@ -30,9 +30,11 @@ from infra.config import load_config
 from jitr.certificates import certificate_id
 from jitr_tools import pki
 from jitr_tools.broker import Device
-from jitr_tools.devices import Files, PahoDevice, power_up, write_device
+from jitr_tools.devices import Closed, Files, LastWill, PahoDevice, endpoint_judge, power_up, write_device
 from jitr_tools.embedded import Connect
 from jitr_tools.embedded.errors import ServiceUnavailableException
+from jitr_tools.embedded.quotas import AUTO_REGISTRATION
+from jitr_tools.embedded.state import TokenBucket
 from jitr_tools.reconnect import Reconnect
 from jitr_tools.serve import ServeOptions, Service
 from jitr_tools.tls import Peer
@@ -224,6 +226,147 @@ def test_a_message_is_delivered_only_to_subscribers_whose_policy_allows_receive(
     finally:
         listener.stop()
         speaker.stop()
+
+
+# -- what AWS IoT checks besides each PUBLISH and SUBSCRIBE ------------------------------------------------------------
+
+ACCOUNT_ARN = "arn:aws:iot:us-east-1:123456789012"
+
+
+def allow(api: Any, cert_id: str, name: str, *statements: tuple[str, str]) -> None:
+    """A policy allowing each (action, resource under the account's ARN), attached to the certificate."""
+    document = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": a, "Resource": f"{ACCOUNT_ARN}:{r}"} for a, r in statements],
+    }
+    api.create_policy(policyName=name, policyDocument=json.dumps(document))
+    target = api.describe_certificate(certificateId=cert_id)["certificateDescription"]["certificateArn"]
+    api.attach_policy(policyName=name, target=target)
+
+
+def test_a_will_on_a_topic_the_policy_does_not_let_the_device_publish_to_refuses_the_connect(
+    service: Service, lines: list[str], api: Any, ca: pki.Issued, root: Path
+) -> None:
+    device, _ = onboarded(service, api, ca, root, "sensor-00121")
+
+    device.will = LastWill("things/sensor-00122/commands", b"reboot")  # another thing's command topic
+    assert device.connect() == "closed"
+    assert any(
+        "sensor-00121" in line and "Will message: iot:Publish on 'things/sensor-00122/commands' DENIED" in line
+        for line in lines
+    )
+
+    device.will = LastWill("things/sensor-00121/status", b"gone", retain=True)  # its own, retained: iot:RetainPublish
+    assert device.connect() == "closed"
+    assert any("Will message: iot:RetainPublish on 'things/sensor-00121/status' DENIED" in line for line in lines)
+
+    device.will = LastWill("things/sensor-00121/status", b"gone")  # its own topic, not retained
+    assert device.connect() == "CONNACK 0"
+    device.stop()
+
+
+def test_a_retained_publish_without_iot_retain_publish_disconnects_and_is_not_retained(
+    service: Service, lines: list[str], api: Any, ca: pki.Issued, root: Path
+) -> None:
+    device, _ = onboarded(service, api, ca, root, "sensor-00131")
+    assert device.connect() == "CONNACK 0"
+    try:  # the device policy allows iot:Publish on its topics, not iot:RetainPublish
+        retained = device.publish("things/sensor-00131/state", b"on", retain=True)
+        assert device.wait_closed(), "a RETAIN publish without iot:RetainPublish disconnects, as a refused publish does"
+        assert retained not in device.acknowledged
+    finally:
+        device.stop()
+    assert any("PUBLISH sensor-00131 things/sensor-00131/state: iot:RetainPublish DENIED" in line for line in lines)
+
+    assert device.connect() == "CONNACK 0"
+    try:
+        device.subscribe("things/sensor-00131/state")
+        assert not device.wait_for(lambda: bool(device.received), timeout=1.0), "nothing was retained"
+    finally:
+        device.stop()
+
+
+def test_a_retained_message_is_sent_at_subscribe_only_to_a_subscriber_its_policy_lets_receive_it(
+    service: Service, api: Any, ca: pki.Issued, root: Path
+) -> None:
+    keeper, keeper_id = onboarded(service, api, ca, root, "sensor-00141")
+    listener, listener_id = onboarded(service, api, ca, root, "sensor-00142")
+    bystander, bystander_id = onboarded(service, api, ca, root, "sensor-00143")
+    allow(
+        api, keeper_id, "retain-keeper", ("iot:Publish", "topic/retained/*"), ("iot:RetainPublish", "topic/retained/*")
+    )
+    allow(api, listener_id, "retain-listener", ("iot:Subscribe", "topicfilter/retained/*"))
+    allow(api, bystander_id, "retain-bystander", ("iot:Receive", "topic/retained/*"))
+    assert keeper.connect() == "CONNACK 0"
+    try:
+        kept = keeper.publish("retained/state", b"42", retain=True)
+        assert keeper.wait_for(lambda: kept in keeper.acknowledged)
+    finally:
+        keeper.stop()
+
+    assert listener.connect() == "CONNACK 0"
+    try:
+        listener.subscribe("retained/state")  # allowed to subscribe, not to receive
+        assert not listener.wait_for(lambda: bool(listener.received), timeout=1.0)
+        assert listener.connected, "a retained message it may not receive is not sent; the connection stays"
+
+        assert bystander.connect() == "CONNACK 0"  # may receive, but subscribed to nothing: sent nothing
+        try:
+            assert not bystander.wait_for(lambda: bool(bystander.received), timeout=1.0)
+        finally:
+            bystander.stop()
+
+        allow(api, listener_id, "retain-listener-receive", ("iot:Receive", "topic/retained/*"))
+        listener.subscribe("retained/+")
+        assert listener.wait_for(lambda: listener.received == [("retained/state", b"42")])
+    finally:
+        listener.stop()
+
+
+@pytest.mark.parametrize("status", ["REVOKED", "INACTIVE"])
+def test_a_connected_device_whose_certificate_leaves_active_is_disconnected(
+    service: Service, lines: list[str], api: Any, ca: pki.Issued, root: Path, status: str
+) -> None:
+    name = f"sensor-0015{'RI'.index(status[0])}"
+    device, cert_id = onboarded(service, api, ca, root, name)
+    assert device.connect() == "CONNACK 0"
+    try:
+        device.subscribe(f"things/{name}/commands")  # then idle: it sends nothing but its keep-alive pings
+        time.sleep(0.3)
+        api.update_certificate(certificateId=cert_id, newStatus=status)
+        assert device.wait_closed(), "AWS IoT disconnects it (within a few minutes); jitr serve within SWEEP_S"
+    finally:
+        device.stop()
+    assert any(f"CONNECTED {name} certificate {cert_id[:12]}: certificate is {status}" in line for line in lines)
+    assert device.connect() == "closed"
+
+
+def test_a_publish_sent_after_the_certificate_is_revoked_is_refused(
+    service: Service, api: Any, ca: pki.Issued, root: Path
+) -> None:
+    device, cert_id = onboarded(service, api, ca, root, "sensor-00161")
+    assert device.connect() == "CONNACK 0"
+    try:
+        api.update_certificate(certificateId=cert_id, newStatus="REVOKED")
+        late = device.publish("things/sensor-00161/telemetry", b"still here")
+        assert device.wait_closed()
+        assert late not in device.acknowledged
+    finally:
+        device.stop()
+
+
+def test_a_connected_device_whose_policy_no_longer_allows_connect_is_disconnected(
+    service: Service, lines: list[str], api: Any, ca: pki.Issued, root: Path
+) -> None:
+    device, cert_id = onboarded(service, api, ca, root, "sensor-00171")
+    arn = api.describe_certificate(certificateId=cert_id)["certificateDescription"]["certificateArn"]
+    assert device.connect() == "CONNACK 0"
+    try:
+        api.detach_policy(policyName="jitr-device", target=arn)
+        assert device.wait_closed()
+    finally:
+        device.stop()
+    assert any("CONNECTED sensor-00171" in line and "iot:Connect as 'sensor-00171' DENIED" in line for line in lines)
 
 
 # -- a defective device ------------------------------------------------------------------------------------------------
@@ -422,12 +565,13 @@ def test_a_fleet_connecting_at_once_ends_with_every_good_device_connected_and_ev
         files = write_device(device.issued, root / "fleet", device.name)
         cert_id = certificate_id(device.issued.certificate)
 
-        def refused() -> bool:  # never registered (no registered CA signed it), or revoked by the handler
-            return device.defect is not None and status(api, cert_id) in (None, "REVOKED")
+        def judge() -> Closed:  # never registered (no registered CA signed it), or revoked by the handler
+            refused = device.defect is not None and status(api, cert_id) in (None, "REVOKED")
+            return Closed.REFUSED if refused else Closed.PENDING
 
-        seen, _ = power_up(
-            paho(service, files, device.name), refused, BACKOFF, random.Random(seed), time.monotonic() + 60
-        )
+        seen = power_up(
+            paho(service, files, device.name), judge, BACKOFF, random.Random(seed), time.monotonic() + 60
+        ).outcome
         decision = service.decisions.get(cert_id)
         outcome[device.name] = f"refused {decision.reason if decision else None}" if seen == "refused" else seen
 
@@ -445,6 +589,22 @@ def test_a_fleet_connecting_at_once_ends_with_every_good_device_connected_and_ev
     expected_outcome = {d.name: expected(d) for d in fleet}
     assert outcome == expected_outcome
     assert sum(1 for d in fleet if d.defect) >= 8
+
+
+def test_a_device_whose_first_attempts_are_dropped_before_registration_tries_again_and_connects(
+    service: Service, ca: pki.Issued, root: Path
+) -> None:
+    files, cert_id = new_device(ca, root, "sensor-01001")
+    bucket = TokenBucket(1.0, burst=1.0)
+    assert bucket.take()  # emptied: the next auto-registration waits about a second; until then, closed unregistered
+    service.iot.state.device_quotas[AUTO_REGISTRATION] = bucket
+    try:
+        judge = endpoint_judge(service.endpoint, cert_id)
+        run = power_up(paho(service, files, "sensor-01001"), judge, BACKOFF, random.Random(7), time.monotonic() + 30)
+    finally:
+        service.iot.state.device_quotas.pop(AUTO_REGISTRATION, None)
+    assert run.outcome == "connected", "a dropped attempt is tried again, not counted as refused"
+    assert run.dropped >= 1
 
 
 # -- the command -------------------------------------------------------------------------------------------------------

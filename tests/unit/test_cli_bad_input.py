@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import base64
+import json
+import re
 import socket
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from infra.config import KNOWN_KEYS
 from jitr_tools import pki
 from jitr_tools.cli import main
+from tests.support import REPO
 
 
 @pytest.fixture
@@ -23,7 +31,9 @@ def files(tmp_path: Path) -> dict[str, Path]:
         "latin1": tmp_path / "latin1.json",
         "directory": tmp_path / "a-directory",
         "missing": tmp_path / "missing.json",
+        "stack_not_object": tmp_path / "cdk-outputs.json",
     }
+    paths["stack_not_object"].write_text('{"Jitr": ["CaCertificateIds"]}')
     paths["ca"].write_text(ca.pem)
     paths["device"].write_text(device.pem)
     paths["fullchain"].write_text(device.pem + ca.pem)  # device first, then the CA: what servers ship
@@ -53,6 +63,10 @@ CASES = {
     "verify --max-validity-days 0": (
         ["verify", "--cert", "{device}", "--ca", "{ca}", "--max-validity-days", "0"],
         "--max-validity-days",
+    ),
+    "doctor --outputs, a stack that is not an object": (
+        ["doctor", "--outputs", "{stack_not_object}"],
+        "stack 'Jitr' is not an object",
     ),
     "invoke, missing": (["invoke", "{missing}"], "No such file"),
     "invoke, directory": (["invoke", "{directory}"], "Is a directory"),
@@ -98,3 +112,185 @@ def test_serve_on_a_port_in_use_is_one_line(
     assert len(lines) == 1, err
     assert port in lines[0]
     assert "in use" in lines[0]
+
+
+# -- every command's file inputs, fuzzed: JSON of the wrong shape, bytes that are not UTF-8, numbers too long to read,
+# nesting too deep to read. `jitr policy test --policy` is tested with its evaluator.
+
+SCALARS = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=12)
+JSON = st.recursive(
+    SCALARS,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=12,
+)
+NOT_OBJECTS = JSON.filter(lambda value: not isinstance(value, dict))
+NOT_TEXT = JSON.filter(lambda value: not isinstance(value, str))
+UNREADABLE = st.one_of(
+    st.binary(max_size=40).map(lambda data: b"\xff" + data),  # never UTF-8
+    st.just(b"[" * 3000 + b"]" * 3000),  # nested deeper than the JSON reader goes
+    st.just(b'{"a": ' + b"9" * 5000 + b"}"),  # a number Python refuses to convert
+    st.binary(max_size=40),
+)
+
+
+def _json_file(value: object) -> bytes:
+    return json.dumps(value).encode()
+
+
+OUTPUTS = st.one_of(
+    NOT_OBJECTS,
+    st.just({}),
+    st.dictionaries(st.text(min_size=1, max_size=8), NOT_OBJECTS, min_size=1, max_size=2),
+    st.builds(
+        lambda key, bad, rest: {"Jitr": {**rest, key: bad}},
+        st.text(max_size=8),
+        NOT_TEXT,
+        st.dictionaries(st.text(max_size=8), JSON, max_size=2),
+    ),
+).map(_json_file)
+
+# a value no field of a registration event takes (so no generated event is sound, and none reaches AWS)
+NEVER_A_FIELD = st.one_of(
+    st.none(),
+    st.lists(SCALARS, max_size=2),
+    st.dictionaries(st.text(max_size=4), SCALARS, max_size=2),
+    st.floats(allow_nan=False).filter(lambda number: not number.is_integer()),
+)
+EVENT_FIELDS = {
+    "certificateId": "0f" * 32,
+    "caCertificateId": "ab" * 32,
+    "timestamp": 1767225600000,
+    "certificateStatus": "PENDING_ACTIVATION",
+    "awsAccountId": "123456789012",
+}
+EVENTS = st.one_of(
+    NOT_OBJECTS,
+    # a registration event with a field missing, or one field of the wrong type
+    st.sampled_from(sorted(EVENT_FIELDS)).map(lambda gone: {k: v for k, v in EVENT_FIELDS.items() if k != gone}),
+    st.builds(
+        lambda key, bad: {**EVENT_FIELDS, key: bad},
+        st.sampled_from(sorted(EVENT_FIELDS)),
+        NEVER_A_FIELD,
+    ),
+    # an SQS batch of the wrong shape
+    st.builds(
+        lambda records: {"Records": records}, NOT_OBJECTS.filter(lambda v: not isinstance(v, list)) | st.just([])
+    ),
+    st.builds(
+        lambda records: {"Records": records},
+        st.lists(
+            NOT_OBJECTS | st.dictionaries(st.sampled_from(["messageId", "body"]), NOT_TEXT), min_size=1, max_size=2
+        ),
+    ),
+).map(_json_file)
+
+TEMPLATES = st.one_of(
+    NOT_OBJECTS,
+    st.builds(lambda bad: {"Parameters": bad, "Resources": {}}, NOT_OBJECTS),
+    st.builds(lambda bad: {"Resources": bad}, NOT_OBJECTS),
+    st.builds(lambda bad: {"Resources": {"thing": bad}}, JSON),
+    st.builds(lambda bad: {"Resources": {"thing": {"Type": "AWS::IoT::Thing", "Properties": bad}}}, JSON),
+    st.builds(lambda bad: {"Parameters": {"p": bad}, "Resources": {"thing": {"Type": "AWS::IoT::Thing"}}}, JSON),
+).map(_json_file)
+
+PEM_BLOCK = b"-----BEGIN CERTIFICATE-----\n%s\n-----END CERTIFICATE-----\n"
+PEMS = st.one_of(
+    st.binary(max_size=60),
+    st.binary(max_size=60).map(lambda data: PEM_BLOCK % base64.b64encode(data)),  # a PEM block that is not DER
+    st.text(max_size=60).map(lambda text: (PEM_BLOCK % text.encode()).replace(b"\n", b"")),
+)
+KEYS = st.one_of(
+    st.binary(max_size=60),
+    st.binary(max_size=60).map(
+        lambda data: b"-----BEGIN PRIVATE KEY-----\n%s\n-----END PRIVATE KEY-----\n" % base64.b64encode(data)
+    ),
+)
+
+# Configurations are always wrong: a known key of the wrong type (never `developmentPki`, which names a folder to
+# write in), an unknown key, or not an object; so `jitr serve` stops before it starts any server.
+WRONG_TYPED = st.sampled_from(sorted(KNOWN_KEYS - {"developmentPki"})).flatmap(
+    lambda key: st.builds(lambda bad: {key: bad, "decisionRetentionDays": 0}, NOT_TEXT)
+)
+CONFIGS = st.one_of(
+    NOT_OBJECTS,
+    WRONG_TYPED,
+    st.dictionaries(
+        st.text(min_size=1, max_size=8).filter(lambda k: k not in KNOWN_KEYS), JSON, min_size=1, max_size=2
+    ),
+).map(_json_file)
+
+FILE_INPUTS = {
+    "doctor --outputs": (["doctor", "--outputs", "{file}"], OUTPUTS),
+    "invoke EVENT": (["invoke", "{file}"], EVENTS),
+    "template check": (["template", "check", "{file}"], TEMPLATES),
+    "template render": (["template", "render", "{file}"], TEMPLATES),
+    "template render --cert": (["template", "render", "{template}", "--cert", "{file}"], PEMS),
+    "verify --cert": (["verify", "--cert", "{file}", "--ca", "{ca}"], PEMS),
+    "verify --ca": (["verify", "--cert", "{device}", "--ca", "{file}"], PEMS),
+    "verify --intermediate": (["verify", "--cert", "{device}", "--ca", "{ca}", "--intermediate", "{file}"], PEMS),
+    "verify --root": (["verify", "--cert", "{device}", "--ca", "{ca}", "--root", "{file}"], PEMS),
+    "pki verification --ca": (
+        ["pki", "verification", "--ca", "{file}", "--ca-key", "{key}", "--registration-code", "0" * 64],
+        PEMS,
+    ),
+    "pki verification --ca-key": (
+        ["pki", "verification", "--ca", "{ca}", "--ca-key", "{file}", "--registration-code", "0" * 64],
+        KEYS,
+    ),
+    "serve --config": (["serve", "--config", "{file}"], CONFIGS),
+    "pki ca --dir (its CA certificate)": (["pki", "ca", "--dir", "{pem_pki}"], PEMS),
+    "pki devices --dir (its CA key)": (["pki", "devices", "--count", "1", "--dir", "{key_pki}"], KEYS),
+}
+# where the fuzzed bytes go, when not in a file of their own: the development PKI's certificate, or its key
+FUZZED_FILE = {
+    "pki ca --dir (its CA certificate)": ("pem_pki", f"{pki.ISSUING_STEM}.pem"),
+    "pki devices --dir (its CA key)": ("key_pki", f"{pki.ISSUING_STEM}.key"),
+}
+
+
+@pytest.fixture(scope="module")
+def known_good(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Well-formed inputs to go beside the fuzzed one, and a folder to run in (no cdk.json; `jitr serve` keeps its
+    development CA there)."""
+    folder = tmp_path_factory.mktemp("bad-input")
+    ca = pki.make_ca("bad input CA")
+    paths = {"folder": folder, "ca": folder / "ca.pem", "key": folder / "ca.key", "device": folder / "device.pem"}
+    paths["ca"].write_text(ca.pem)
+    paths["key"].write_bytes(ca.key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()))
+    paths["device"].write_text(pki.make_device(ca, "bad-input-2").pem)
+    paths["template"] = REPO / "templates" / "jitr-device.json"
+    for name in ("pem_pki", "key_pki"):
+        paths[name] = folder / name
+        pki.development_ca(paths[name])
+    return paths
+
+
+def _template_problem_lines(err: str) -> bool:
+    """`jitr template` lists every problem of a template, one line each."""
+    return all(re.match(r"(ERROR|WARNING) \$.*: .+ \[[A-Z_]+\]$", line) for line in err.splitlines())
+
+
+@pytest.mark.parametrize("case", sorted(FILE_INPUTS))
+def test_malformed_files_are_one_line_and_a_nonzero_exit(
+    case: str, known_good: dict[str, Path], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv, contents = FILE_INPUTS[case]
+    monkeypatch.chdir(known_good["folder"])
+    folder, name = FUZZED_FILE.get(case, ("folder", "fuzzed"))
+    path = known_good[folder] / name
+
+    @given(contents | UNREADABLE)
+    @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    def check(data: bytes) -> None:
+        path.write_bytes(data)
+        code, err = _run([part.format(file=path, **known_good) for part in argv], capsys)
+        assert code != 0, (case, data[:200])
+        assert "Traceback" not in err
+        if case.startswith("template") and not case.endswith("--cert") and code == 1:
+            assert err
+            assert _template_problem_lines(err), err
+        else:
+            assert len(err.splitlines()) == 1, (case, data[:200], err)
+            assert err.startswith("jitr: ")
+
+    check()

@@ -17,6 +17,9 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
 from jitr.certificates import BadCertificate, load_certificates
 
@@ -119,28 +122,44 @@ def read_json(path: Path, what: str) -> Any:
     data = read_bytes(path)
     try:
         return json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except RecursionError:
+        raise UsageError(f"{path}: not {what} (nested too deeply to read)") from None
+    except ValueError as exc:  # not UTF-8, not JSON, or a number too long to convert
         raise UsageError(f"{path}: not {what} ({exc})") from None
+
+
+def certificates(path: Path, option: str) -> list[x509.Certificate]:
+    """The certificates in a PEM file, at least one."""
+    try:
+        found = load_certificates(read_bytes(path))
+    except BadCertificate as exc:
+        raise UsageError(f"{option} {path}: {exc}") from None
+    if not found:
+        raise UsageError(f"{option} {path}: no PEM certificate in it")
+    return found
+
+
+def private_key(path: Path, option: str) -> PrivateKeyTypes:
+    """An unencrypted PEM private key."""
+    try:
+        return serialization.load_pem_private_key(read_bytes(path), password=None)
+    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:  # not a key, encrypted, or of an unknown kind
+        raise UsageError(f"{option} {path}: not an unencrypted PEM private key ({exc})") from None
 
 
 def one_certificate(path: Path, option: str, *, ca: bool = False) -> bytes:
     """The PEM of the single certificate in `path`; with `ca`, one that is a CA certificate."""
     data = read_bytes(path)
-    try:
-        certificates = load_certificates(data)
-    except BadCertificate as exc:
-        raise UsageError(f"{option} {path}: {exc}") from None
-    if not certificates:
-        raise UsageError(f"{option} {path}: no PEM certificate in it")
-    if len(certificates) > 1:
+    found = certificates(path, option)
+    if len(found) > 1:
         hint = (
             "pass the CA certificate that signs the devices alone (a full chain file starts with a device or server"
             " certificate); pass a root above it with --root"
             if ca
             else "pass the device certificate alone and each intermediate with --intermediate"
         )
-        raise UsageError(f"{option} {path}: holds {len(certificates)} certificates, expected one certificate: {hint}")
-    if ca and not _is_ca(certificates[0]):
+        raise UsageError(f"{option} {path}: holds {len(found)} certificates, expected one certificate: {hint}")
+    if ca and not _is_ca(found[0]):
         raise UsageError(
             f"{option} {path}: not a CA certificate (no basicConstraints CA:TRUE); pass the CA certificate registered"
             " with AWS IoT, the one that signed the device certificates"

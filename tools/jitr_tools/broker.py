@@ -7,8 +7,14 @@ The MQTT protocol is amqtt's broker (MQTT 3.1.1), given each connection through 
   the certificate PENDING_ACTIVATION and publishes its event, a pending one publishes it again, and both are dropped
   without a CONNACK, as is any refused one; an ACTIVE certificate then needs a policy allowing `iot:Connect` for its
   client id (`authorization.evaluate`, the evaluator `jitr policy test` and TestAuthorization use);
-- each PUBLISH and SUBSCRIBE is evaluated the same way, and one the policy does not allow drops the connection (AWS
-  IoT's AUTH_ERROR disconnect); a message a subscriber may not `iot:Receive` is not delivered to it.
+- a CONNECT with a Will message needs `iot:Publish` on the Will's topic (and `iot:RetainPublish` for a retained Will),
+  else it is dropped as a refused `iot:Connect` is;
+- each PUBLISH and SUBSCRIBE is evaluated the same way (a PUBLISH with RETAIN needs `iot:RetainPublish` too), and one
+  the policy does not allow drops the connection (AWS IoT's AUTH_ERROR disconnect); a message a subscriber may not
+  `iot:Receive` is not delivered to it, retained messages sent at SUBSCRIBE included;
+- a connected device stays connected only while its certificate is ACTIVE and its policy allows `iot:Connect` for its
+  client id: checked at every packet it sends and every `SWEEP_S` seconds (AWS IoT disconnects it "within a few
+  minutes" of its certificate leaving ACTIVE).
 """
 
 from __future__ import annotations
@@ -38,12 +44,13 @@ from OpenSSL import SSL
 from jitr.certificates import BadCertificate, certificate_id, certificate_parameters
 
 from .authorization import Connection, Verdict, evaluate, resource_arn
-from .embedded import Connect, ConnectResult, EmbeddedIoT
+from .embedded import Connect, ConnectResult, EmbeddedIoT, topic_matches
 from .embedded.lookups import connection_of, policies_of
 from .tls import Peer, ServerCredentials, TlsClosed, TlsStream, server_context
 
 Report = Callable[[str], None]
 HANDSHAKE_TIMEOUT_S = 10.0
+SWEEP_S = 1.0  # how often every connected device's certificate status and iot:Connect are checked again
 MQTT_3_1_1 = 4  # the CONNECT's protocol level
 MQTT5_HINT = (
     "CONNACK 1 (unacceptable protocol version): jitr serve speaks MQTT 3.1.1; connect with the Device SDK's MQTT 3.1.1"
@@ -51,6 +58,15 @@ MQTT5_HINT = (
 )
 _ACTIONS = {Action.PUBLISH: "iot:Publish", Action.SUBSCRIBE: "iot:Subscribe", Action.RECEIVE: "iot:Receive"}
 _DISCONNECTING = (Action.PUBLISH, Action.SUBSCRIBE)
+_RESOURCE_ACTION = {"iot:RetainPublish": "iot:Publish"}  # an action named after another's resource kind (topic/)
+
+
+@dataclass(frozen=True)
+class Will:
+    """The Will message of a CONNECT: what the broker publishes for the device if its connection ends unexpectedly."""
+
+    topic: str
+    retain: bool
 
 
 @dataclass
@@ -71,14 +87,15 @@ class Gate:
     iot: EmbeddedIoT
     report: Report
     devices: dict[tuple[str, int], Device] = field(default_factory=dict)
+    last_connect: dict[str, Connect] = field(default_factory=dict)  # certificate id -> its latest CONNECT's outcome
 
     def device(self, session: Session | None) -> Device | None:
         if session is None or session.remote_address is None or session.remote_port is None:
             return None
         return self.devices.get((session.remote_address, session.remote_port))
 
-    def connect(self, device: Device, client_id: str) -> ConnectResult:
-        """MQTT CONNECT from `device` as `client_id`."""
+    def connect(self, device: Device, client_id: str, will: Will | None = None) -> ConnectResult:
+        """MQTT CONNECT from `device` as `client_id`, with its Will message if it gave one."""
         device.client_id = client_id
         peer = device.peer
         try:
@@ -89,12 +106,34 @@ class Gate:
         if result.outcome == Connect.CONNECTED:
             with contextlib.suppress(BadCertificate):  # a subject that cannot be decoded resolves no variable
                 device.fields = certificate_parameters(peer.certificate)
-            verdict = self.authorize(device, "iot:Connect", client_id)
-            if not verdict.allowed:
-                reason = f"iot:Connect as {client_id!r} {verdict.describe()}"
+            reason = self.refusal(device) or self._will_refusal(device, will)
+            if reason:
                 result = dataclasses.replace(result, outcome=Connect.CLOSED, reason=reason)
+        self.last_connect[result.certificate_id] = result.outcome
         self.report(_connect_line(client_id, result))
         return result
+
+    def refusal(self, device: Device) -> str:
+        """Why AWS IoT would not keep `device` connected now ("" if it would): its certificate is no longer ACTIVE, or
+        its policies no longer allow `iot:Connect` for its client id."""
+        with self.iot.state.lock:
+            certificate = self.iot.backend.certificates.get(device.certificate_id)
+            status = "deleted" if certificate is None else str(certificate.status)
+        if status != "ACTIVE":
+            return f"certificate is {status}"
+        verdict = self.authorize(device, "iot:Connect", device.client_id)
+        return "" if verdict.allowed else f"iot:Connect as {device.client_id!r} {verdict.describe()}"
+
+    def _will_refusal(self, device: Device, will: Will | None) -> str:
+        """A Will is published on the device's behalf: its topic needs `iot:Publish`, and `iot:RetainPublish` when the
+        Will is retained, as the device's own PUBLISH would."""
+        if will is None:
+            return ""
+        for action in ("iot:Publish", "iot:RetainPublish") if will.retain else ("iot:Publish",):
+            verdict = self.authorize(device, action, will.topic)
+            if not verdict.allowed:
+                return f"Will message: {action} on {will.topic!r} {verdict.describe()}"
+        return ""
 
     def authorize(self, device: Device, action: str, name: str) -> Verdict:
         """`action` on the client id, topic or topic filter `name`, under the certificate's policies now."""
@@ -105,7 +144,8 @@ class Gate:
                 return evaluate([], action, name, Connection(device.client_id))
             policies = policies_of(backend, certificate.arn)
             connection = connection_of(backend, certificate, device.client_id, device.fields)
-        return evaluate(policies, action, resource_arn(action, name, self.iot.region, self.iot.account_id), connection)
+        resource = resource_arn(_RESOURCE_ACTION.get(action, action), name, self.iot.region, self.iot.account_id)
+        return evaluate(policies, action, resource, connection)
 
 
 def _connect_line(client_id: str, decision: ConnectResult) -> str:
@@ -144,31 +184,76 @@ class AwsIoTRules(BaseAuthPlugin, BaseTopicPlugin):
     ) -> bool | None:
         gate = self._gate()
         device = gate.device(session)
-        if device is None or topic is None or action not in _ACTIONS:
+        if device is None or topic is None or action is None or action not in _ACTIONS or device.stream.closed:
+            return False  # a device being disconnected gets nothing more through, in either direction
+        if await _evict_if_refused(gate, device):
             return False
-        return await self._enforce(gate, device, action, topic)
+        return await _enforce(gate, device, action.value.upper(), [_ACTIONS[action]], topic)
 
     async def on_mqtt_packet_received(
         self, *, packet: MQTTPacket[Any, Any, Any], session: Session | None = None
     ) -> None:
-        """A PUBLISH is checked as it arrives: amqtt schedules this event before the task that handles the packet
-        (and sends its PUBACK), so one the policy refuses closes the connection with no PUBACK, as on AWS IoT. The
-        check in `topic_filtering` comes only after the PUBACK."""
-        if not isinstance(packet, PublishPacket) or packet.topic_name is None:
-            return
+        """Every packet a device sends is a moment to check it may still be connected. A PUBLISH is checked as it
+        arrives: amqtt schedules this event before the task that handles the packet (and sends its PUBACK), so one the
+        policy refuses closes the connection with no PUBACK, as on AWS IoT, and `topic_filtering`, which comes only
+        after the PUBACK, then finds the connection closing and lets nothing through."""
         gate = self._gate()
         device = gate.device(session)
-        if device is not None:
-            await self._enforce(gate, device, Action.PUBLISH, packet.topic_name)
+        if device is None or device.stream.closed or await _evict_if_refused(gate, device):
+            return
+        if isinstance(packet, PublishPacket) and packet.topic_name is not None:
+            actions = ["iot:Publish", "iot:RetainPublish"] if packet.retain_flag else ["iot:Publish"]
+            await _enforce(gate, device, "PUBLISH", actions, packet.topic_name)
 
-    @staticmethod
-    async def _enforce(gate: Gate, device: Device, action: Action, topic: str) -> bool:
-        """The policy's answer; a PUBLISH or SUBSCRIBE it refuses disconnects the device (AWS IoT's AUTH_ERROR)."""
-        verdict = gate.authorize(device, _ACTIONS[action], topic)
-        if not verdict.allowed and action in _DISCONNECTING and not device.stream.closed:
-            gate.report(f"{action.value.upper()} {device.client_id} {topic}: {verdict.describe()}; disconnected")
+
+async def _enforce(gate: Gate, device: Device, what: str, actions: list[str], topic: str) -> bool:
+    """The policy's answer for every one of `actions`; a PUBLISH or SUBSCRIBE it refuses disconnects the device (AWS
+    IoT's AUTH_ERROR)."""
+    for index, action in enumerate(actions):
+        verdict = gate.authorize(device, action, topic)
+        if verdict.allowed:
+            continue
+        if what != "RECEIVE" and not device.stream.closed:
+            which = f"{action} " if index else ""  # the packet's own action goes without saying
+            gate.report(f"{what} {device.client_id} {topic}: {which}{verdict.describe()}; disconnected")
             await device.stream.close()
-        return verdict.allowed
+        return False
+    return True
+
+
+async def _evict_if_refused(gate: Gate, device: Device) -> bool:
+    """Disconnect `device` if AWS IoT would no longer keep it connected (`Gate.refusal`); whether it did."""
+    reason = gate.refusal(device)
+    if reason and not device.stream.closed:
+        gate.report(f"CONNECTED {device.client_id} certificate {device.certificate_id[:12]}: {reason}; disconnected")
+        await device.stream.close()
+    return bool(reason)
+
+
+class _AwsIoTBroker(Broker):
+    """amqtt's broker, sending retained messages as AWS IoT does: at SUBSCRIBE, to the session that subscribed, and
+    only those its policy lets it `iot:Receive` (checked at every delivery). amqtt sends them without the `iot:Receive`
+    check, and at every connect for the filters any session subscribed with; it has no hook for either, hence this
+    override of the one method that sends them."""
+
+    async def _publish_retained_messages_for_subscription(
+        self, subscription: tuple[str, int], session: Session
+    ) -> None:
+        topic_filter, _ = subscription
+        granted = [qos for subscriber, qos in self.subscriptions.get(topic_filter, []) if subscriber is session]
+        handler = self._get_handler(session)
+        if not granted or handler is None:
+            return
+        sends = [
+            asyncio.ensure_future(
+                handler.mqtt_publish(retained.topic, retained.data, min(granted[0], retained.qos or 0), retain=True)
+            )
+            for retained in list(self.retained_messages.values())
+            if topic_matches(topic_filter, retained.topic)
+            and await self._topic_filtering(session, topic=retained.topic, action=Action.RECEIVE)
+        ]
+        if sends:
+            await asyncio.wait(sends)
 
 
 class _Reader(ReaderAdapter):
@@ -204,9 +289,9 @@ class UnsupportedProtocol(ValueError):
     """A CONNECT of an MQTT version the broker does not speak (amqtt speaks MQTT 3.1.1, protocol level 4)."""
 
 
-async def read_connect(stream: TlsStream) -> tuple[str, bytes]:
-    """The client id of the device's first packet, which must be an MQTT 3.1.1 CONNECT, and the bytes it took (the
-    broker reads them again). Raises ValueError (UnsupportedProtocol for another MQTT version) for anything else."""
+async def read_connect(stream: TlsStream) -> tuple[str, Will | None, bytes]:
+    """The client id and Will of the device's first packet, which must be an MQTT 3.1.1 CONNECT, and the bytes it
+    took (the broker reads them again). Raises ValueError (UnsupportedProtocol for another MQTT version) otherwise."""
     reader = _Reader(stream)
     reader.recording = True
     try:
@@ -219,7 +304,8 @@ async def read_connect(stream: TlsStream) -> tuple[str, bytes]:
         packet = await ConnectPacket.from_stream(reader, fixed_header=fixed, variable_header=variable)
     except (AMQTTError, MQTTError, NoDataError, CodecError, asyncio.IncompleteReadError) as exc:
         raise ValueError(f"not an MQTT CONNECT: {exc or type(exc).__name__}") from exc
-    return str(packet.client_id or ""), bytes(reader.recorded)
+    will = Will(str(packet.will_topic or ""), bool(packet.will_retain_flag)) if packet.will_flag else None
+    return str(packet.client_id or ""), will, bytes(reader.recorded)
 
 
 class _Writer(WriterAdapter):
@@ -262,6 +348,7 @@ class MqttEndpoint:
         self._key = f"endpoint-{next(_keys)}"
         self._server: asyncio.Server | None = None
         self._broker: Broker | None = None
+        self._sweeper: asyncio.Task[None] | None = None
         self.report = report  # one line per connect and per refused action
 
     @property
@@ -270,7 +357,7 @@ class MqttEndpoint:
 
     async def start(self) -> None:
         GATES[self._key] = Gate(self.iot, self.report)
-        self._broker = Broker(
+        self._broker = _AwsIoTBroker(
             {
                 "listeners": {"default": {"type": "external"}},
                 "plugins": {f"{AwsIoTRules.__module__}.{AwsIoTRules.__qualname__}": {"gate": self._key}},
@@ -279,8 +366,23 @@ class MqttEndpoint:
         await self._broker.start()
         self._server = await asyncio.start_server(self._accept, self.host, self.port)
         self.port = int(self._server.sockets[0].getsockname()[1])
+        self._sweeper = asyncio.create_task(self._sweep())
+
+    async def _sweep(self) -> None:
+        """Every `SWEEP_S`, disconnect each connected device AWS IoT would no longer keep (`Gate.refusal`), so that one
+        which sends nothing (waiting for messages, pinging every keep-alive) is not kept either."""
+        while True:
+            await asyncio.sleep(SWEEP_S)
+            gate = self.gate
+            for device in list(gate.devices.values()):
+                if not device.stream.closed:
+                    await _evict_if_refused(gate, device)
 
     async def stop(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
         if self._server is not None:
             self._server.close()
         for device in list(self.gate.devices.values()):
@@ -307,7 +409,7 @@ class MqttEndpoint:
     async def _serve(self, stream: TlsStream, peer: Peer) -> None:
         gate = self.gate
         try:
-            client_id, connect = await asyncio.wait_for(read_connect(stream), HANDSHAKE_TIMEOUT_S)
+            client_id, will, connect = await asyncio.wait_for(read_connect(stream), HANDSHAKE_TIMEOUT_S)
         except UnsupportedProtocol as exc:
             # MQTT 3.1.1's answer to a version it does not speak [MQTT-3.1.2-2], which MQTT 5 clients understand too
             stream.write(ConnackPacket.build(0, UNACCEPTABLE_PROTOCOL_VERSION).to_bytes())
@@ -320,7 +422,7 @@ class MqttEndpoint:
             await stream.close()
             return
         device = Device(peer, stream)
-        if gate.connect(device, client_id).outcome != Connect.CONNECTED:
+        if gate.connect(device, client_id, will).outcome != Connect.CONNECTED:
             # Refused before the broker hears of it: no CONNACK (the device sees the connection closed, as on AWS
             # IoT) and no session left behind for its next attempt to take over.
             await stream.close()

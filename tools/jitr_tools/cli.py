@@ -41,6 +41,7 @@ from .arguments import (
     Parser,
     UsageError,
     certificate_id_argument,
+    certificates,
     moment,
     number,
     one_certificate,
@@ -68,7 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     try:
         return int(args.run(args))
-    except (OSError, BadCertificate, UsageError) as exc:
+    except (OSError, BadCertificate, pki.BadKey, UsageError) as exc:
         print(f"jitr: {exc}", file=sys.stderr)
         return EXIT_USAGE
 
@@ -272,7 +273,7 @@ def _verify(args: argparse.Namespace) -> int:
     root = one_certificate(args.root, "--root", ca=True) if args.root else None
     try:
         verified = verify_device_certificate(
-            cert, ca, [read_bytes(p) for p in args.intermediate], args.at, profile=profile, root_pem=root
+            cert, ca, [_intermediate(p) for p in args.intermediate], args.at, profile=profile, root_pem=root
         )
     except (CertificateRejected, Undecided) as exc:
         # REJECTED: the certificate's own fault (the handler revokes it); RETRY: not the device's fault (the handler
@@ -289,6 +290,12 @@ def _verify(args: argparse.Namespace) -> int:
     else:
         print(f"ACCEPTED ({verified.profile} profile): {' <- '.join(subjects)}")
     return EXIT_OK
+
+
+def _intermediate(path: Path) -> bytes:
+    """An --intermediate file: PEM holding at least one certificate."""
+    certificates(path, "--intermediate")
+    return read_bytes(path)
 
 
 def _simulate(args: argparse.Namespace) -> int:
@@ -317,9 +324,12 @@ def _simulate(args: argparse.Namespace) -> int:
 
 
 def _invoke(args: argparse.Namespace) -> int:
-    from .invoke import invoke, stack_environment
+    from .invoke import EventError, check_event, invoke, stack_environment
 
-    read_json(args.event, "a JSON event (a registration event, or an SQS batch of them)")
+    try:
+        check_event(read_json(args.event, "a JSON event (a registration event, or an SQS batch of them)"))
+    except EventError as exc:
+        raise UsageError(f"{args.event}: {exc}") from None
     extra = dict(item.split("=", 1) for item in args.env if "=" in item)
     environment = stack_environment(
         template_name=args.template_name, endpoint_url=args.endpoint_url, region=args.region, extra=extra
@@ -386,7 +396,7 @@ def _explain(args: argparse.Namespace) -> int:
 def _doctor(args: argparse.Namespace) -> int:
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from .doctor import Level, diagnose, outputs_from_file, outputs_from_stack, report
+    from .doctor import Level, OutputsError, diagnose, outputs_from_file, outputs_from_stack, report
 
     if not args.stack and not args.outputs:
         raise UsageError("name the stack (--stack NAME) or its outputs file (--outputs cdk-outputs.json)")
@@ -395,8 +405,8 @@ def _doctor(args: argparse.Namespace) -> int:
     try:
         if args.outputs:
             try:
-                outputs = outputs_from_file(read_text(args.outputs), args.stack)
-            except ValueError as exc:
+                outputs = outputs_from_file(read_json(args.outputs, "JSON"), args.stack)
+            except OutputsError as exc:
                 raise UsageError(f"{args.outputs}: {exc}") from None
         else:
             outputs = outputs_from_stack(clients["cloudformation"], args.stack)
@@ -412,7 +422,7 @@ def _doctor(args: argparse.Namespace) -> int:
 
 
 def _policy_test(args: argparse.Namespace) -> int:
-    from .authorization import Connection, action_name, evaluate, principal_view, resource_arn
+    from .authorization import Connection, PolicyError, action_name, evaluate, principal_view, resource_arn
 
     action = action_name(args.action)
     if action != "iot:Connect" and not args.topic:
@@ -435,9 +445,14 @@ def _policy_test(args: argparse.Namespace) -> int:
             policies, connection, arn = principal_view(_aws(args)("iot"), cert_id, args.client_id)
         except (BotoCoreError, ClientError) as exc:
             raise UsageError(f"AWS: {exc}") from None
+        except PolicyError as exc:
+            raise UsageError(str(exc)) from None
         region, account = arn.split(":")[3], arn.split(":")[4]
     resource = resource_arn(action, name, region, account)
-    verdict = evaluate(policies, action, resource, connection)
+    try:
+        verdict = evaluate(policies, action, resource, connection)
+    except PolicyError as exc:
+        raise UsageError(str(exc)) from None
     if args.json:
         print(
             json.dumps(
@@ -448,6 +463,7 @@ def _policy_test(args: argparse.Namespace) -> int:
                     "policy": verdict.policy,
                     "statement": verdict.statement,
                     "notes": list(verdict.notes),
+                    "missing": list(verdict.missing),
                 }
             )
         )

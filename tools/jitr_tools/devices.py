@@ -9,15 +9,20 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
 from . import pki
+from .embedded import Connect
 from .reconnect import Reconnect
+
+if TYPE_CHECKING:
+    from .broker import MqttEndpoint
 
 WAIT_S = 10.0
 
@@ -36,6 +41,15 @@ def write_device(issued: pki.Issued, folder: Path, name: str, *, chain: bool = T
     return Files(path, folder / f"{name}.key")
 
 
+@dataclass(frozen=True)
+class LastWill:
+    """The Will message a device gives at CONNECT, which the server publishes if the device disconnects unexpectedly."""
+
+    topic: str
+    payload: bytes = b"gone"
+    retain: bool = False
+
+
 @dataclass
 class PahoDevice:
     """A paho-mqtt client that connects, publishes and subscribes, and says what it saw."""
@@ -46,6 +60,7 @@ class PahoDevice:
     ca_file: Path
     host: str = "localhost"  # sends SNI; "127.0.0.1" sends none
     protocol: MQTTProtocolVersion = MQTTProtocolVersion.MQTTv311
+    will: LastWill | None = None
     received: list[tuple[str, bytes]] = field(default_factory=list)
     client: paho.Client | None = None
     acknowledged: set[int] = field(default_factory=set)  # message ids of QoS 1 publishes the server PUBACKed
@@ -64,6 +79,8 @@ class PahoDevice:
         context.load_verify_locations(self.ca_file)
         context.load_cert_chain(self.files.certificate, self.files.key)
         client.tls_set_context(context)
+        if self.will is not None:
+            client.will_set(self.will.topic, self.will.payload, qos=1, retain=self.will.retain)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
@@ -100,10 +117,10 @@ class PahoDevice:
     def connected(self) -> bool:
         return self.client is not None and not self._closed.is_set()
 
-    def publish(self, topic: str, payload: bytes = b"hello") -> int:
-        """A QoS 1 publish; its message id."""
+    def publish(self, topic: str, payload: bytes = b"hello", *, retain: bool = False) -> int:
+        """A QoS 1 publish (with the RETAIN flag when `retain`); its message id."""
         assert self.client is not None
-        return int(self.client.publish(topic, payload, qos=1).mid)
+        return int(self.client.publish(topic, payload, qos=1, retain=retain).mid)
 
     def subscribe(self, topic_filter: str) -> None:
         assert self.client is not None
@@ -127,19 +144,87 @@ class PahoDevice:
             self.client = None
 
 
+class Closed(StrEnum):
+    """What an attempt that ended without CONNACK 0 means for the device's power-up, as the endpoint decided it (a
+    rehearsal reads this from the account; the device itself only sees the connection closed)."""
+
+    PENDING = "pending"  # its certificate is registered and not decided yet: it tries again
+    DROPPED = "dropped"  # closed before its certificate was registered (throttled, timed out): it tries again
+    REFUSED = "refused"  # it will never be accepted: it stops
+
+
+def closed_as(status: str | None, last: Connect | None) -> Closed:
+    """`status`: the certificate's status after the attempt (None: not registered); `last`: the endpoint's outcome for
+    the latest CONNECT with it (None: none reached a decision, as when the client gave up waiting first).
+    A certificate that is not registered was refused only if the endpoint closed it for good (no registered CA signed
+    it, no SNI for an SNI_ONLY CA); throttled, or never decided, the attempt was dropped and the device tries again.
+    A registered one is refused once REVOKED or INACTIVE; ACTIVE but closed (no policy, iot:Connect denied) is the
+    deployment's mistake, which it may fix: the device tries again."""
+    if status is None:
+        return Closed.REFUSED if last == Connect.CLOSED else Closed.DROPPED
+    return Closed.REFUSED if status in ("REVOKED", "INACTIVE") else Closed.PENDING
+
+
+def endpoint_judge(endpoint: MqttEndpoint, certificate_id: str) -> Callable[[], Closed]:
+    """`power_up`'s judge for a device of `endpoint`: what its account made of the certificate's last attempt."""
+    iot, gate = endpoint.iot, endpoint.gate
+
+    def judge() -> Closed:
+        with iot.state.lock:
+            record = iot.backend.certificates.get(certificate_id)
+            status = None if record is None else str(record.status)
+        return closed_as(status, gate.last_connect.get(certificate_id))
+
+    return judge
+
+
+@dataclass(frozen=True)
+class PowerUp:
+    outcome: str  # "connected", "refused", or "undecided" (still trying at the deadline)
+    attempts: int
+    dropped: int = 0  # attempts closed before its certificate was registered, which it tried again after
+
+
 def power_up(
-    client: PahoDevice, refused: Callable[[], bool], backoff: Reconnect, rng: random.Random, deadline: float
-) -> tuple[str, int]:
-    """A device's first power-up: connect; after each connection closed without CONNACK 0, stop if `refused()` says
-    its certificate will never be accepted, else wait the backoff's delay and connect again, until `deadline`
-    (`time.monotonic()`). Returns "connected", "refused" or "undecided", and the attempts made."""
-    attempts = 0
+    client: PahoDevice, judge: Callable[[], Closed], backoff: Reconnect, rng: random.Random, deadline: float
+) -> PowerUp:
+    """A device's first power-up: connect; after each connection closed without CONNACK 0, stop if `judge()` says its
+    certificate will never be accepted, else wait the backoff's delay and connect again, until `deadline`
+    (`time.monotonic()`)."""
+    attempts = dropped = 0
     while time.monotonic() < deadline:
         attempts += 1
         if client.connect() == "CONNACK 0":
             client.stop()
-            return "connected", attempts
-        if refused():
-            return "refused", attempts
+            return PowerUp("connected", attempts, dropped)
+        closed = judge()
+        if closed == Closed.REFUSED:
+            return PowerUp("refused", attempts, dropped)
+        dropped += closed == Closed.DROPPED
         time.sleep(backoff.delay(attempts, rng))
-    return "undecided", attempts
+    return PowerUp("undecided", attempts, dropped)
+
+
+@dataclass(frozen=True)
+class Tally:
+    """What a fleet's power-up came to."""
+
+    good: int
+    connected: int  # good devices connected
+    refused: int  # devices that stopped, refused
+    good_refused: int  # of which good ones: refused wrongly
+    lost: int  # good devices still trying, not connected, at the deadline
+    dropped_attempts: int  # attempts closed before the certificate was registered, which the device retried
+    dropped_devices: int  # devices with at least one such attempt
+
+    @classmethod
+    def of(cls, good: list[PowerUp], bad: list[PowerUp]) -> Tally:
+        return cls(
+            good=len(good),
+            connected=sum(1 for run in good if run.outcome == "connected"),
+            refused=sum(1 for run in good + bad if run.outcome == "refused"),
+            good_refused=sum(1 for run in good if run.outcome == "refused"),
+            lost=sum(1 for run in good if run.outcome == "undecided"),
+            dropped_attempts=sum(run.dropped for run in good + bad),
+            dropped_devices=sum(1 for run in good + bad if run.dropped),
+        )

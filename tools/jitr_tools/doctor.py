@@ -21,8 +21,11 @@ from typing import Any, TypeVar
 from botocore.exceptions import BotoCoreError, ClientError
 
 from jitr.certificates import CERTIFICATE_FIELDS, NEUTRAL_CERTIFICATE_PARAMETERS
-from jitr.templates import TemplateError, check_template, render_template
+from jitr.settings import Settings, SettingsError
+from jitr.templates import Plan, TemplateError, check_template, render_template
 from jitr.templates.intrinsics import referenced_parameters
+
+from .topics import REGISTERED_TOPIC, RuleSqlError, rule_topic, topic_matches
 
 # The stack outputs the checks read (infra.stack writes them; a test holds the two together).
 OUTPUT_KEYS = (
@@ -61,18 +64,24 @@ class StackOutputs(dict[str, str]):
         return [item for item in self.get(key, "").split(",") if item]
 
 
-def outputs_from_file(text: str, stack: str | None) -> StackOutputs:
-    """cdk-outputs.json: {"<stack>": {"<key>": "<value>", ...}}; `stack` picks one when it holds several."""
-    data = json.loads(text)
+class OutputsError(ValueError):
+    """The outputs file is not what `cdk deploy --outputs-file` writes; the message says what is wrong."""
+
+
+def outputs_from_file(data: Any, stack: str | None) -> StackOutputs:
+    """cdk-outputs.json, parsed: {"<stack>": {"<key>": "<value>", ...}}; `stack` picks one when it holds several."""
     if not isinstance(data, dict) or not data:
-        raise ValueError("not the outputs file `cdk deploy --outputs-file` writes")
+        raise OutputsError("not the outputs file `cdk deploy --outputs-file` writes (a JSON object of stacks)")
     if stack is None:
         if len(data) != 1:
-            raise ValueError(f"it holds several stacks ({', '.join(sorted(data))}): name one with --stack")
+            raise OutputsError(f"it holds several stacks ({', '.join(map(repr, sorted(data)))}): name one with --stack")
         stack = next(iter(data))
     if stack not in data:
-        raise ValueError(f"it holds no stack {stack!r} (it holds {', '.join(sorted(data))})")
-    return StackOutputs({str(k): str(v) for k, v in data[stack].items()})
+        raise OutputsError(f"it holds no stack {stack!r} (it holds {', '.join(map(repr, sorted(data)))})")
+    outputs = data[stack]
+    if not isinstance(outputs, dict) or not all(isinstance(v, str) for v in outputs.values()):
+        raise OutputsError(f"stack {stack!r} is not an object of output name -> text value")
+    return StackOutputs(outputs)
 
 
 def outputs_from_stack(cloudformation: Any, stack: str) -> StackOutputs:
@@ -149,19 +158,80 @@ def _cas(outputs: StackOutputs, clients: Clients, jitr_mode: bool, _: timedelta,
 
 def _template(outputs: StackOutputs, clients: Clients, jitr_mode: bool, _: timedelta, __: datetime) -> list[Finding]:
     name = outputs.get("TemplateName", "")
+    subject = f"template {name}"
     template = _found(partial(clients["iot"].describe_provisioning_template, templateName=name))
     if template is None:
-        return [Finding(Level.FAIL, f"template {name}", "not found", "deploy the stack again")]
+        return [Finding(Level.FAIL, subject, "not found", "deploy the stack again")]
     body = template["templateBody"]
     errors = [p for p in check_template(body, for_jitr=jitr_mode) if p.severity == "error"]
-    findings = [Finding(Level.FAIL, f"template {name}", str(p), "fix the template, then deploy") for p in errors] or [
-        Finding(Level.OK, f"template {name}", "present, passes the " + ("--jitr " if jitr_mode else "") + "checks")
-    ]
-    findings += _named_resources(body, outputs, clients)
-    return findings
+    if errors:
+        findings = [Finding(Level.FAIL, subject, str(p), "fix the template, then deploy") for p in errors]
+        return findings + _named_resources([], outputs, clients)
+    checks = "present, passes the " + ("--jitr " if jitr_mode else "") + "checks"
+    parameters = _deployed_parameters(outputs, clients)
+    if isinstance(parameters, Finding):
+        return [Finding(Level.OK, subject, checks), parameters, *_named_resources([], outputs, clients)]
+    given = (
+        f"the function's extraParameters ({', '.join(sorted(parameters)) or 'none'})"
+        if jitr_mode
+        else "the certificate's fields alone (jitp)"
+    )
+    try:
+        plan = render_template(body, {**parameters, **NEUTRAL_CERTIFICATE_PARAMETERS})
+    except TemplateError as exc:
+        problems = "; ".join(p.message for p in exc.problems)
+        unrendered = Finding(
+            Level.FAIL,
+            subject,
+            f"does not render with {given}: {problems}: RegisterThing fails for every device",
+            "fix the template or extraParameters, then deploy",
+        )
+        return [unrendered, *_named_resources([], outputs, clients)]
+    rendered = Finding(Level.OK, subject, f"{checks}, renders with {given}")
+    return [rendered, *_named_resources(_names_in(body, plan), outputs, clients)]
 
 
-def _named_resources(body: str, outputs: StackOutputs, clients: Clients) -> list[Finding]:
+def _deployed_parameters(outputs: StackOutputs, clients: Clients) -> dict[str, str] | Finding:
+    """The parameters the deployed function renders the template with besides the certificate's fields: the
+    extraParameters the stack wrote into its environment (`Settings.to_environment`). In jitp mode (no function) AWS
+    renders the template with the certificate's fields alone. A finding when the function or its settings cannot be
+    read: then the template cannot be checked as the function renders it."""
+    name = outputs.get("FunctionName")
+    if not name:
+        return {}
+    subject = f"function {name}"
+    configuration = _found(partial(clients["lambda"].get_function_configuration, FunctionName=name))
+    if configuration is None:
+        return Finding(Level.FAIL, subject, "not found: nothing decides the registrations", "deploy the stack again")
+    variables = (configuration.get("Environment") or {}).get("Variables") or {}
+    try:
+        settings = Settings.from_environment(variables)
+    except SettingsError as exc:
+        return Finding(Level.FAIL, subject, f"{exc}: it fails on every event", "deploy the stack again")
+    return dict(settings.extra_parameters)
+
+
+def _names_in(body: str, plan: Plan) -> list[tuple[str, str]]:
+    """(kind, name) of every policy, thing type, billing group and thing group the rendered template names, except
+    names computed from the certificate's fields (they differ per device and cannot be checked here)."""
+    document = json.loads(body)
+    names = []
+    for resource in plan.resources:
+        raw = document.get("Resources", {}).get(resource.logical_name, {}).get("Properties", {})
+        for prop, kind in (
+            ("PolicyName", "policy"),
+            ("ThingTypeName", "thing type"),
+            ("BillingGroup", "billing group"),
+            ("ThingGroups", "thing group"),
+        ):
+            if prop not in resource.properties or referenced_parameters(raw.get(prop)) & CERTIFICATE_FIELDS:
+                continue
+            values = resource.properties[prop]
+            names += [(kind, v) for v in (values if isinstance(values, list) else [values]) if isinstance(v, str)]
+    return names
+
+
+def _named_resources(names: list[tuple[str, str]], outputs: StackOutputs, clients: Clients) -> list[Finding]:
     """The device policy, and every policy, thing type and group the template names, must exist."""
     iot = clients["iot"]
     lookups: dict[str, Callable[[str], Any]] = {
@@ -171,27 +241,9 @@ def _named_resources(body: str, outputs: StackOutputs, clients: Clients) -> list
         "billing group": lambda n: iot.describe_billing_group(billingGroupName=n),
     }
     wanted: list[tuple[str, str]] = []
-    if outputs.get("DevicePolicyName"):
-        wanted.append(("policy", outputs["DevicePolicyName"]))
-    try:
-        document = json.loads(body)
-        plan = render_template(body, NEUTRAL_CERTIFICATE_PARAMETERS)
-    except (TemplateError, ValueError):
-        plan, document = None, {}
-    for resource in plan.resources if plan else []:
-        raw = document.get("Resources", {}).get(resource.logical_name, {}).get("Properties", {})
-        for prop, kind in (
-            ("PolicyName", "policy"),
-            ("ThingTypeName", "thing type"),
-            ("BillingGroup", "billing group"),
-            ("ThingGroups", "thing group"),
-        ):
-            if prop not in resource.properties or referenced_parameters(raw.get(prop)) & CERTIFICATE_FIELDS:
-                continue  # a name computed from the certificate cannot be checked here
-            values = resource.properties[prop]
-            for value in values if isinstance(values, list) else [values]:
-                if isinstance(value, str) and (kind, value) not in wanted:
-                    wanted.append((kind, value))
+    for kind, name in [("policy", outputs.get("DevicePolicyName", "")), *names]:
+        if name and (kind, name) not in wanted:
+            wanted.append((kind, name))
     findings = []
     for kind, name in wanted:
         if _found(partial(lookups[kind], name)) is None:
@@ -206,32 +258,54 @@ def _named_resources(body: str, outputs: StackOutputs, clients: Clients) -> list
 
 
 def _rules(outputs: StackOutputs, clients: Clients, jitr_mode: bool, _: timedelta, __: datetime) -> list[Finding]:
+    """Each rule enabled, on a configured CA's registered topic (its SQL's FROM clause, with MQTT wildcards as AWS
+    matches them) and delivering to the intake queue; and every configured CA on some rule's topic."""
     if not jitr_mode:
         return []
-    queue_url = outputs.get("QueueUrl", "")
-    topics = {f"$aws/events/certificates/registered/{ca_id}" for ca_id in outputs.list("CaCertificateIds")}
+    topics = {ca_id: REGISTERED_TOPIC.format(ca_id=ca_id) for ca_id in outputs.list("CaCertificateIds")}
+    uncovered = set(topics)
     findings = []
     for name in outputs.list("RuleNames"):
-        subject = f"rule {name}"
         # AWS IoT answers a rule that does not exist with UnauthorizedException
         missing = ("ResourceNotFoundException", "UnauthorizedException")
         found = _found(partial(clients["iot"].get_topic_rule, ruleName=name), missing)
         if found is None:
-            findings.append(Finding(Level.FAIL, subject, "not found", "deploy the stack again"))
+            findings.append(Finding(Level.FAIL, f"rule {name}", "not found", "deploy the stack again"))
             continue
-        rule = found["rule"]
-        problems = []
-        if rule.get("ruleDisabled"):
-            problems.append("disabled")
-        if not any(topic in rule.get("sql", "") for topic in topics):
-            problems.append(f"not on a configured CA's registered topic ({rule.get('sql')!r})")
-        if not any((a.get("sqs") or {}).get("queueUrl") == queue_url for a in rule.get("actions", [])):
-            problems.append("does not deliver to the intake queue")
-        if problems:
-            findings.append(Finding(Level.FAIL, subject, "; ".join(problems), "deploy the stack again"))
-        else:
-            findings.append(Finding(Level.OK, subject, "enabled, on its CA's topic, delivering to the intake queue"))
+        covered, finding = _rule(name, found["rule"], topics, outputs.get("QueueUrl", ""))
+        uncovered -= covered
+        findings.append(finding)
+    findings += [
+        Finding(
+            Level.FAIL,
+            f"CA {ca_id[:12]}",
+            f"no rule reads its registered topic {topics[ca_id]}: its devices stay pending",
+            "deploy the stack again",
+        )
+        for ca_id in sorted(uncovered)
+    ]
     return findings
+
+
+def _rule(name: str, rule: Mapping[str, Any], topics: Mapping[str, str], queue_url: str) -> tuple[set[str], Finding]:
+    """The CAs whose registered topic the rule reads, and the rule's finding."""
+    problems, covered = [], set()
+    if rule.get("ruleDisabled"):
+        problems.append("disabled")
+    sql = str(rule.get("sql", ""))
+    try:
+        topic_filter = rule_topic(sql)
+    except RuleSqlError as exc:
+        problems.append(f"its SQL reads no topic ({exc}): {sql!r}")
+    else:
+        covered = {ca_id for ca_id, topic in topics.items() if topic_matches(topic_filter, topic)}
+        if not covered:
+            problems.append(f"reads {topic_filter!r}, not a configured CA's registered topic")
+    if not any((a.get("sqs") or {}).get("queueUrl") == queue_url for a in rule.get("actions", [])):
+        problems.append("does not deliver to the intake queue")
+    if problems:
+        return covered, Finding(Level.FAIL, f"rule {name}", "; ".join(problems), "deploy the stack again")
+    return covered, Finding(Level.OK, f"rule {name}", "enabled, on its CA's topic, delivering to the intake queue")
 
 
 def _mapping(outputs: StackOutputs, clients: Clients, jitr_mode: bool, _: timedelta, __: datetime) -> list[Finding]:

@@ -49,6 +49,35 @@ print("\n" + json.dumps({"jitrInvokeResult": result}))
 """
 
 
+class EventError(ValueError):
+    """The event file is neither a registration event nor an SQS batch of them; the message says why."""
+
+
+def check_event(event: Any) -> None:
+    """An SQS batch (a non-empty `Records` list of messages with an id and a text body: the handler judges the bodies)
+    or one registration event, checked with the handler's own model; raises `EventError`."""
+    from pydantic import ValidationError
+
+    from jitr.provisioning import RegistrationEvent
+
+    if not isinstance(event, dict):
+        raise EventError(f"a JSON object, got {type(event).__name__}")
+    if "Records" in event:
+        records = event["Records"]
+        if not isinstance(records, list) or not records:
+            raise EventError("Records must be a non-empty list of SQS messages")
+        for i, record in enumerate(records):
+            if not isinstance(record, dict) or not all(isinstance(record.get(k), str) for k in ("messageId", "body")):
+                raise EventError(f"Records[{i}] is not an SQS message with a text messageId and body")
+        return
+    try:
+        RegistrationEvent.model_validate(event)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(part) for part in error["loc"]) or "event"
+        raise EventError(f"not a registration event: {where}: {error['msg']}") from None
+
+
 def stack_environment(
     *,
     template_name: str = "jitr-device",

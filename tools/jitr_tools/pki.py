@@ -15,10 +15,13 @@ from pathlib import Path
 from typing import Literal
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from jitr.certificates import BadCertificate, load_certificates
 
 KeyKind = Literal["ec256", "ec384", "rsa2048", "rsa3072", "rsa1024", "ec192"]
 HashKind = Literal["sha256", "sha384", "sha512", "sha1"]
@@ -247,10 +250,36 @@ def load_certificates_file(path: Path) -> list[x509.Certificate]:
     return x509.load_pem_x509_certificates(path.read_bytes())
 
 
+_ISSUER_KEYS = (
+    rsa.RSAPrivateKey,
+    ec.EllipticCurvePrivateKey,
+    ed25519.Ed25519PrivateKey,
+    ed448.Ed448PrivateKey,
+    dsa.DSAPrivateKey,
+)
+
+
+class BadKey(ValueError):
+    """A private key file that is not an unencrypted PEM key of a kind that signs certificates."""
+
+
 def read_issued(folder: Path, stem: str) -> Issued:
-    certificates = x509.load_pem_x509_certificates((folder / f"{stem}.pem").read_bytes())
-    key = serialization.load_pem_private_key((folder / f"{stem}.key").read_bytes(), password=None)
-    return Issued(certificates[0], key, certificates[1:])  # type: ignore[arg-type]
+    """A certificate (with the chain after it) and its key, as `write_issued` wrote them; raises `BadCertificate` or
+    `BadKey` naming the file that is not readable."""
+    pem, key_file = folder / f"{stem}.pem", folder / f"{stem}.key"
+    try:
+        certificates = load_certificates(pem.read_bytes())
+    except BadCertificate as exc:
+        raise BadCertificate(f"{pem}: {exc}") from None
+    if not certificates:
+        raise BadCertificate(f"{pem}: no PEM certificate in it")
+    try:
+        key = serialization.load_pem_private_key(key_file.read_bytes(), password=None)
+    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
+        raise BadKey(f"{key_file}: not an unencrypted PEM private key ({exc})") from None
+    if not isinstance(key, _ISSUER_KEYS):
+        raise BadKey(f"{key_file}: a {type(key).__name__}, which cannot sign certificates")
+    return Issued(certificates[0], key, certificates[1:])
 
 
 def development_ca_pem(folder: Path) -> tuple[str, bool]:

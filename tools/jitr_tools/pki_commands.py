@@ -14,9 +14,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from cryptography.hazmat.primitives import serialization
-
 from . import pki
+from .arguments import certificates, private_key
 
 REGISTRATION_CODE = re.compile(r"^[0-9a-f]{64}$")
 
@@ -100,8 +99,8 @@ def _verification(args: argparse.Namespace) -> int:
     if not REGISTRATION_CODE.match(code):
         print(f"jitr: the registration code must be 64 lower-case hex characters, got {code!r}", file=sys.stderr)
         return 2
-    certificate = pki.load_certificates_file(args.ca)[0]
-    key = serialization.load_pem_private_key(args.ca_key.read_bytes(), password=None)
+    certificate = certificates(args.ca, "--ca")[0]  # the CA first, then the chain above it (as `jitr pki ca` writes)
+    key = private_key(args.ca_key, "--ca-key")
     if key.public_key() != certificate.public_key():
         print(f"jitr: {args.ca_key} is not the key of {args.ca}", file=sys.stderr)
         return 2

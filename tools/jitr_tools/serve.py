@@ -33,10 +33,10 @@ from jitr.provisioning import Decision
 from . import embedded
 from .broker import MqttEndpoint, running
 from .embedded import EmbeddedIoT
-from .embedded.iot import REGISTERED_TOPIC
 from .pki import write_private
 from .rehearsal import DECISION_TABLE, DEVICE_POLICY, TEMPLATE_NAME, create_decision_table, handler_environment
 from .tls import ServerCredentials, server_credentials
+from .topics import REGISTERED_TOPIC
 from .wiring import QueueWiring
 
 # The stack's intake, as infra/intake.py and infra/handler.py set it (a test holds them together).

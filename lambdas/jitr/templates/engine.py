@@ -131,6 +131,10 @@ def _load(body: str | Mapping[str, Any]) -> tuple[dict[str, Any] | None, list[Pr
         return None, [
             Problem("$", "INVALID_JSON", f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")
         ]
+    except RecursionError:
+        return None, [Problem("$", "INVALID_JSON", "not readable JSON: nested too deeply")]
+    except ValueError as exc:  # a number too long for Python to convert
+        return None, [Problem("$", "INVALID_JSON", f"not readable JSON: {exc}")]
     if not isinstance(document, dict):
         return None, [Problem("$", "NOT_AN_OBJECT", "a template must be a JSON object")]
     return document, []

@@ -5,7 +5,8 @@ knobs every operation goes through), `register_thing` (RegisterThing's plan appl
 both in place), `iot` (`EmbeddedIoT`: a device's connect, the event bus, the knobs).
 """
 
-from .iot import DEFAULT_ACCOUNT, DEFAULT_REGION, Connect, ConnectResult, EmbeddedIoT, mock, serve, topic_matches
+from ..topics import topic_matches
+from .iot import DEFAULT_ACCOUNT, DEFAULT_REGION, Connect, ConnectResult, EmbeddedIoT, mock, serve
 
 __all__ = [
     "DEFAULT_ACCOUNT",

@@ -44,6 +44,11 @@ class InvalidRequestException(_Error):
     error_type = "InvalidRequestException"
 
 
+class MalformedPolicyException(_Error):
+    status = 400
+    error_type = "MalformedPolicyException"
+
+
 class ResourceNotFoundException(_Error):
     status = 404
     error_type = "ResourceNotFoundException"

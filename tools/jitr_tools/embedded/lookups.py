@@ -12,7 +12,7 @@ from moto.utilities.utils import get_partition
 
 from jitr.certificates import certificate_parameters, load_certificate
 
-from ..authorization import Connection
+from ..authorization import Connection, Thing
 
 
 def thing_arn(backend: IoTBackend, thing_name: str) -> str:
@@ -39,15 +39,35 @@ def policies_of(
 
 
 def connection_of(
-    backend: IoTBackend, certificate: FakeCertificate, client_id: str, fields: Mapping[str, str] | None = None
+    backend: IoTBackend,
+    certificate: FakeCertificate,
+    client_id: str,
+    fields: Mapping[str, str] | None = None,
+    *,
+    source_ip: str | None = None,
+    domain_name: str | None = None,
 ) -> Connection:
     """What the policy variables resolve from for a device presenting `certificate` as `client_id`: the thing of the
-    client id's name when it is attached to the certificate, and the certificate's subject fields (decoded from its
-    PEM unless the caller decoded them already)."""
+    client id's name (its type and attributes) when it is attached to the certificate, the certificate (its subject
+    fields as the caller decoded them, or from its PEM; the rest of it is decoded from the PEM only when a policy asks),
+    and, when the caller knows them, the device's IP address and the domain name it connected to."""
     attached = certificate.arn in backend.extension.thing_principals.get(client_id, set())  # type: ignore[attr-defined]
     if fields is None:
         fields = certificate_parameters(load_certificate(certificate.certificate_pem))
-    return Connection(client_id, client_id if attached else None, fields)
+    found = find_thing(backend, client_id) if attached else None
+    thing = None
+    if found is not None:
+        type_name = found.thing_type.thing_type_name if found.thing_type is not None else None
+        thing = Thing(client_id, type_name, {str(k): str(v) for k, v in (found.attributes or {}).items()})
+    return Connection(
+        client_id,
+        client_id if attached else None,
+        fields,
+        thing=thing,
+        certificate_pem=certificate.certificate_pem,
+        source_ip=source_ip,
+        domain_name=domain_name,
+    )
 
 
 def _document(document: str | dict[str, Any]) -> dict[str, Any]:

@@ -10,6 +10,7 @@ moto's own switch, `mock_aws(config={"iot": {"use_valid_cert": True}})` (`jitr_t
 from __future__ import annotations
 
 import hashlib
+import json
 from datetime import datetime
 from typing import Any
 
@@ -23,13 +24,16 @@ from jitr.certificates import BadCertificate, certificate_id, load_certificate
 from jitr.templates import TemplateError, parse_template
 from jitr.templates.limits import TEMPLATE_NAME
 
+from ..authorization import PolicyError, policy_statements
 from .errors import (
     CertificateStateException,
     CertificateValidationException,
     InvalidRequestException,
+    MalformedPolicyException,
     ResourceAlreadyExistsException,
     ResourceNotFoundException,
 )
+from .listing import page
 from .lookups import find_thing
 from .register_thing import register_thing
 from .state import Extension, ProvisioningTemplateRecord
@@ -174,6 +178,15 @@ class EmbeddedBackend(IoTBackend):
             raise ResourceNotFoundException(f"certificate {certificate_id} does not exist")
         return found
 
+    def list_certificates_by_ca_page(
+        self, ca_certificate_id: str, page_size: int | None, marker: str | None, ascending: bool
+    ) -> tuple[list[FakeCertificate], str | None]:
+        """ListCertificatesByCA in pages, newest first unless `ascending` (see `listing`)."""
+        with self.extension.lock:  # a device's connect sets its certificate's CA under this lock
+            keys = self.extension.certificates_by_ca.of(self.certificates, ca_certificate_id)
+            ids, next_marker = page(keys, page_size, marker, ascending)
+            return [self.certificates[i] for i in ids], next_marker
+
     def update_certificate(self, certificate_id: str, new_status: str) -> None:
         """UpdateCertificate with AWS's transitions: PENDING_* cannot be set and nothing leaves REVOKED (moto accepts
         any status)."""
@@ -231,6 +244,16 @@ class EmbeddedBackend(IoTBackend):
         if not same:
             raise ResourceAlreadyExistsException(f"Thing {thing_name} already exists with a different configuration")
         return existing
+
+    def create_policy(self, policy_name: str, policy_document: Any) -> Any:
+        """CreatePolicy refuses a document AWS IoT would not store (MalformedPolicyException; moto stores any)."""
+        _check_policy_document(policy_name, policy_document)
+        return super().create_policy(policy_name, policy_document)
+
+    def create_policy_version(self, policy_name: str, policy_document: Any, set_as_default: bool) -> Any:
+        """CreatePolicyVersion, likewise."""
+        _check_policy_document(policy_name, policy_document)
+        return super().create_policy_version(policy_name, policy_document, set_as_default)
 
     def attach_thing_principal(self, thing_name: str, principal_arn: str) -> None:
         """AttachThingPrincipal, also kept in the by-thing index ListThingPrincipals reads."""
@@ -314,6 +337,13 @@ class EmbeddedBackend(IoTBackend):
         """DeleteProvisioningTemplate (moto has none)."""
         self.describe_provisioning_template(template_name)
         del self.extension.templates[template_name]
+
+
+def _check_policy_document(name: str, document: Any) -> None:
+    try:
+        policy_statements(name, json.loads(document) if isinstance(document, str | bytes) else document)
+    except (ValueError, PolicyError) as exc:  # json.JSONDecodeError is a ValueError
+        raise MalformedPolicyException(str(exc)) from exc
 
 
 def _check_template_body(body: str) -> None:

@@ -122,6 +122,31 @@ def _r_delete_provisioning_template(self: IoTResponse) -> ActionResult:
     return EmptyResult()
 
 
+def _r_list_certificates_by_ca(self: IoTResponse) -> ActionResult:
+    page_size = self._get_param("pageSize")
+    certificates, next_marker = _backend(self).list_certificates_by_ca_page(
+        _path_id(self),
+        page_size=None if page_size is None else int(page_size),
+        marker=self._get_param("marker"),
+        ascending=self._get_bool_param("isAscendingOrder", False),
+    )
+    result: dict[str, Any] = {
+        "certificates": [
+            {
+                "certificateArn": c.arn,
+                "certificateId": c.certificate_id,
+                "status": c.status,
+                "certificateMode": getattr(c, "certificate_mode", "DEFAULT"),
+                "creationDate": c.creation_date,
+            }
+            for c in certificates
+        ]
+    }
+    if next_marker:
+        result["nextMarker"] = next_marker
+    return ActionResult(result)
+
+
 def _r_register_thing(self: IoTResponse) -> ActionResult:
     body = self._get_param("templateBody")
     if not isinstance(body, str):
@@ -138,8 +163,9 @@ _ACTION_TYPES = {
 
 
 def _r_test_authorization(self: IoTResponse) -> ActionResult:
-    """TestAuthorization for a certificate principal, answered by the evaluator the command line uses."""
-    from ..authorization import evaluate
+    """TestAuthorization for a certificate principal, answered by the evaluator the command line uses. The variables
+    and keys the evaluator found no value for, or could not resolve, are its `missingContextValues`."""
+    from ..authorization import PolicyError, evaluate
 
     backend = _backend(self)
     principal = str(self._get_param("principal") or "")
@@ -159,7 +185,10 @@ def _r_test_authorization(self: IoTResponse) -> ActionResult:
                 f"actionType {info.get('actionType')!r} is not one of {', '.join(_ACTION_TYPES)}"
             )
         for resource in info.get("resources") or []:
-            verdict = evaluate(policies, action, resource, connection)
+            try:
+                verdict = evaluate(policies, action, resource, connection)
+            except PolicyError as exc:
+                raise InvalidRequestException(str(exc)) from exc
             deciding = (
                 [{"policyName": verdict.policy, "policyArn": backend.policies[verdict.policy].arn}]
                 if verdict.policy
@@ -174,7 +203,7 @@ def _r_test_authorization(self: IoTResponse) -> ActionResult:
                         "explicitDeny": {"policies": deciding if verdict.decision == "EXPLICIT_DENY" else []},
                     },
                     "authDecision": str(verdict.decision),
-                    "missingContextValues": [],
+                    "missingContextValues": list(verdict.missing),
                 }
             )
     return ActionResult({"authResults": results})
@@ -191,6 +220,7 @@ HANDLERS: dict[str, Callable[[IoTResponse], ActionResult]] = {
     "update_provisioning_template": _r_update_provisioning_template,
     "delete_provisioning_template": _r_delete_provisioning_template,
     "register_thing": _r_register_thing,
+    "list_certificates_by_ca": _r_list_certificates_by_ca,
 }
 
 

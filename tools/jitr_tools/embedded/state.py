@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from .errors import ConflictingResourceUpdateException, ThrottlingException, _Error
+from .listing import CertificatesByCa
 
 Subscriber = Callable[[str, dict[str, Any]], None]
 
@@ -70,6 +71,7 @@ class Extension:
     lock: threading.RLock = field(default_factory=threading.RLock)
     in_flight: set[str] = field(default_factory=set)
     thing_principals: dict[str, set[str]] = field(default_factory=dict)  # thing name -> principal ARNs (an index)
+    certificates_by_ca: CertificatesByCa = field(default_factory=CertificatesByCa)  # ListCertificatesByCA's order
 
     def __getstate__(self) -> dict[str, Any]:
         """What an account keeps between runs of `jitr serve --state`: its templates and the thing index. Quotas,
