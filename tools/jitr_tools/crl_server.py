@@ -53,7 +53,7 @@ class CrlServer:
                 self.end_headers()
                 self.wfile.write(served.body)
 
-            def log_message(self, format: str, *args: object) -> None:  # noqa: A002  # the base class's name
+            def log_message(self, format: str, *args: object) -> None:  # the base class's name
                 pass
 
         return Handler
