@@ -9,10 +9,12 @@ errors to outcomes; nothing else does.
 from __future__ import annotations
 
 import time
+from contextlib import suppress
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from cryptography import x509
 from pydantic import BaseModel, ConfigDict, Field
 
 from .certificates import (
@@ -24,6 +26,7 @@ from .certificates import (
     VerifiedChain,
     certificate_id,
     certificate_parameters,
+    load_certificate,
     verify_device_certificate,
 )
 from .iot import CertificateRecord, IoT, IoTError, Misconfigured, NotFound, PermanentFailure, Retryable
@@ -82,8 +85,13 @@ class Decision:
     replaced: tuple[str, ...] = ()  # certificates this decision took the thing from (set INACTIVE or revoked)
     recorded: bool = False  # the rejection status is already set (no second UpdateCertificate)
     serial: str | None = None  # the certificate's serial number (hex), once it was read
+    not_after: datetime | None = None  # and its notAfter
     revocation: tuple[Revocation, ...] = ()  # the issuer's word on each certificate of the path, leaf first
     unknown_accepted: bool = False  # provisioned although a revocation status was unknown (onUnknown: accept)
+
+    def decide_as(self, reason: Reason, message: str) -> None:
+        """Decide for `reason`: its outcome is the one `OUTCOME` gives it (the blame rule, in one place)."""
+        self.outcome, self.reason, self.message = OUTCOME[reason], reason, message
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -94,6 +102,7 @@ class Decision:
             "message": self.message,
             "thingName": self.thing_name,
             **({"serialNumber": self.serial} if self.serial else {}),
+            **({"notAfter": self.not_after.isoformat()} if self.not_after else {}),
             **({"replacedCertificateIds": list(self.replaced)} if self.replaced else {}),
             **({"revocation": [r.to_dict() for r in self.revocation]} if self.revocation else {}),
         }
@@ -170,8 +179,7 @@ def record_rejection(certificate_id: str, iot: IoT, status: str, decision: Decis
 
 
 def _set(decision: Decision, reason: Reason, message: str) -> None:
-    """Decide for `reason`: its outcome is the one `OUTCOME` gives it (the blame rule, in one place)."""
-    decision.outcome, decision.reason, decision.message = OUTCOME[reason], reason, message
+    decision.decide_as(reason, message)
 
 
 def _done(decision: Decision, outcome: Outcome, message: str) -> None:
@@ -223,7 +231,7 @@ def _decide(
         return _set(decision, exc.reason, exc.message)
     except BadCertificate as exc:
         return _set(decision, Reason.MALFORMED_CERTIFICATE, str(exc))
-    decision.serial = f"{verified.leaf.serial_number:x}"
+    _read_serial(decision, verified.leaf)
     step.done("validate")
     if settings.revocation and _refused_by_issuer(decision, verified, settings, crls, at):
         return None
@@ -271,6 +279,8 @@ def _not_pending(decision: Decision, iot: IoT, settings: Settings, certificate: 
     settled again, the same way, before the delivery is acknowledged."""
     if certificate.status == "ACTIVE":
         _done(decision, Outcome.ALREADY_ACTIVE, "the certificate is already ACTIVE")
+        with suppress(BadCertificate):  # what the revocation index keeps (an ACTIVE certificate was read before)
+            _read_serial(decision, load_certificate(certificate.pem))
     else:
         _set(decision, skipped_status(certificate.status), f"the certificate is {certificate.status}")
     if certificate.status not in ("ACTIVE", *_LOSING_STATUSES):
@@ -283,6 +293,11 @@ def _not_pending(decision: Decision, iot: IoT, settings: Settings, certificate: 
 
 
 # -- the issuer's word: revocation ---
+
+
+def _read_serial(decision: Decision, certificate: x509.Certificate) -> None:
+    decision.serial = f"{certificate.serial_number:x}"
+    decision.not_after = certificate.not_valid_after_utc
 
 
 def _crls_for(settings: Settings) -> CrlSources:

@@ -78,6 +78,8 @@ class Settings(BaseModel):
     max_concurrency: int | None = Field(None, alias="JITR_MAX_CONCURRENCY", ge=1)  # the event source mapping's
     # issuer revocation: the CRL sources of each CA (by its certificate id) whose certificates are checked
     revocation: dict[str, RevocationSource] = Field(default_factory=dict, alias="JITR_REVOCATION")
+    # the revocation sync's share of the UpdateCertificate quota, in calls per second (the handler uses the rest)
+    sync_update_tps: float = Field(2.0, alias="JITR_SYNC_UPDATE_TPS", gt=0, le=100)
     # only for a rehearsal on one machine (a CRL served on 127.0.0.1): the stack never sets it
     revocation_allow_loopback: bool = Field(False, alias="JITR_REVOCATION_ALLOW_LOOPBACK")
 

@@ -25,6 +25,7 @@ from pydantic import ValidationError
 from jitr.iot import IoT, client_config
 from jitr.outcomes import Outcome, Reason
 from jitr.provisioning import MAX_EVENT_BYTES, Decision, RegistrationEvent, decide
+from jitr.revocation_index import IndexUnavailable, RevocationIndex
 from jitr.revocation_sources import CrlSources
 from jitr.settings import Settings
 
@@ -81,7 +82,9 @@ class Registration:
         """`decide` with this environment's adapter; once per certificate id when the stack gives a decision table."""
 
         def decide_now(event: RegistrationEvent) -> Decision:
-            return decide(event, self.iot, self.settings, crls=self.crls)
+            decision = decide(event, self.iot, self.settings, crls=self.crls)
+            self._index(decision)
+            return decision
 
         if not self.settings.decision_table:
             return decide_now
@@ -94,6 +97,34 @@ class Registration:
             retention_days=self.settings.decision_retention_days,
             dynamodb_client=client,
         )
+
+    @cached_property
+    def index(self) -> RevocationIndex | None:
+        """Issuer + serial -> certificate id, for the revocation sync (only when some CA is synced)."""
+        if not (self.settings.decision_table and self.settings.revocation):
+            return None
+        client = boto3.session.Session().client(
+            "dynamodb", config=client_config(self.settings.max_attempts), endpoint_url=self.settings.endpoint_url
+        )
+        return RevocationIndex(self.settings.decision_table, client)
+
+    def _index(self, decision: Decision) -> None:
+        """Record an ACTIVE certificate of a synced CA in the revocation index before the decision is final: if the
+        table cannot be written, the record is redelivered, and its redelivery (ALREADY_ACTIVE) writes it."""
+        if (
+            self.index is None
+            or decision.outcome not in (Outcome.PROVISIONED, Outcome.ALREADY_ACTIVE)
+            or not (decision.serial and decision.not_after and decision.certificate_id and decision.ca_certificate_id)
+            or decision.ca_certificate_id not in self.settings.revocation
+        ):
+            return
+        try:
+            self.index.record(decision.ca_certificate_id, decision.serial, decision.certificate_id, decision.not_after)
+        except IndexUnavailable as exc:
+            decision.decide_as(
+                Reason.DECISION_STORE_UNAVAILABLE,
+                f"{decision.message}; but the revocation index could not be written ({exc}): a redelivery writes it",
+            )
 
     @tracer.capture_method(capture_response=False)
     def handle_one(self, body: str | dict[str, Any]) -> Decision:

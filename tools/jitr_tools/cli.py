@@ -36,7 +36,7 @@ from jitr.certificates import (
 )
 from jitr.templates import Problem, TemplateError, check_template, render_template
 
-from . import pki, pki_commands
+from . import pki, pki_commands, revocation_commands
 from .arguments import (
     Parser,
     UsageError,
@@ -215,6 +215,8 @@ def _parser() -> argparse.ArgumentParser:
         "--state", type=Path, help="keep the account in this folder between runs (and the server CA, the handler log)"
     )
     serve.set_defaults(run=_serve)
+
+    revocation_commands.add_parser(commands)
 
     demo = commands.add_parser("demo", help="the main job on the embedded AWS IoT, no account needed")
     demo.set_defaults(run=_demo)
