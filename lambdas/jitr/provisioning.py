@@ -316,7 +316,9 @@ def _refused_by_issuer(
     skew = timedelta(seconds=settings.clock_skew_seconds)
     answers: list[tuple[int, Revocation]] = []
     for index, (certificate, issuer) in enumerate(zip(verified.chain, verified.chain[1:], strict=False)):
-        source = settings.revocation.get(certificate_id(issuer))
+        # the leaf's issuer is the registered CA, whose id the decision holds; a trust root's id is computed
+        issuer_id = decision.ca_certificate_id if index == 0 else certificate_id(issuer)
+        source = settings.revocation.get(issuer_id or "")
         if source is None:
             continue
         answer = crls.status(certificate, issuer, source, at=at, skew=skew)

@@ -17,7 +17,7 @@ Every doubt is `UNKNOWN` with its cause: whose fault that is, the caller decides
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from types import MappingProxyType
@@ -90,6 +90,11 @@ class IndexedCrl:
     scope: Scope
     names_delta: bool  # FreshestCRL: a delta CRL exists, which jitr does not read
     number: int | None = None  # CRLNumber
+
+    good_detail: str = field(init=False)  # formatted once: a "good" answer costs no date formatting per event
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "good_detail", f"not listed in the CRL of {self.this_update:%Y-%m-%d %H:%M}Z")
 
     def __len__(self) -> int:
         return len(self.positions)
@@ -260,6 +265,38 @@ def _entry(revoked: x509.RevokedCertificate) -> Entry:
     return Entry(at, reason, problem)
 
 
+@dataclass(frozen=True)
+class Facts:
+    """What a revocation check needs of a certificate, read in one pass over its extensions."""
+
+    is_ca: bool
+    points: tuple[str, ...]  # its CRL distribution points' full names, as text, in order
+    partial: bool  # a distribution point split by reason, or naming another CRL issuer
+    names_delta: bool  # FreshestCRL: the issuer publishes delta CRLs
+
+    @classmethod
+    def of(cls, certificate: x509.Certificate) -> Facts:
+        is_ca = partial = names_delta = False
+        points: list[str] = []
+        for extension in certificate.extensions:
+            value = extension.value
+            if isinstance(value, x509.BasicConstraints):
+                is_ca = value.ca
+            elif isinstance(value, x509.CRLDistributionPoints):
+                for point in value:
+                    points += [_general_name_text(n) for n in point.full_name or ()]
+                    partial = partial or bool(point.reasons or point.crl_issuer)
+            elif isinstance(value, x509.FreshestCRL):
+                names_delta = True
+        return cls(is_ca, tuple(points), partial, names_delta)
+
+    @property
+    def urls(self) -> list[str]:
+        """The http(s) URLs of the distribution points, in order."""
+        prefix = "UniformResourceIdentifier:"
+        return [name[len(prefix) :] for name in self.points if name.startswith(prefix + "http")]
+
+
 def check(
     certificate: x509.Certificate,
     crl: IndexedCrl,
@@ -267,20 +304,22 @@ def check(
     at: datetime | None = None,
     grace: timedelta = timedelta(0),
     skew: timedelta = timedelta(0),
+    facts: Facts | None = None,
 ) -> Revocation:
     """The certificate's status by this CRL at `at` (now), with `grace` past nextUpdate still taken as current and
-    a thisUpdate at most `skew` ahead (the issuer's clock) taken as issued."""
+    a thisUpdate at most `skew` ahead (the issuer's clock) taken as issued. `facts`: the certificate's, if read."""
     moment = at or datetime.now(UTC)
-    unknown = _not_answerable(certificate, crl, moment, grace, skew)
+    known = facts or Facts.of(certificate)
+    unknown = _not_answerable(certificate, known, crl, moment, grace, skew)
     if unknown:
         return Revocation(Status.UNKNOWN, crl.source, unknown)
     entry = crl.entry(certificate.serial_number)
     if entry is None:
-        if crl.names_delta or _names_delta(certificate):
+        if crl.names_delta or known.names_delta:
             return Revocation(
                 Status.UNKNOWN, crl.source, "not listed, but a delta CRL exists (FreshestCRL), which jitr does not read"
             )
-        return Revocation(Status.GOOD, crl.source, f"not listed in the CRL of {crl.this_update:%Y-%m-%d %H:%M}Z")
+        return Revocation(Status.GOOD, crl.source, crl.good_detail)
     if entry.problem:
         return Revocation(Status.UNKNOWN, crl.source, entry.problem)
     when = f"{entry.revoked_at:%Y-%m-%d %H:%M:%S}Z"
@@ -298,7 +337,7 @@ def check(
 
 
 def _not_answerable(
-    certificate: x509.Certificate, crl: IndexedCrl, at: datetime, grace: timedelta, skew: timedelta
+    certificate: x509.Certificate, facts: Facts, crl: IndexedCrl, at: datetime, grace: timedelta, skew: timedelta
 ) -> str | None:
     """Why this CRL cannot answer for this certificate now, or None."""
     if certificate.issuer != crl.issuer:
@@ -309,55 +348,17 @@ def _not_answerable(
         return "the CRL has no nextUpdate, so jitr cannot tell whether it is current"
     if crl.next_update + grace < at:
         return f"the CRL is stale: its nextUpdate ({crl.next_update:%Y-%m-%d %H:%M}Z) plus the grace has passed"
-    is_ca = _is_ca(certificate)
-    if crl.scope.only_user and is_ca:
+    if crl.scope.only_user and facts.is_ca:
         return "the CRL covers only end-entity certificates, and this one is a CA"
-    if crl.scope.only_ca and not is_ca:
+    if crl.scope.only_ca and not facts.is_ca:
         return "the CRL covers only CA certificates, and this one is not a CA"
-    if crl.scope.names and not crl.scope.names & _distribution_points(certificate):
+    if crl.scope.names and not crl.scope.names.intersection(facts.points):
         return "the CRL's issuing distribution point is not one the certificate names (another partition)"
-    if _partial_distribution_point(certificate):
+    if facts.partial:
         return "the certificate's CRL distribution point is split by reason or names another CRL issuer"
     return None
 
 
-def _is_ca(certificate: x509.Certificate) -> bool:
-    try:
-        return certificate.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
-    except x509.ExtensionNotFound:
-        return False
-
-
-def _distribution_point_names(certificate: x509.Certificate) -> list[str]:
-    try:
-        points = certificate.extensions.get_extension_for_class(x509.CRLDistributionPoints).value
-    except x509.ExtensionNotFound:
-        return []
-    return [_general_name_text(n) for point in points for n in point.full_name or ()]
-
-
-def _partial_distribution_point(certificate: x509.Certificate) -> bool:
-    try:
-        points = certificate.extensions.get_extension_for_class(x509.CRLDistributionPoints).value
-    except x509.ExtensionNotFound:
-        return False
-    return any(point.reasons or point.crl_issuer for point in points)
-
-
-def _distribution_points(certificate: x509.Certificate) -> frozenset[str]:
-    return frozenset(_distribution_point_names(certificate))
-
-
-def _names_delta(certificate: x509.Certificate) -> bool:
-    try:
-        certificate.extensions.get_extension_for_class(x509.FreshestCRL)
-    except x509.ExtensionNotFound:
-        return False
-    return True
-
-
 def distribution_point_urls(certificate: x509.Certificate) -> list[str]:
     """The http(s) URLs of the certificate's CRL distribution points, in order."""
-    prefix = "UniformResourceIdentifier:"
-    names = _distribution_point_names(certificate)
-    return [name[len(prefix) :] for name in names if name.startswith(prefix + "http")]
+    return Facts.of(certificate).urls

@@ -30,7 +30,7 @@ from urllib.parse import urlsplit
 import urllib3
 from cryptography import x509
 
-from .revocation import IndexedCrl, Revocation, Status, UnusableCrl, check, distribution_point_urls, read_crl
+from .revocation import Facts, IndexedCrl, Revocation, Status, UnusableCrl, check, read_crl
 from .settings import RevocationSource
 
 FAILURE_CACHE_SECONDS = 30.0
@@ -212,10 +212,13 @@ class CrlSources:
         self._failures: dict[str, tuple[float, str]] = {}
         self._lock = threading.Lock()
 
-    def urls(self, certificate: x509.Certificate, source: RevocationSource) -> list[str]:
+    def urls(self, certificate: x509.Certificate, source: RevocationSource, facts: Facts | None = None) -> list[str]:
         """The configured CRLs, then the certificate's own distribution points on an allowed host."""
+        if not source.certificate_hosts:
+            return list(source.crl)
         allowed = {h.lower() for h in source.certificate_hosts}
-        own = [u for u in distribution_point_urls(certificate) if (urlsplit(u).hostname or "").lower() in allowed]
+        points = (facts or Facts.of(certificate)).urls
+        own = [u for u in points if (urlsplit(u).hostname or "").lower() in allowed]
         return list(dict.fromkeys([*source.crl, *own]))
 
     def status(
@@ -228,7 +231,8 @@ class CrlSources:
         skew: timedelta = timedelta(0),
     ) -> Revocation:
         """The first answer a source gives (GOOD, REVOKED or ON_HOLD), else UNKNOWN with every source's cause."""
-        urls = self.urls(certificate, source)
+        facts = Facts.of(certificate)
+        urls = self.urls(certificate, source, facts)
         if not urls:
             return Revocation(Status.UNKNOWN, "", "no CRL source is configured for this CA, and none it may read")
         causes: list[str] = []
@@ -238,7 +242,9 @@ class CrlSources:
             except (SourceUnavailable, UnusableCrl) as exc:
                 causes.append(f"{url}: {exc}")
                 continue
-            answer = check(certificate, crl, at=at, grace=timedelta(seconds=source.grace_seconds), skew=skew)
+            answer = check(
+                certificate, crl, at=at, grace=timedelta(seconds=source.grace_seconds), skew=skew, facts=facts
+            )
             if answer.status != Status.UNKNOWN:
                 return answer
             causes.append(f"{url}: {answer.detail}")
