@@ -205,3 +205,21 @@ def test_the_sync_without_a_table_or_sources_is_one_line(capsys: pytest.CaptureF
     assert capsys.readouterr().err.count("\n") == 1
     assert main(["revocation", "sync", "--env", "JITR_DECISION_TABLE=t"]) == 2
     assert "no CA has revocation sources" in capsys.readouterr().err
+
+
+def test_the_scheduled_function_counts_what_it_did_per_ca(
+    synced: Fleet, crl_server: CrlServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from jitr_handlers import revocation_sync
+
+    (device,) = provision(synced, "scheduled-1")
+    publish(crl_server, synced, [(device.certificate, x509.ReasonFlags.superseded)], number=2)
+    capsys.readouterr()
+    result = revocation_sync.handler({}, FakeLambdaContext())
+    assert result["cas"][0]["revoked"] == [certificate_id(device.certificate)]
+    metrics = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    values = {name: doc[name] for doc in metrics for name in doc if name[0].isupper() and name != "CA"}
+    assert values["CertificatesRevokedBySync"] in (1, [1.0], 1.0)
+    assert values["RevocationsFound"] in (1, [1.0], 1.0)
+    assert values["RevocationSyncFailed"] in (0, [0.0], 0.0)
+    assert {doc.get("CA") for doc in metrics if "RevocationsFound" in doc} == {synced.ca_id}
