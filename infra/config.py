@@ -158,6 +158,15 @@ class JitrConfig:
     revocation_sync: RevocationSync | None = None  # set when `revocation` is
 
     @property
+    def revocation_ca_ids(self) -> tuple[str, ...]:
+        """The registered CAs whose certificates the revocation sync checks: those with revocation configured, and
+        every one when the trust root has (its CRL can revoke any of them)."""
+        ids = tuple(ca.certificate_id for ca in self.cas)
+        if any(ca_id not in ids for ca_id in self.revocation):
+            return ids
+        return tuple(ca_id for ca_id in ids if ca_id in self.revocation)
+
+    @property
     def revocation_s3_objects(self) -> tuple[tuple[str, str], ...]:
         """(bucket, key) of every s3:// CRL source, in the order configured, each once."""
         urls = (url for source in self.revocation.values() for url in source.crl if url.startswith("s3://"))
@@ -609,7 +618,7 @@ def _template(path: Path, shown: str, provisioning_mode: str) -> Template:
 SECONDS_PER_DAY = 86_400
 REVOCATION_KEYS = tuple(str(f.alias or name) for name, f in RevocationSource.model_fields.items())
 REVOCATION_SYNC_KEYS = tuple(DEFAULTS["revocationSync"])
-SYNC_MIN_INTERVAL_MINUTES = 15  # the sync's timeout (infra.revocation_sync.TIMEOUT_S): two runs never overlap
+SYNC_TIMEOUT_MINUTES = 15  # the revocation sync's timeout (Lambda's longest); its schedule is never shorter
 # names of this machine, which no CRL source may be (the Lambda runtime API listens on loopback)
 LOCAL_HOST_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"})
 HOST_NAME = re.compile(r"^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")
@@ -781,9 +790,9 @@ def _schedule_period(schedule: Any) -> int:
     if (count == 1) == bool(plural):
         raise ConfigError(f"revocationSync.schedule {schedule!r}: EventBridge writes rate(1 {unit}), rate(2 {unit}s)")
     seconds = count * UNIT_SECONDS[unit]
-    if seconds < SYNC_MIN_INTERVAL_MINUTES * 60:
+    if seconds < SYNC_TIMEOUT_MINUTES * 60:
         raise ConfigError(
             f"revocationSync.schedule {schedule!r} is shorter than the sync's longest run"
-            f" ({SYNC_MIN_INTERVAL_MINUTES} minutes): runs would overlap"
+            f" ({SYNC_TIMEOUT_MINUTES} minutes): runs would overlap"
         )
     return seconds
