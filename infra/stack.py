@@ -102,6 +102,8 @@ class JitrStack(cdk.Stack):
         # what `jitr doctor` checks, read from these outputs (cdk-outputs.json or the stack's)
         cdk.CfnOutput(self, "RuleNames", value=",".join(self.intake.rule_names))
         cdk.CfnOutput(self, "EventSourceMappingId", value=self.intake.event_source.event_source_mapping_id)
+        if self.revocation_sync is not None:
+            cdk.CfnOutput(self, "RevocationSyncFunctionName", value=self.revocation_sync.function.function_name)
         self._suppress_provisioning_role()
         self._suppress_handler()
 

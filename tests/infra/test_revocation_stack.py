@@ -148,6 +148,8 @@ def test_the_sync_runs_on_its_schedule_with_the_handlers_settings_and_its_pace(r
         if r["Properties"]["Targets"][0]["Arn"] == {"Fn::GetAtt": [_id(revocation_stack, sync.function), "Arn"]}
     ]
     assert [rule["ScheduleExpression"] for rule in rules] == ["rate(12 hours)"]
+    output = revocation_stack.json["Outputs"]["RevocationSyncFunctionName"]  # to run it on demand
+    assert output["Value"] == {"Ref": _id(revocation_stack, sync.function)}
 
 
 def test_the_sync_may_read_the_configured_cas_revoke_certificates_and_keep_only_its_items(
@@ -283,6 +285,7 @@ def test_without_revocation_there_is_no_sync_and_no_revocation_alarm(plain_stack
     assert revocation_sync.HANDLER not in handlers
     assert not [name for name in plain_stack.stack.monitoring.alarms if "Revo" in name]
     assert "JITR_REVOCATION" not in registration_function(plain_stack)["Properties"]["Environment"]["Variables"]
+    assert "RevocationSyncFunctionName" not in plain_stack.json["Outputs"]
 
 
 def test_configuring_revocation_adds_resources_and_replaces_none(
