@@ -16,6 +16,7 @@ import pytest
 from infra import config as infra_config
 from infra import handler, revocation_sync
 from infra.config import ConfigError
+from infra.stack import SYNC_WILDCARDS
 from jitr.certificates import certificate_id
 from jitr.settings import Settings
 from jitr_tools import pki
@@ -349,3 +350,11 @@ def test_synth_reports_an_environment_that_does_not_fit_in_one_line(tmp_path: Pa
     assert len(lines) == 1
     assert lines[0].startswith("jitr: configuration error: the registration handler's settings take")
     assert "Traceback" not in result.stderr
+
+
+def test_the_sync_roles_wildcards_are_acknowledged_each_with_its_reason(revocation_stack: Synthesized) -> None:
+    sync = revocation_stack.stack.revocation_sync
+    assert sync is not None
+    policy = revocation_stack.json["Resources"][_id(revocation_stack, sync.role.node.find_child("DefaultPolicy"))]
+    acknowledged = {r["id"]: r["reason"] for r in policy["Metadata"]["cdk_nag"]["rules_to_suppress"]}
+    assert acknowledged == {f"AwsSolutions-IAM5[{finding}]": reason for finding, reason in SYNC_WILDCARDS.items()}
