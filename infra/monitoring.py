@@ -27,6 +27,17 @@ NAMESPACE = "jitr"
 PERIOD = cdk.Duration.minutes(5)
 ALARM_METRICS_MAX = 10  # CloudWatch's limit on the metrics one alarm's math expression reads
 UNKNOWN_PERIODS = 3  # RETRY REVOCATION_UNKNOWN in this many 5-minute periods in a row: a source stays unusable
+# The revocation sync's metrics with a CA dimension that have an alarm, and what the alarm tells the operator.
+PER_CA_ALARMS = {
+    "RevocationSyncFailed": (
+        "The revocation sync could not finish a CA's run (the sync's log and jitr doctor say which CA and why; its"
+        " lastError is in the decision table): revocations of that CA wait until a run succeeds."
+    ),
+    "RevocationSourceUnusable": (
+        "A CA's CRL source was unreachable, stale, too large or not signed by the CA during the last sync (jitr"
+        " doctor shows each source): revoked devices keep connecting until it is readable."
+    ),
+}
 
 
 class Monitoring(Construct):
@@ -284,19 +295,14 @@ class Monitoring(Construct):
                 at_least,
             ),
         }
-        for name, description in (
-            (
-                "RevocationSyncFailed",
-                "The revocation sync could not finish a CA's run (the sync's log and jitr doctor say which CA and"
-                " why; its lastError is in the decision table): revocations of that CA wait until a run succeeds.",
-            ),
-            (
-                "RevocationSourceUnusable",
-                "A CA's CRL source was unreachable, stale, too large or not signed by the CA during the last sync"
-                " (jitr doctor shows each source): revoked devices keep connecting until it is readable.",
-            ),
-        ):
-            for part, metric in enumerate(_per_ca(service, name, ca_ids, period)):
+        return alarms | self._per_ca_alarms(ca_ids, period)
+
+    def _per_ca_alarms(self, ca_ids: tuple[str, ...], period: cdk.Duration) -> dict[str, cw.Alarm]:
+        """A sync metric with a CA dimension, summed over the configured CAs (ten per alarm), over one run."""
+        at_least = cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD
+        alarms = {}
+        for name, description in PER_CA_ALARMS.items():
+            for part, metric in enumerate(_per_ca(self.service, name, ca_ids, period)):
                 key = name if part == 0 else f"{name}{part + 1}"
                 alarms[key] = self._alarm(key, description, metric, 1, at_least)
         return alarms
