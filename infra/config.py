@@ -272,6 +272,10 @@ def load_config(
     if template_name is not None and not TEMPLATE_NAME.fullmatch(str(template_name)):
         raise ConfigError(f"templateName {template_name!r} must match {TEMPLATE_NAME.pattern}")
     policy_parameter = settings.get("devicePolicyParameter", DEFAULTS["devicePolicyParameter"])
+    if policy_parameter is not None and not isinstance(policy_parameter, str):
+        raise ConfigError(
+            f"devicePolicyParameter must be the name of a template parameter, or null, got {policy_parameter!r}"
+        )
     if policy_parameter is not None and policy_parameter not in template.parameters:
         notes.append(
             f"{template_path} declares no parameter {policy_parameter!r}: no device policy is created;"
