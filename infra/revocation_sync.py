@@ -17,6 +17,8 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda
 from constructs import Construct
 
+from jitr import revocation_index
+
 from .config import SYNC_TIMEOUT_MINUTES, JitrConfig, RevocationSync
 from .decisions import DecisionTable
 from .handler import fit_environment, jitr_function, read_crl_objects, role_and_logs
@@ -28,8 +30,8 @@ TIMEOUT_S = SYNC_TIMEOUT_MINUTES * 60  # 15 minutes, Lambda's longest: a run pac
 MEMORY_MB = 1024  # a 100,000-entry CRL is read and indexed in memory; CPU (signature, parsing) scales with memory
 # The items of the decision table the sync reads and writes (jitr.revocation_index's prefixes): the serial index
 # (issuer + serial -> certificate id, and what the sync did to it) and its own state per CA. Never a decision record.
-SERIAL_PREFIX = "jitr-serial#"
-SYNC_STATE_PREFIX = "jitr-revocation-sync#"
+SERIAL_PREFIX = revocation_index.SERIAL_PREFIX
+SYNC_STATE_PREFIX = revocation_index.SYNC_PREFIX
 TABLE_ACTIONS = ("dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:UpdateItem")
 
 

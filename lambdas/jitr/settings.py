@@ -122,6 +122,8 @@ class Settings(BaseModel):
         # RegisterThing's own quota is `register_thing_tps`, whatever `iot_quotas` says
         quotas = {operation: tps * factor for operation, tps in AWS_DEFAULT_TPS.items()} | self.iot_quotas
         quotas["RegisterThing"] = self.register_thing_tps
+        if self.revocation:  # the revocation sync takes its share of UpdateCertificate; the handlers share the rest
+            quotas["UpdateCertificate"] = max(quotas["UpdateCertificate"] - self.sync_update_tps, 1.0)
         return {operation: share(tps, self.max_concurrency) or 0.0 for operation, tps in quotas.items()}
 
     @classmethod
@@ -139,7 +141,13 @@ class Settings(BaseModel):
             value = getattr(self, name)
             if value is None or value == {} or (name == "revocation_allow_loopback" and not value):
                 continue
-            if isinstance(value, dict):
+            if name == "revocation":  # each CA's settings without their defaults: Lambda's environment is 4 KB
+                sources = {
+                    ca: source.model_dump(mode="json", by_alias=True, exclude_defaults=True)
+                    for ca, source in value.items()
+                }
+                text = json.dumps(sources, separators=(",", ":"))
+            elif isinstance(value, dict):
                 text = json.dumps(dumped[self.variable(name)], separators=(",", ":"))
             elif isinstance(value, float) and value.is_integer():
                 text = str(int(value))

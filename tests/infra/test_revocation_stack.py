@@ -336,11 +336,11 @@ def test_an_environment_over_lambdas_limit_is_refused_naming_the_setting(tmp_pat
         match=r"the registration handler's settings take \d+ bytes of the 4096 Lambda allows .* The largest: the"
         r" revocation objects \(caCertificates\[\]\.revocation, trustRoot\.revocation\): \d+ bytes",
     ):
-        synthesize({"caCertificates": _cas_with_revocation(root_ca, 14)}, tmp_path)
+        synthesize({"caCertificates": _cas_with_revocation(root_ca, 30)}, tmp_path)
 
 
 def test_synth_reports_an_environment_that_does_not_fit_in_one_line(tmp_path: Path, root_ca: pki.Issued) -> None:
-    context = {"jitr": {"caCertificates": _cas_with_revocation(root_ca, 14)}, "aws:cdk:bundling-stacks": []}
+    context = {"jitr": {"caCertificates": _cas_with_revocation(root_ca, 30)}, "aws:cdk:bundling-stacks": []}
     environment = {**os.environ, "CDK_CONTEXT_JSON": json.dumps(context), "CDK_OUTDIR": str(tmp_path)}
     result = subprocess.run(
         [sys.executable, str(REPO / "app.py")], env=environment, capture_output=True, text=True, check=False, cwd=REPO

@@ -71,3 +71,23 @@ def test_defaults_are_the_models_and_unset_values_stay_unset() -> None:
 def test_a_wrong_setting_is_named(environment: dict[str, str], named: str) -> None:
     with pytest.raises(SettingsError, match=named):
         Settings.from_environment(environment)
+
+
+def test_the_revocation_sync_takes_its_share_of_update_certificate_and_the_handlers_the_rest() -> None:
+    plain = Settings(template_name="t", register_thing_tps=10, max_concurrency=4)
+    synced = Settings(
+        template_name="t",
+        register_thing_tps=10,
+        max_concurrency=4,
+        revocation={"ab" * 32: RevocationSource(crl=("s3://b/k",))},
+        sync_update_tps=2,
+    )
+    assert plain.rates_per_s["UpdateCertificate"] == 10 / 4
+    assert synced.rates_per_s["UpdateCertificate"] == (10 - 2) / 4
+    assert synced.rates_per_s["DescribeCertificate"] == plain.rates_per_s["DescribeCertificate"]
+
+
+def test_a_cas_revocation_settings_travel_without_their_defaults() -> None:
+    settings = Settings(template_name="t", revocation={"ab" * 32: RevocationSource(crl=("s3://b/k",))})
+    assert settings.to_environment()["JITR_REVOCATION"] == '{"' + "ab" * 32 + '":{"crl":["s3://b/k"]}}'
+    assert Settings.from_environment(settings.to_environment()) == settings
