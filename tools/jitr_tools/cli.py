@@ -491,7 +491,8 @@ def _explain(args: argparse.Namespace) -> int:
                 raise UsageError(f"--env takes NAME=VALUE, got {item!r}")
             variables[name] = value
         settings = Settings.from_environment(variables)
-        result = explain(args.certificate_id, settings, client("iot"), dynamodb_client=client("dynamodb"))
+        crls = CrlSources(loopback_ok=settings.revocation_allow_loopback, s3_client=lambda: client("s3"))
+        result = explain(args.certificate_id, settings, client("iot"), dynamodb_client=client("dynamodb"), crls=crls)
     except SettingsError as exc:
         raise UsageError(str(exc)) from None
     except IoTError as exc:
