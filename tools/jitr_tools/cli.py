@@ -511,7 +511,7 @@ def _doctor(args: argparse.Namespace) -> int:
     if not args.stack and not args.outputs:
         raise UsageError("name the stack (--stack NAME) or its outputs file (--outputs cdk-outputs.json)")
     client = _aws(args)
-    clients = {name: client(name) for name in ("iot", "sqs", "lambda", "cloudformation")}
+    clients = {name: client(name) for name in ("iot", "sqs", "lambda", "cloudformation", "dynamodb", "s3")}
     try:
         if args.outputs:
             try:
