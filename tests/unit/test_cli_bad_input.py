@@ -32,7 +32,9 @@ def files(tmp_path: Path) -> dict[str, Path]:
         "directory": tmp_path / "a-directory",
         "missing": tmp_path / "missing.json",
         "stack_not_object": tmp_path / "cdk-outputs.json",
+        "device_dp": tmp_path / "device-with-crl-url.pem",
     }
+    paths["device_dp"].write_text(pki.make_device(ca, "bad-input-dp", crl_urls=["http://crl.maker.example/ca.crl"]).pem)
     paths["stack_not_object"].write_text('{"Jitr": ["CaCertificateIds"]}')
     paths["ca"].write_text(ca.pem)
     paths["device"].write_text(device.pem)
@@ -49,6 +51,8 @@ def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]
     return code, err
 
 
+NOT_A_CRL_URL = "argument --crl-url: not an http(s):// or s3://bucket/key URL"
+BAD_GRACE = "argument --crl-grace:"
 CASES = {
     "template check, binary": (["template", "check", "{binary}"], "not UTF-8 text"),
     "template check, latin-1": (["template", "check", "{latin1}"], "not UTF-8 text"),
@@ -63,6 +67,50 @@ CASES = {
     "verify --max-validity-days 0": (
         ["verify", "--cert", "{device}", "--ca", "{ca}", "--max-validity-days", "0"],
         "--max-validity-days",
+    ),
+    "verify --crl missing": (["verify", "--cert", "{device}", "--ca", "{ca}", "--crl", "{missing}"], "No such file"),
+    "verify --crl directory": (
+        ["verify", "--cert", "{device}", "--ca", "{ca}", "--crl", "{directory}"],
+        "Is a directory",
+    ),
+    "verify --crl binary": (
+        ["verify", "--cert", "{device}", "--ca", "{ca}", "--crl", "{binary}"],
+        "the CRL cannot be decoded",
+    ),
+    "verify --crl a certificate": (
+        ["verify", "--cert", "{device}", "--ca", "{ca}", "--crl", "{ca}"],
+        "the CRL cannot be decoded",
+    ),
+    "verify --crl-url not a URL": (["verify", "--cert", "{device}", "--ca", "{ca}", "--crl-url", "crl"], NOT_A_CRL_URL),
+    "verify --crl-url ftp": (
+        ["verify", "--cert", "{device}", "--ca", "{ca}", "--crl-url", "ftp://crl.maker.example/ca.crl"],
+        NOT_A_CRL_URL,
+    ),
+    "verify --crl-url with a password": (
+        ["verify", "--cert", "{device}", "--ca", "{ca}", "--crl-url", "http://u:p@crl.maker.example/ca.crl"],
+        NOT_A_CRL_URL,
+    ),
+    "verify --crl-url s3 without a key": (
+        ["verify", "--cert", "{device}", "--ca", "{ca}", "--crl-url", "s3://bucket"],
+        NOT_A_CRL_URL,
+    ),
+    "verify --crl-grace -1": (["verify", "--cert", "{device}", "--ca", "{ca}", "--crl-grace", "-1"], BAD_GRACE),
+    "verify --crl-grace 1.5": (["verify", "--cert", "{device}", "--ca", "{ca}", "--crl-grace", "1.5"], BAD_GRACE),
+    "verify --crl-grace of a year": (
+        ["verify", "--cert", "{device}", "--ca", "{ca}", "--crl-grace", "31536000"],
+        "argument --crl-grace: Input should be less than or equal to 604800",
+    ),
+    "verify --crl-from-certificate, none named": (
+        ["verify", "--cert", "{device}", "--ca", "{ca}", "--crl-from-certificate"],
+        "names no http(s) CRL distribution point",
+    ),
+    "verify --crl-from-certificate, host not allowed": (
+        ["verify", "--cert", "{device_dp}", "--ca", "{ca}", "--crl-from-certificate", "--allow-host", "elsewhere"],
+        "add --allow-host crl.maker.example",
+    ),
+    "verify --allow-host alone": (
+        ["verify", "--cert", "{device_dp}", "--ca", "{ca}", "--allow-host", "crl.maker.example"],
+        "--allow-host allows a host for --crl-from-certificate",
     ),
     "doctor --outputs, a stack that is not an object": (
         ["doctor", "--outputs", "{stack_not_object}"],
@@ -199,6 +247,12 @@ PEMS = st.one_of(
     st.binary(max_size=60).map(lambda data: PEM_BLOCK % base64.b64encode(data)),  # a PEM block that is not DER
     st.text(max_size=60).map(lambda text: (PEM_BLOCK % text.encode()).replace(b"\n", b"")),
 )
+CRL_BLOCK = b"-----BEGIN X509 CRL-----\n%s\n-----END X509 CRL-----\n"
+CRLS = st.one_of(
+    st.binary(max_size=60),
+    st.binary(max_size=60).map(lambda data: CRL_BLOCK % base64.b64encode(data)),  # a PEM block that is not DER
+    st.binary(max_size=60).map(lambda data: b"\x30\x82" + data),  # a DER SEQUENCE that ends too soon
+)
 KEYS = st.one_of(
     st.binary(max_size=60),
     st.binary(max_size=60).map(
@@ -229,6 +283,7 @@ FILE_INPUTS = {
     "verify --ca": (["verify", "--cert", "{device}", "--ca", "{file}"], PEMS),
     "verify --intermediate": (["verify", "--cert", "{device}", "--ca", "{ca}", "--intermediate", "{file}"], PEMS),
     "verify --root": (["verify", "--cert", "{device}", "--ca", "{ca}", "--root", "{file}"], PEMS),
+    "verify --crl": (["verify", "--cert", "{device}", "--ca", "{ca}", "--crl", "{file}"], CRLS),
     "pki verification --ca": (
         ["pki", "verification", "--ca", "{file}", "--ca-key", "{key}", "--registration-code", "0" * 64],
         PEMS,
@@ -286,6 +341,7 @@ def test_malformed_files_are_one_line_and_a_nonzero_exit(
         code, err = _run([part.format(file=path, **known_good) for part in argv], capsys)
         assert code != 0, (case, data[:200])
         assert "Traceback" not in err
+        assert "unrecognized arguments" not in err  # the command read the fuzzed file
         if case.startswith("template") and not case.endswith("--cert") and code == 1:
             assert err
             assert _template_problem_lines(err), err
