@@ -46,6 +46,8 @@ def _text(item: dict[str, Any]) -> dict[str, Any]:
             plain[name] = int(value["N"])
         elif "SS" in value:
             plain[name] = sorted(value["SS"])
+        elif "BOOL" in value:
+            plain[name] = value["BOOL"]
     return plain
 
 

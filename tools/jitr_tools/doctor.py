@@ -31,12 +31,13 @@ from jitr.certificates import (
     load_certificate,
 )
 from jitr.revocation import IndexedCrl, UnusableCrl
+from jitr.revocation_index import SYNC_PREFIX
 from jitr.revocation_sources import CrlSources, SourceUnavailable
 from jitr.settings import RevocationSource, Settings, SettingsError
 from jitr.templates import Plan, TemplateError, check_template, render_template
 from jitr.templates.intrinsics import referenced_parameters
 
-from .explain import SYNC_PREFIX, read_sync_state
+from .explain import read_sync_state
 from .topics import REGISTERED_TOPIC, RuleSqlError, rule_topic, topic_matches
 
 # The stack outputs the checks read (infra.stack writes them; a test holds the two together).

@@ -17,50 +17,21 @@ from jitr.certificates import BadCertificate, load_certificate
 from jitr.iot import CertificateRecord, IoT, NotFound
 from jitr.provisioning import RegistrationEvent, decide
 from jitr.revocation import Revocation
+from jitr.revocation_index import RevocationIndex, serial_key
 from jitr.revocation_sources import CrlSources
 from jitr.settings import Settings
 
 from .revocation_check import describe
 
-# The revocation items of the decision table (partition key `id`), as jitr.revocation_index writes them.
-SERIAL_PREFIX = "jitr-serial#"  # + <CA id>#<serial hex, lower case>: one registered certificate
-SYNC_PREFIX = "jitr-revocation-sync#"  # + <CA id>: what the CA's last revocation sync found and did
-
-
-def _plain(item: dict[str, Any]) -> dict[str, Any]:
-    """A DynamoDB item as plain values (numbers as int, sets as sorted lists)."""
-    plain: dict[str, Any] = {}
-    for name, value in item.items():
-        if "S" in value:
-            plain[name] = value["S"]
-        elif "N" in value:
-            plain[name] = int(value["N"]) if value["N"].lstrip("-").isdigit() else float(value["N"])
-        elif "SS" in value:
-            plain[name] = sorted(value["SS"])
-        elif "BOOL" in value:
-            plain[name] = value["BOOL"]
-    return plain
-
-
-def _get(dynamodb_client: Any, table: str, key: str) -> dict[str, Any] | None:
-    from jitr_handlers.once import KEY_ATTRIBUTE
-
-    item = dynamodb_client.get_item(TableName=table, Key={KEY_ATTRIBUTE: {"S": key}}, ConsistentRead=True).get("Item")
-    return _plain(item) if item else None
-
-
-def serial_key(ca_id: str, serial_hex: str) -> str:
-    return f"{SERIAL_PREFIX}{ca_id}#{serial_hex.lower()}"
-
 
 def read_serial_item(dynamodb_client: Any, table: str, ca_id: str, serial_hex: str) -> dict[str, Any] | None:
-    """The certificate's revocation-index item (read-only GetItem), or None when it is not indexed."""
-    return _get(dynamodb_client, table, serial_key(ca_id, serial_hex))
+    """The certificate's revocation-index item, or None when it is not indexed (read-only)."""
+    return RevocationIndex(table, dynamodb_client).item(ca_id, serial_hex)
 
 
 def read_sync_state(dynamodb_client: Any, table: str, ca_id: str) -> dict[str, Any] | None:
-    """The CA's revocation-sync state item (read-only GetItem), or None when no sync has run."""
-    return _get(dynamodb_client, table, SYNC_PREFIX + ca_id)
+    """The CA's revocation-sync state item, or None when no sync has run (read-only)."""
+    return RevocationIndex(table, dynamodb_client).sync_state(ca_id)
 
 
 class DryRunIoT(IoT):
