@@ -82,9 +82,9 @@ CASES = {
     "serve --port 70000": (["serve", "--port", "70000"], "--port"),
     "serve --api-port x": (["serve", "--api-port", "x"], "--api-port"),
     "serve --config missing": (["serve", "--config", "{missing}"], "does not exist"),
-    "serve --crl-port 70000": (["serve", "--crl-port", "70000"], "--crl-port"),
-    "serve --sync-seconds 0": (["serve", "--sync-seconds", "0"], "--sync-seconds"),
-    "simulate --revoked -1": (["simulate", "--revoked", "-1"], "--revoked"),
+    "serve --crl-port 70000": (["serve", "--crl-port", "70000"], "--crl-port: a port is 0 to 65535"),
+    "serve --sync-seconds 0": (["serve", "--sync-seconds", "0"], "--sync-seconds: must be above 0"),
+    "simulate --revoked -1": (["simulate", "--revoked", "-1"], "--revoked: must be at least 0"),
     "simulate --revoked more than the good devices": (
         ["simulate", "--devices", "4", "--invalid-fraction", "0.5", "--revoked", "3"],
         "more than the fleet's 2 good devices",
