@@ -526,7 +526,7 @@ def _serve(args: argparse.Namespace) -> int:
         keep=args.state is not None,
         mqtt_port=args.port,
         api_port=args.api_port,
-        dev_pki=root / str(settings.get("developmentPki", DEFAULTS["developmentPki"])),
+        dev_pki=Path(str(settings.get("developmentPki", DEFAULTS["developmentPki"]))),  # under the working folder
         crl_port=args.crl_port,
         sync_seconds=args.sync_seconds,
     )

@@ -96,6 +96,7 @@ class Service:
         self._lock = threading.Lock()
         self._sync_lock = threading.Lock()
         self._sync_errors: dict[str, str | None] = {}  # per CA, the last failure said (said once, not every run)
+        self.revoked_by_sync = 0  # certificates the revocation sync set REVOKED this run
 
     # -- start and stop -------------------------------------------------------------------------------------------
 
@@ -255,6 +256,7 @@ class Service:
         with self._sync_lock:
             report = run(self.settings)
         for ca in report.cas:
+            self.revoked_by_sync += len(ca.revoked)
             where = f"CRL #{ca.crl_number} of CA {ca.ca_id[:12]}"
             for done, certificates in (
                 ("REVOKED", ca.revoked),
@@ -310,6 +312,8 @@ class Service:
         counts = ", ".join(f"{outcome} {count}" for outcome, count in sorted(outcomes.items())) or "none"
         decided = sum(outcomes.values())
         line = f"jitr serve: decided {decided} certificate{'' if decided == 1 else 's'} this run ({counts})"
+        if self.revoked_by_sync:
+            line += f"; the revocation sync revoked {self.revoked_by_sync}"
         if stats.dead_letters:
             certificates = sorted({str(json.loads(body).get("certificateId", "?"))[:12] for body in stats.given_up})
             line += (
