@@ -22,7 +22,7 @@ from .certificates import BadCertificate, load_certificate
 from .iot import IoT, IoTError, NotFound, Retryable
 from .pacing import Pacer
 from .revocation import IndexedCrl, UnusableCrl
-from .revocation_index import RevocationIndex
+from .revocation_index import IndexUnavailable, RevocationIndex
 from .revocation_sources import CrlSources, SourceUnavailable
 from .settings import RevocationSource, Settings
 
@@ -117,7 +117,11 @@ def sync(
 
 def _sync_ca(run: _Run, ca_id: str, source: RevocationSource) -> CaSync:
     result = CaSync(ca_id)
-    state = run.index.sync_state(ca_id) or {}
+    try:
+        state = run.index.sync_state(ca_id) or {}
+    except IndexUnavailable as exc:
+        result.error, result.complete = str(exc), False
+        return result  # nothing can be recorded either: the next run tries again
     try:
         issuer = _issuer(run.iot, ca_id)
         crl = _current_crl(run, issuer, source, result)
@@ -133,7 +137,7 @@ def _sync_ca(run: _Run, ca_id: str, source: RevocationSource) -> CaSync:
         return result
     try:
         _act(run, ca_id, crl, result, set(state.get("heldSerials", [])))
-    except (IoTError, BadCertificate) as exc:
+    except (IoTError, BadCertificate, IndexUnavailable) as exc:
         result.error = f"{type(exc).__name__}: {exc}"
         result.complete = False
     _save(run, result, state, crl)

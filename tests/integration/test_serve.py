@@ -656,7 +656,7 @@ def test_jitr_serve_runs_until_ctrl_c_and_a_device_onboards_through_it(tmp_path:
 def start(jitr: str, cwd: Path) -> tuple[subprocess.Popen[str], str]:
     """`jitr serve` on free ports, keeping its account in cwd/state; returns it once its banner is out."""
     process = subprocess.Popen(
-        [jitr, "serve", "--port", "0", "--api-port", "0", "--state", "state"],
+        [jitr, "serve", "--port", "0", "--api-port", "0", "--crl-port", "0", "--state", "state"],
         cwd=cwd,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

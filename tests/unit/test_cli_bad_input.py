@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from infra.config import KNOWN_KEYS
-from jitr_tools import pki
+from jitr_tools import pki, pki_revocations
 from jitr_tools.cli import main
 from tests.support import REPO
 
@@ -42,6 +42,8 @@ def files(tmp_path: Path) -> dict[str, Path]:
     paths["binary"].write_bytes(bytes(range(256)) * 4)
     paths["latin1"].write_bytes('{"Resources": {"t": "caf\xe9"}}'.encode("latin-1"))
     paths["directory"].mkdir()
+    paths["devpki"] = tmp_path / "devpki"
+    pki.development_ca(paths["devpki"])
     return paths
 
 
@@ -128,6 +130,27 @@ CASES = {
     "serve --port 70000": (["serve", "--port", "70000"], "--port"),
     "serve --api-port x": (["serve", "--api-port", "x"], "--api-port"),
     "serve --config missing": (["serve", "--config", "{missing}"], "does not exist"),
+    "serve --crl-port 70000": (["serve", "--crl-port", "70000"], "--crl-port: a port is 0 to 65535"),
+    "serve --sync-seconds 0": (["serve", "--sync-seconds", "0"], "--sync-seconds: must be above 0"),
+    "simulate --revoked -1": (["simulate", "--revoked", "-1"], "--revoked: must be at least 0"),
+    "simulate --revoked more than the good devices": (
+        ["simulate", "--devices", "4", "--invalid-fraction", "0.5", "--revoked", "3"],
+        "more than the fleet's 2 good devices",
+    ),
+    "pki revoke --reason bogus": (["pki", "revoke", "{device}", "--reason", "bogus"], "--reason"),
+    "pki revoke, another CA's device": (
+        ["pki", "revoke", "{device}", "--dir", "{devpki}"],
+        "not issued by the development CA",
+    ),
+    "pki revoke, no development CA": (["pki", "revoke", "{device}", "--dir", "{directory}"], "no development CA"),
+    "pki revoke, missing": (["pki", "revoke", "{missing}", "--dir", "{devpki}"], "No such file"),
+    "pki release, another CA's device": (
+        ["pki", "release", "{device}", "--dir", "{devpki}"],
+        "not issued by the development CA",
+    ),
+    "pki crl --next-update-hours 0": (["pki", "crl", "--next-update-hours", "0"], "--next-update-hours"),
+    "pki crl --next-update-hours nan": (["pki", "crl", "--next-update-hours", "nan"], "--next-update-hours"),
+    "pki crl, no development CA": (["pki", "crl", "--dir", "{directory}"], "no development CA"),
 }
 
 
@@ -144,7 +167,7 @@ def test_bad_input_is_one_line_and_a_nonzero_exit(
     assert err.startswith("jitr: ")
 
 
-@pytest.mark.parametrize("option", ["--port", "--api-port"])
+@pytest.mark.parametrize("option", ["--port", "--api-port", "--crl-port"])
 def test_serve_on_a_port_in_use_is_one_line(
     option: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -153,8 +176,8 @@ def test_serve_on_a_port_in_use_is_one_line(
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = str(taken.getsockname()[1])
-        other = "--api-port" if option == "--port" else "--port"
-        code, err = _run(["serve", option, port, other, "0"], capsys)
+        ports = {"--port": "0", "--api-port": "0", "--crl-port": "0", option: port}
+        code, err = _run(["serve", *(part for item in ports.items() for part in item)], capsys)
     assert code == 2
     lines = [line for line in err.splitlines() if "development CA" not in line]  # the configuration's note
     assert len(lines) == 1, err
@@ -273,6 +296,13 @@ CONFIGS = st.one_of(
     ),
 ).map(_json_file)
 
+# the development PKI's revocation list, never one jitr wrote: not an object, or an entry that is not an entry
+REVOCATIONS = st.one_of(
+    NOT_OBJECTS,
+    st.builds(lambda bad: {"revoked": [bad]}, JSON),
+    st.builds(lambda bad: {"revoked": bad}, st.text(min_size=1, max_size=8) | st.integers() | st.booleans()),
+).map(_json_file)
+
 FILE_INPUTS = {
     "doctor --outputs": (["doctor", "--outputs", "{file}"], OUTPUTS),
     "invoke EVENT": (["invoke", "{file}"], EVENTS),
@@ -295,11 +325,17 @@ FILE_INPUTS = {
     "serve --config": (["serve", "--config", "{file}"], CONFIGS),
     "pki ca --dir (its CA certificate)": (["pki", "ca", "--dir", "{pem_pki}"], PEMS),
     "pki devices --dir (its CA key)": (["pki", "devices", "--count", "1", "--dir", "{key_pki}"], KEYS),
+    "pki revoke CERT.pem": (["pki", "revoke", "{file}", "--dir", "{list_pki}"], PEMS),
+    "pki release CERT.pem": (["pki", "release", "{file}", "--dir", "{list_pki}"], PEMS),
+    "pki revoke --dir (its revocation list)": (["pki", "revoke", "{dev_device}", "--dir", "{list_pki}"], REVOCATIONS),
+    "pki crl --dir (its revocation list)": (["pki", "crl", "--dir", "{list_pki}"], REVOCATIONS),
 }
 # where the fuzzed bytes go, when not in a file of their own: the development PKI's certificate, or its key
 FUZZED_FILE = {
     "pki ca --dir (its CA certificate)": ("pem_pki", f"{pki.ISSUING_STEM}.pem"),
     "pki devices --dir (its CA key)": ("key_pki", f"{pki.ISSUING_STEM}.key"),
+    "pki revoke --dir (its revocation list)": ("list_pki", pki_revocations.REVOCATIONS_FILE),
+    "pki crl --dir (its revocation list)": ("list_pki", pki_revocations.REVOCATIONS_FILE),
 }
 
 
@@ -314,9 +350,12 @@ def known_good(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     paths["key"].write_bytes(ca.key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()))
     paths["device"].write_text(pki.make_device(ca, "bad-input-2").pem)
     paths["template"] = REPO / "templates" / "jitr-device.json"
-    for name in ("pem_pki", "key_pki"):
+    for name in ("pem_pki", "key_pki", "list_pki"):
         paths[name] = folder / name
         pki.development_ca(paths[name])
+    paths["dev_device"] = pki.write_issued(
+        pki.make_device(pki.development_ca(paths["list_pki"])[0], "bad-input-3"), folder, "dev-device"
+    )
     return paths
 
 

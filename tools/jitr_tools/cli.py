@@ -40,13 +40,14 @@ from jitr.revocation_sources import CrlSources
 from jitr.settings import CLOCK_SKEW_SECONDS, DEFAULT_CRL_GRACE_SECONDS, RevocationSource
 from jitr.templates import Problem, TemplateError, check_template, render_template
 
-from . import pki, pki_commands, revocation_commands
+from . import pki, pki_commands, pki_revocations, revocation_commands
 from .arguments import (
     Parser,
     UsageError,
     certificate_id_argument,
     certificates,
     moment,
+    non_negative_int,
     number,
     one_certificate,
     port,
@@ -131,6 +132,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     simulate.add_argument("--seed", type=int, help="makes the fleet and the reconnect jitter repeatable")
     simulate.add_argument("--defects", help="comma-separated defects to use (default: all): " + ", ".join(pki.DEFECTS))
+    simulate.add_argument(
+        "--revoked",
+        type=non_negative_int,
+        help="good devices the CA revokes before they connect (default 3, fewer in a smaller fleet; 0: no CRL): its"
+        " CRL is served on 127.0.0.1 and the handler rejects them REVOKED_BY_ISSUER",
+    )
     simulate.add_argument(
         "--latency-ms", type=number(minimum=0), default=0.0, help="added to each RegisterThing call (0)"
     )
@@ -218,6 +225,18 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--api-port", type=port, default=4566, help="the HTTP API (default 4566; 0: any)")
     serve.add_argument(
         "--state", type=Path, help="keep the account in this folder between runs (and the server CA, the handler log)"
+    )
+    serve.add_argument(
+        "--crl-port",
+        type=port,
+        default=pki_revocations.CRL_PORT,
+        help=f"the development CA's CRL, where `jitr pki devices` points (default {pki_revocations.CRL_PORT}; 0: any)",
+    )
+    serve.add_argument(
+        "--sync-seconds",
+        type=number(minimum=0, exclusive=True),
+        default=30.0,
+        help="how often the revocation sync runs (30)",
     )
     serve.set_defaults(run=_serve)
 
@@ -410,7 +429,7 @@ def _intermediate(path: Path) -> bytes:
 
 
 def _simulate(args: argparse.Namespace) -> int:
-    from .simulate import Options, simulate, summary
+    from .simulate import DEFAULT_REVOKED, Options, good_devices, simulate, summary
 
     options = Options(
         devices=args.devices,
@@ -423,8 +442,11 @@ def _simulate(args: argparse.Namespace) -> int:
         aws_quotas=args.aws_quotas,
         absorb_duplicates=args.absorb_duplicates,
         defects=tuple(args.defects.split(",")) if args.defects else tuple(pki.DEFECTS),
+        revoked=args.revoked or 0,
         progress=not args.json and sys.stderr.isatty(),
     )
+    if args.revoked is None:
+        options.revoked = min(DEFAULT_REVOKED, good_devices(options))
     try:
         result = simulate(options)
     except ValueError as exc:
@@ -610,7 +632,13 @@ def _serve(args: argparse.Namespace) -> int:
     for note in config.notes:
         print(f"jitr: {note}", file=sys.stderr)
     options = ServeOptions(
-        folder=args.state or DEFAULT_FOLDER, keep=args.state is not None, mqtt_port=args.port, api_port=args.api_port
+        folder=args.state or DEFAULT_FOLDER,
+        keep=args.state is not None,
+        mqtt_port=args.port,
+        api_port=args.api_port,
+        dev_pki=Path(str(settings.get("developmentPki", DEFAULTS["developmentPki"]))),  # under the working folder
+        crl_port=args.crl_port,
+        sync_seconds=args.sync_seconds,
     )
     console = sys.stdout  # while the service runs, standard output is the handler's log
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per HTTP API request would bury the devices'

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -18,6 +19,7 @@ class Served:
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)
     delay_s: float = 0.0
+    produce: Callable[[], bytes] | None = None  # the body made afresh for each request (instead of `body`)
 
 
 class CrlServer:
@@ -45,13 +47,19 @@ class CrlServer:
                     server.hits[self.path] = server.hits.get(self.path, 0) + 1
                     server.hosts.append(self.headers.get("Host", ""))
                 time.sleep(served.delay_s)
-                self.send_response(served.status)
+                status, body = served.status, served.body
+                if served.produce:
+                    try:
+                        body = served.produce()
+                    except Exception:  # a CA's web server that cannot make the CRL answers 500
+                        status, body = 500, b""
+                self.send_response(status)
                 for name, value in served.headers.items():
                     self.send_header(name, value)
                 if "Content-Length" not in served.headers:
-                    self.send_header("Content-Length", str(len(served.body)))
+                    self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
-                self.wfile.write(served.body)
+                self.wfile.write(body)
 
             def log_message(self, format: str, *args: object) -> None:  # the base class's name
                 pass
@@ -62,6 +70,12 @@ class CrlServer:
         """Serve `body` (a DER CRL) at `path`; its URL."""
         with self._lock:
             self.paths[path] = Served(body=body, headers={"Content-Type": "application/pkix-crl"})
+        return self.url(path)
+
+    def publish_live(self, path: str, produce: Callable[[], bytes]) -> str:
+        """Serve what `produce()` returns at the time of each request (a CRL that follows its CA's list); its URL."""
+        with self._lock:
+            self.paths[path] = Served(headers={"Content-Type": "application/pkix-crl"}, produce=produce)
         return self.url(path)
 
     def url(self, path: str, host: str = "127.0.0.1") -> str:

@@ -9,7 +9,7 @@ import datetime as dt
 import ipaddress
 import os
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -433,6 +433,10 @@ DEFECTS: dict[str, Defect] = {
 }
 
 
+# Not a defect of the certificate, which is sound: its issuer listed it in the CRL (`jitr simulate --revoked`).
+REVOKED = Defect("revoked", "REVOKED_BY_ISSUER", lambda ca, n: make_device(ca, n))
+
+
 @dataclass(frozen=True)
 class FleetDevice:
     name: str
@@ -452,9 +456,10 @@ def make_fleet(
     defects: Sequence[str] = tuple(DEFECTS),
     prefix: str = "sensor-",
     seed: int | None = None,
+    crl_urls: Sequence[str] = (),
 ) -> list[FleetDevice]:
     """`count` devices named `<prefix>00001`...; round(count x invalid_fraction) of them, chosen by `seed`, carry a
-    defect from `defects` (in turn)."""
+    defect from `defects` (in turn). The good ones name `crl_urls` as their CRL distribution points."""
     unknown = [d for d in defects if d not in DEFECTS]
     if unknown:
         raise ValueError(f"unknown defect(s) {', '.join(unknown)}; known: {', '.join(DEFECTS)}")
@@ -472,7 +477,7 @@ def make_fleet(
         if index in defective and kinds:
             defect = kinds[made % len(kinds)]
             made += 1
-        issued = defect.make(ca, name) if defect else make_device(ca, name)
+        issued = defect.make(ca, name) if defect else make_device(ca, name, crl_urls=crl_urls)
         fleet.append(FleetDevice(name, issued, defect))
     return fleet
 
@@ -489,15 +494,17 @@ def make_crl(
     signer: CertificateIssuerPrivateKeyTypes | None = None,
     extensions: Sequence[tuple[x509.ExtensionType, bool]] = (),
     number: int = 1,
+    revoked_at: Mapping[int, dt.datetime] | None = None,
 ) -> x509.CertificateRevocationList:
     """A CRL from `issuer` listing `revoked` (a certificate or a serial number, with a reason or none), current for a
     day unless told otherwise; signed by `signer` to forge one under the issuer's name. `extensions` are added as
-    (value, critical)."""
+    (value, critical). Each entry's revocation date is `revoked_at[serial]`, else the CRL's thisUpdate."""
     start = this_update or (now() - dt.timedelta(minutes=5))
+    dates = revoked_at or {}
     entries = []
     for item, reason in revoked:
         serial = item.serial_number if isinstance(item, x509.Certificate) else item
-        entry = x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(start)
+        entry = x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(dates.get(serial, start))
         if reason is not None:
             entry = entry.add_extension(x509.CRLReason(reason), critical=False)
         entries.append(entry.build())
