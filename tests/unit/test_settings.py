@@ -71,3 +71,24 @@ def test_defaults_are_the_models_and_unset_values_stay_unset() -> None:
 def test_a_wrong_setting_is_named(environment: dict[str, str], named: str) -> None:
     with pytest.raises(SettingsError, match=named):
         Settings.from_environment(environment)
+
+
+@pytest.mark.parametrize("responder_url", ["ftp://ocsp.test/", "ldap://ocsp.test/", "file:///etc/passwd", "ocsp.test"])
+def test_only_http_and_https_responders_are_configurable(responder_url: str) -> None:
+    environment = {"JITR_TEMPLATE_NAME": "t", "JITR_REVOCATION": f'{{"ca": {{"ocsp": ["{responder_url}"]}}}}'}
+    with pytest.raises(SettingsError, match="JITR_REVOCATION"):
+        Settings.from_environment(environment)
+
+
+def test_the_ocsp_settings_travel_in_camel_case() -> None:
+    source = RevocationSource.model_validate(
+        {"ocsp": ["https://ocsp.maker.example/"], "ocspFromCertificate": True, "ocspMaxAgeSeconds": 600}
+    )
+    assert (source.ocsp, source.ocsp_from_certificate, source.ocsp_max_age_seconds) == (
+        ("https://ocsp.maker.example/",),
+        True,
+        600,
+    )
+    settings = Settings(template_name="t", revocation={"ca": source})
+    assert Settings.from_environment(settings.to_environment()) == settings
+    assert '"ocspFromCertificate":true' in settings.to_environment()["JITR_REVOCATION"]

@@ -73,7 +73,10 @@ class CrlServer:
                 if "Content-Length" not in served.headers:
                     self.send_header("Content-Length", str(len(served.body)))
                 self.end_headers()
-                self.wfile.write(served.body)
+                try:
+                    self.wfile.write(served.body)
+                except (BrokenPipeError, ConnectionResetError):  # the client stopped reading (a size cap): its right
+                    self.close_connection = True
 
             def log_message(self, format: str, *args: object) -> None:  # the base class's name
                 pass
