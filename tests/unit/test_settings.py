@@ -76,8 +76,9 @@ def test_a_wrong_setting_is_named(environment: dict[str, str], named: str) -> No
 @pytest.mark.parametrize("responder_url", ["ftp://ocsp.test/", "ldap://ocsp.test/", "file:///etc/passwd", "ocsp.test"])
 def test_only_http_and_https_responders_are_configurable(responder_url: str) -> None:
     environment = {"JITR_TEMPLATE_NAME": "t", "JITR_REVOCATION": f'{{"ca": {{"ocsp": ["{responder_url}"]}}}}'}
-    with pytest.raises(SettingsError, match="JITR_REVOCATION"):
+    with pytest.raises(SettingsError, match="JITR_REVOCATION") as refused:
         Settings.from_environment(environment)
+    assert "is not an http:// or https:// OCSP responder URL" in str(refused.value)
 
 
 def test_the_ocsp_settings_travel_in_camel_case() -> None:
