@@ -12,8 +12,10 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding
 from cryptography.x509 import ocsp as x509_ocsp
 from cryptography.x509.oid import ObjectIdentifier
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from jitr.ocsp import Answer, Freshness, query, read_response
+from jitr.ocsp import Answer, Freshness, Query, query, read_response
 from jitr.revocation import Status
 from jitr_tools import pki
 from jitr_tools.ocsp_responder import OcspResponder, impostor, make_responder
@@ -292,3 +294,26 @@ def test_the_request_names_the_certificate_by_a_sha1_cert_id_with_a_fresh_nonce(
     assert request.extensions.get_extension_for_class(x509.OCSPNonce).value.nonce == first.nonce
     assert first.nonce != second.nonce
     assert len(first.nonce) == 16
+
+
+@pytest.fixture(scope="module")
+def exchange(ca: pki.Issued, device: pki.Issued) -> tuple[Query, bytes]:
+    """One request and the responder's good answer, the same for every example."""
+    asked = query(device.certificate, ca.certificate)
+    return asked, OcspResponder(ca)(asked.der)
+
+
+@given(data=st.data())
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_a_truncated_or_altered_response_is_unknown_never_an_error(
+    ca: pki.Issued, device: pki.Issued, exchange: tuple[Query, bytes], data: st.DataObject
+) -> None:
+    asked, response = exchange
+    if data.draw(st.booleans(), label="truncate"):
+        altered = response[: data.draw(st.integers(0, len(response) - 1), label="length")]
+    else:
+        bit = data.draw(st.integers(0, len(response) * 8 - 1), label="bit")
+        altered = bytearray(response)
+        altered[bit // 8] ^= 1 << (bit % 8)
+    answer = read_response(bytes(altered), asked, device.certificate, ca.certificate, URL, Freshness(pki.now()))
+    assert answer.revocation.status == Status.UNKNOWN
