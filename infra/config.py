@@ -689,15 +689,20 @@ def _revocation(value: Any, where: str) -> RevocationSource:
     except ValidationError as exc:
         problems = (f"{where}{_location(error['loc'])}: {error['msg']}" for error in exc.errors())
         raise ConfigError("; ".join(problems)) from None
-    if not source.crl and not source.certificate_hosts:
+    if not source.crl and not source.certificate_hosts and not source.ocsp:
         raise ConfigError(
-            f"{where} names no source: give crl (the CA's CRL as https://, http:// or s3://bucket/key URLs) or"
-            " certificateHosts (hosts a certificate's own CRL distribution point may name)"
+            f"{where} names no source: give crl (the CA's CRL as https://, http:// or s3://bucket/key URLs), ocsp"
+            " (its OCSP responders) or certificateHosts (hosts a certificate's own CRL distribution point or OCSP"
+            " responder may name)"
         )
     for i, url in enumerate(source.crl):
         problem = _crl_url_problem(url)
         if problem:
             raise ConfigError(f"{where}.crl[{i}] {url!r}: {problem}")
+    for i, url in enumerate(source.ocsp):
+        problem = _crl_url_problem(url)
+        if problem:
+            raise ConfigError(f"{where}.ocsp[{i}] {url!r}: {problem}")
     for i, host in enumerate(source.certificate_hosts):
         problem = _host_problem(host, private_ok=False)
         if problem:

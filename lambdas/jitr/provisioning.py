@@ -327,7 +327,7 @@ def _refused_by_issuer(
     for index, answer in answers:
         which = _WHICH[min(index, len(_WHICH) - 1)]
         if answer.status == Status.REVOKED:
-            _set(decision, Reason.REVOKED_BY_ISSUER, f"{which}: {answer.detail} (CRL {answer.source})")
+            _set(decision, Reason.REVOKED_BY_ISSUER, f"{which}: {answer.detail} (from {answer.source})")
             return True
     for index, answer in answers:
         which = _WHICH[min(index, len(_WHICH) - 1)]

@@ -24,7 +24,7 @@ from types import MappingProxyType
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.x509.oid import CRLEntryExtensionOID, ExtensionOID
+from cryptography.x509.oid import AuthorityInformationAccessOID, CRLEntryExtensionOID, ExtensionOID
 
 MAX_CRL_BYTES = 20 * 1024 * 1024  # the default cap on one CRL: a 100,000-entry CRL is about 4 MB
 
@@ -273,11 +273,13 @@ class Facts:
     points: tuple[str, ...]  # its CRL distribution points' full names, as text, in order
     partial: bool  # a distribution point split by reason, or naming another CRL issuer
     names_delta: bool  # FreshestCRL: the issuer publishes delta CRLs
+    responders: tuple[str, ...] = ()  # its OCSP responders' URLs (authorityInfoAccess), in order
 
     @classmethod
     def of(cls, certificate: x509.Certificate) -> Facts:
         is_ca = partial = names_delta = False
         points: list[str] = []
+        responders: list[str] = []
         for extension in certificate.extensions:
             value = extension.value
             if isinstance(value, x509.BasicConstraints):
@@ -288,7 +290,14 @@ class Facts:
                     partial = partial or bool(point.reasons or point.crl_issuer)
             elif isinstance(value, x509.FreshestCRL):
                 names_delta = True
-        return cls(is_ca, tuple(points), partial, names_delta)
+            elif isinstance(value, x509.AuthorityInformationAccess):
+                responders += [
+                    d.access_location.value
+                    for d in value
+                    if d.access_method == AuthorityInformationAccessOID.OCSP
+                    and isinstance(d.access_location, x509.UniformResourceIdentifier)
+                ]
+        return cls(is_ca, tuple(points), partial, names_delta, tuple(responders))
 
     @property
     def urls(self) -> list[str]:

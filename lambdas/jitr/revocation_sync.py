@@ -45,6 +45,7 @@ class CaSync:
     unchanged: bool = False  # the CRL's number was read completely before: nothing new
     complete: bool = True
     error: str | None = None
+    note: str | None = None  # why nothing was read, when that is as configured (a CA with no CRL URL)
     held_serials: set[str] | None = None  # registered certificates the CRL holds (kept in the state for releases)
 
     def to_dict(self) -> dict[str, Any]:
@@ -60,6 +61,7 @@ class CaSync:
             "unchanged": self.unchanged,
             "complete": self.complete,
             "error": self.error,
+            "note": self.note,
         }
 
 
@@ -108,6 +110,9 @@ def sync(
     run = _Run(settings, iot, index, crls, at or datetime.now(UTC), time_left_s, pacer)
     report = SyncReport()
     for ca_id, source in settings.revocation.items():
+        if not source.crl:  # OCSP or certificates' own distribution points: asked per certificate, nothing to list
+            report.cas.append(CaSync(ca_id, note="no CRL URL is configured for this CA: nothing to sync"))
+            continue
         if run.short_of_time():
             report.cas.append(CaSync(ca_id, complete=False, error="the run ran out of time before this CA"))
             continue
@@ -170,7 +175,7 @@ def _current_crl(run: _Run, issuer: x509.Certificate, source: RevocationSource, 
             causes.append(f"{url}: it is stale (nextUpdate plus the grace has passed)")
         else:
             return crl
-    raise SourceUnavailable("; ".join(causes) or "no CRL URL is configured for this CA (certificateHosts alone)")
+    raise SourceUnavailable("; ".join(causes))
 
 
 def _act(run: _Run, ca_id: str, crl: IndexedCrl, result: CaSync, held_before: set[str]) -> None:

@@ -9,6 +9,7 @@ import os
 import re
 from collections.abc import Mapping
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -30,6 +31,7 @@ DEFAULT_CRL_GRACE_SECONDS = 3600  # a CRL past its nextUpdate by at most this mu
 DEFAULT_CRL_CACHE_SECONDS = 86_400  # a CRL is kept until its nextUpdate, and at most this long
 DEFAULT_CRL_MAX_BYTES = 20 * 1024 * 1024  # a 100,000-entry CRL is about 2-4 MB
 DEFAULT_SOURCE_TIMEOUT_SECONDS = 5.0
+DEFAULT_OCSP_MAX_AGE_SECONDS = 3600  # an OCSP answer without nextUpdate is taken as current this long after thisUpdate
 
 
 class RevocationSource(BaseModel):
@@ -46,6 +48,20 @@ class RevocationSource(BaseModel):
     max_bytes: int = Field(DEFAULT_CRL_MAX_BYTES, alias="maxBytes", ge=1024, le=200 * 1024 * 1024)
     timeout_seconds: float = Field(DEFAULT_SOURCE_TIMEOUT_SECONDS, alias="timeoutSeconds", gt=0, le=30)
     on_unknown: OnUnknown = Field("retry", alias="onUnknown")  # accept: provision when the status cannot be learned
+    # the CA's OCSP responders (http:// or https:// URLs), asked before the CRLs, in order
+    ocsp: tuple[str, ...] = ()
+    # also ask the responder the certificate names (authorityInfoAccess), when its host is in `certificateHosts`
+    ocsp_from_certificate: bool = Field(False, alias="ocspFromCertificate")
+    ocsp_max_age_seconds: int = Field(DEFAULT_OCSP_MAX_AGE_SECONDS, alias="ocspMaxAgeSeconds", ge=0, le=7 * 86_400)
+
+    @field_validator("ocsp")
+    @classmethod
+    def _responder_urls(cls, urls: tuple[str, ...]) -> tuple[str, ...]:
+        for url in urls:
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError(f"{url!r} is not an http:// or https:// OCSP responder URL")
+        return urls
 
 
 class SettingsError(ValueError):

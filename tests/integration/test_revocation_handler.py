@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from cryptography.x509.ocsp import OCSPResponseStatus
 
 from jitr.certificates import certificate_id
 from jitr.provisioning import Decision
@@ -20,6 +21,7 @@ from jitr_handlers import registration
 from jitr_handlers.registration import Registration, handler
 from jitr_tools import pki
 from jitr_tools.crl_server import CrlServer, Served
+from jitr_tools.ocsp_responder import OcspResponder
 from tests.integration.support import FakeLambdaContext, Fleet, sqs_event
 from tests.support import Account
 
@@ -207,3 +209,45 @@ def test_a_ca_without_revocation_sources_is_not_checked(fleet: Fleet) -> None:
     decision = current().handle_one(event)
     assert decision.outcome == "PROVISIONED"
     assert decision.revocation == ()
+
+
+# -- the issuer's OCSP responder ---
+
+
+def test_a_device_the_issuers_responder_says_is_revoked_is_refused(
+    fleet: Fleet, crl_server: CrlServer, monkeypatch: pytest.MonkeyPatch, decided: list[Decision]
+) -> None:
+    # Given a CA configured with its OCSP responder (no CRL), which says the device's certificate is revoked
+    device = fleet.device("cloned-ocsp-1")
+    responder = OcspResponder(fleet.ca)
+    revoked_at = pki.now() - dt.timedelta(hours=3)
+    responder.revoke(device.certificate, x509.ReasonFlags.key_compromise, revoked_at)
+    url = crl_server.answer("/ocsp", responder)
+    monkeypatch.setenv("JITR_REVOCATION", json.dumps({fleet.ca_id: {"ocsp": [url]}}))
+    monkeypatch.setenv("JITR_REVOCATION_ALLOW_LOOPBACK", "true")
+    registration.use(Registration(Settings.from_environment(), on_decision=decided.append))
+    # When it connects for the first time
+    event = fleet.first_connect(device)
+    assert handler(sqs_event(event), FakeLambdaContext()) == {"batchItemFailures": []}
+    # Then it is refused for the responder's reason, with the date and the responder, and revoked in AWS IoT
+    assert fleet.status(event["certificateId"]) == "REVOKED"
+    (decision,) = decided
+    assert (decision.outcome, decision.reason) == ("REJECTED", "REVOKED_BY_ISSUER")
+    assert "keyCompromise" in decision.message
+    assert f"{revoked_at:%Y-%m-%d %H:%M:%S}" in decision.message
+    assert f"by OCSP (from {url})" in decision.message
+    assert responder.asked == [device.certificate.serial_number]
+
+
+def test_a_responder_that_answers_try_later_leaves_the_device_pending_and_retries(
+    fleet: Fleet, crl_server: CrlServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = crl_server.answer("/ocsp", OcspResponder(fleet.ca, status=OCSPResponseStatus.TRY_LATER))
+    monkeypatch.setenv("JITR_REVOCATION", json.dumps({fleet.ca_id: {"ocsp": [url]}}))
+    monkeypatch.setenv("JITR_REVOCATION_ALLOW_LOOPBACK", "true")
+    event = fleet.first_connect(fleet.device("busy-ocsp-1"))
+    assert handler(sqs_event(event), FakeLambdaContext()) == {"batchItemFailures": [{"itemIdentifier": "m-0"}]}
+    assert fleet.status(event["certificateId"]) == "PENDING_ACTIVATION"
+    decision = _recorded_decision(fleet.account, event)
+    assert (decision["outcome"], decision["reason"]) == ("RETRY", "REVOCATION_UNKNOWN")
+    assert "tryLater" in decision["message"]

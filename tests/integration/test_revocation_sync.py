@@ -223,3 +223,10 @@ def test_the_scheduled_function_counts_what_it_did_per_ca(
     assert values["RevocationsFound"] in (1, [1.0], 1.0)
     assert values["RevocationSyncFailed"] in (0, [0.0], 0.0)
     assert {doc.get("CA") for doc in metrics if "RevocationsFound" in doc} == {synced.ca_id}
+
+
+def test_a_ca_with_no_crl_url_is_not_a_sync_failure(synced: Fleet, monkeypatch: pytest.MonkeyPatch) -> None:
+    # OCSP alone, or the certificates' own distribution points: asked per certificate, there is no list to read
+    monkeypatch.setenv("JITR_REVOCATION", json.dumps({synced.ca_id: {"ocsp": ["http://ocsp.maker.example/"]}}))
+    (ca,) = run(Settings.from_environment()).cas
+    assert (ca.error, ca.note) == (None, "no CRL URL is configured for this CA: nothing to sync")

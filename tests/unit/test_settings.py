@@ -91,3 +91,25 @@ def test_a_cas_revocation_settings_travel_without_their_defaults() -> None:
     settings = Settings(template_name="t", revocation={"ab" * 32: RevocationSource(crl=("s3://b/k",))})
     assert settings.to_environment()["JITR_REVOCATION"] == '{"' + "ab" * 32 + '":{"crl":["s3://b/k"]}}'
     assert Settings.from_environment(settings.to_environment()) == settings
+
+
+@pytest.mark.parametrize("responder_url", ["ftp://ocsp.test/", "ldap://ocsp.test/", "file:///etc/passwd", "ocsp.test"])
+def test_only_http_and_https_responders_are_configurable(responder_url: str) -> None:
+    environment = {"JITR_TEMPLATE_NAME": "t", "JITR_REVOCATION": f'{{"ca": {{"ocsp": ["{responder_url}"]}}}}'}
+    with pytest.raises(SettingsError, match="JITR_REVOCATION") as refused:
+        Settings.from_environment(environment)
+    assert "is not an http:// or https:// OCSP responder URL" in str(refused.value)
+
+
+def test_the_ocsp_settings_travel_in_camel_case() -> None:
+    source = RevocationSource.model_validate(
+        {"ocsp": ["https://ocsp.maker.example/"], "ocspFromCertificate": True, "ocspMaxAgeSeconds": 600}
+    )
+    assert (source.ocsp, source.ocsp_from_certificate, source.ocsp_max_age_seconds) == (
+        ("https://ocsp.maker.example/",),
+        True,
+        600,
+    )
+    settings = Settings(template_name="t", revocation={"ca": source})
+    assert Settings.from_environment(settings.to_environment()) == settings
+    assert '"ocspFromCertificate":true' in settings.to_environment()["JITR_REVOCATION"]

@@ -19,7 +19,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
 
 from jitr.certificates import BadCertificate, load_certificates
 
@@ -148,9 +148,10 @@ def make_device(
     organization: str | None = None,
     country: str | None = None,
     crl_urls: Sequence[str] = (),
+    ocsp_urls: Sequence[str] = (),
 ) -> Issued:
     """A device certificate signed by `issuer` (or by `signer`, to forge one under the issuer's name), naming
-    `crl_urls` as its CRL distribution points."""
+    `crl_urls` as its CRL distribution points and `ocsp_urls` as its OCSP responders (authorityInfoAccess)."""
     private = new_key(key)
     start = not_before or (now() - dt.timedelta(minutes=5))
     builder = (
@@ -192,6 +193,12 @@ def make_device(
         builder = builder.add_extension(x509.SubjectAlternativeName([_general_name(n) for n in san]), critical=False)
     if crl_urls:
         builder = builder.add_extension(crl_distribution_points(crl_urls), critical=False)
+    if ocsp_urls:
+        access = [
+            x509.AccessDescription(AuthorityInformationAccessOID.OCSP, x509.UniformResourceIdentifier(u))
+            for u in ocsp_urls
+        ]
+        builder = builder.add_extension(x509.AuthorityInformationAccess(access), critical=False)
     certificate = builder.sign(signer or issuer.key, _HASHES[hash_name]())  # type: ignore[arg-type]  # SHA-1 on purpose
     return Issued(certificate, private, [issuer.certificate, *issuer.chain])
 
