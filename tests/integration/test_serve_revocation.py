@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives import serialization
 
 from infra.config import load_config
 from jitr.certificates import certificate_id
+from jitr.provisioning import Decision
 from jitr.revocation import distribution_point_urls
 from jitr.settings import DEFAULT_CRL_MAX_BYTES
 from jitr_tools import pki, pki_revocations
@@ -112,7 +113,7 @@ def test_a_device_revoked_before_its_first_connect_is_refused_revoked_by_issuer_
 
     assert client.connect() == "closed"
     assert wait_status(service, cert_id, "REVOKED") == "REVOKED"
-    assert service.decisions[cert_id].reason == "REVOKED_BY_ISSUER"
+    assert decided(service, cert_id).reason == "REVOKED_BY_ISSUER"
     assert said(lines, cert_id[:12], "REJECTED REVOKED_BY_ISSUER", "reason keyCompromise", service.crl_url)
     assert client.connect() == "closed"
     assert status(service, cert_id) == "REVOKED"
@@ -289,3 +290,9 @@ def test_jitr_serve_publishes_the_development_crl_and_refuses_a_device_jitr_pki_
         rest, _ = process.communicate(timeout=60)
     assert process.returncode == 0, "".join(output) + rest
     assert "Traceback" not in "".join(output) + rest
+
+
+def decided(service: Service, certificate_id: str) -> Decision:
+    decision = service.decided(certificate_id)
+    assert decision is not None, f"no decision for {certificate_id}"
+    return decision

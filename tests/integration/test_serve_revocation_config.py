@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from infra.config import load_config
 from jitr.certificates import certificate_id
 from jitr.outcomes import Reason
+from jitr.provisioning import Decision
 from jitr.revocation import Status
 from jitr_tools import pki
 from jitr_tools.devices import PahoDevice, write_device
@@ -79,7 +80,7 @@ def test_a_device_its_issuer_revoked_is_refused_with_the_crls_reason(
     cert_id = certificate_id(revoked.certificate)
     assert _connect(service, root, revoked, "revoked-sensor") == "closed"
     assert _status(service, cert_id, "REVOKED") == "REVOKED"
-    decision = service.decisions[cert_id]
+    decision = decided(service, cert_id)
     assert decision.reason == Reason.REVOKED_BY_ISSUER
     assert "keyCompromise" in decision.message
 
@@ -89,4 +90,10 @@ def test_a_device_its_issuer_did_not_revoke_is_onboarded(service: Service, root:
     cert_id = certificate_id(good.certificate)
     assert _connect(service, root, good, "good-sensor") == "closed"  # the first connect waits for the decision
     assert _status(service, cert_id, "ACTIVE") == "ACTIVE"
-    assert service.decisions[cert_id].revocation[0].status == Status.GOOD
+    assert decided(service, cert_id).revocation[0].status == Status.GOOD
+
+
+def decided(service: Service, certificate_id: str) -> Decision:
+    decision = service.decided(certificate_id)
+    assert decision is not None, f"no decision for {certificate_id}"
+    return decision

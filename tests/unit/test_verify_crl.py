@@ -81,7 +81,8 @@ def test_the_text_form_says_the_verdict_then_each_source(
     argv = ["verify", "--cert", str(tmp_path / "device.pem"), "--ca", str(tmp_path / "ca.pem"), "--crl", path]
     assert main([*argv, "--at", DURING]) == 1
     assert capsys.readouterr().out.splitlines() == [
-        f"HELD CERTIFICATE_ON_HOLD: the certificate: on hold (certificateHold) since 2030-06-01 12:00:00Z (CRL {path})",
+        "HELD CERTIFICATE_ON_HOLD: the certificate: on hold (certificateHold) since 2030-06-01 12:00:00Z"
+        f" (from {path})",
         f"  revocation of the certificate: ON_HOLD from {path}: on hold (certificateHold) since 2030-06-01 12:00:00Z",
     ]
 

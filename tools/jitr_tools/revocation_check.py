@@ -154,7 +154,7 @@ def verdict(answers: Sequence[Answer]) -> Verdict | None:
     ):
         for answer in answers:
             if answer.revocation.status == status:
-                detail = f"{which(answer.index)}: {answer.revocation.detail} (CRL {answer.revocation.source})"
+                detail = f"{which(answer.index)}: {answer.revocation.detail} (from {answer.revocation.source})"
                 return Verdict(outcome, reason, detail)
     unknown = [a for a in answers if a.revocation.status == Status.UNKNOWN and a.index not in settled]
     if unknown:

@@ -19,6 +19,7 @@ import json
 import pickle
 import signal
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -295,6 +296,14 @@ class Service:
         partial.replace(path)  # a run stopped mid-write leaves the last saved account whole
 
     # -- what the operator sees ------------------------------------------------------------------------------------
+
+    def decided(self, certificate_id: str, timeout_s: float = 10.0) -> Decision | None:
+        """The decision this run made for the certificate, waiting up to `timeout_s` for it: a decision is recorded
+        after its effects, so a status seen changed in the account may come a moment before it."""
+        deadline = time.monotonic() + timeout_s
+        while (decision := self.decisions.get(certificate_id)) is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return decision
 
     def _decided(self, decision: Decision) -> None:
         thing = f" as thing {decision.thing_name}" if decision.thing_name else ""
