@@ -22,12 +22,13 @@ def main() -> int:
     try:
         context = {key: app.node.try_get_context(key) for key in (CONTEXT_KEY, CONFIG_FILE_KEY)}
         config = load_config(raw_settings(context, ROOT), ROOT, development_ca=development_ca_pem)
+        for note in config.notes:
+            print(f"jitr: {note}", file=sys.stderr)
+        # the constructs refuse what only they can measure (a function's environment over Lambda's limit)
+        build(app, config, app.node.try_get_context("jitr:stackName") or "Jitr")
     except ConfigError as exc:
         print(f"jitr: configuration error: {exc}", file=sys.stderr)
         return 1
-    for note in config.notes:
-        print(f"jitr: {note}", file=sys.stderr)
-    build(app, config, app.node.try_get_context("jitr:stackName") or "Jitr")
     app.synth()
     return 0
 

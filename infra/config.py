@@ -7,21 +7,25 @@ function of the repository and its context values.
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
+from pydantic import ValidationError
 
 from jitr.certificates import CERTIFICATE_FIELDS, NEUTRAL_CERTIFICATE_PARAMETERS, PROFILES, ca_problem, certificate_id
-from jitr.pacing import max_concurrency
-from jitr.settings import EXISTING_THING_ACTIONS, REJECTION_ACTIONS, Settings
+from jitr.pacing import AWS_DEFAULT_TPS, max_concurrency
+from jitr.revocation_sources import address_refusal
+from jitr.settings import EXISTING_THING_ACTIONS, REJECTION_ACTIONS, RevocationSource, Settings
 from jitr.templates import Plan, Problem, Template, TemplateError, parse_template, render_template
 from jitr.templates.intrinsics import referenced_parameters
 from jitr.templates.limits import CERTIFICATE_PARAMETER_PREFIX, POLICY, TEMPLATE_NAME, THING
@@ -73,6 +77,8 @@ DEFAULTS: dict[str, Any] = {
     "sweepIntervalMinutes": 15,
     "sweepMinAgeMinutes": 15,
     "sweepMaxPerRun": 500,
+    # when and how fast the revocation sync runs (only deployed when a CA has `revocation`)
+    "revocationSync": {"schedule": "rate(1 day)", "updateTps": 2},
     "developmentPki": ".dev-pki",
 }
 KNOWN_KEYS = frozenset(DEFAULTS)
@@ -97,6 +103,21 @@ class CaCertificate:
     subject: str
     verification_pem: str | None = None
     retired: bool = False  # registered INACTIVE, auto-registration DISABLE: no new devices, provisioned ones unaffected
+    revocation: RevocationSource | None = None  # where the CRL of the certificates it issued is read
+
+
+@dataclass(frozen=True)
+class RevocationSync:
+    """When the revocation sync runs and how fast it may revoke."""
+
+    schedule: str  # an EventBridge schedule expression: rate(...) or cron(...)
+    update_tps: float  # its UpdateCertificate calls per second
+    period_s: int  # the time between two runs (a cron schedule counts as a day)
+
+    @property
+    def alarm_period_s(self) -> int:
+        """The window its alarms look at: one run, and at most a day (CloudWatch's longest alarm window)."""
+        return min(self.period_s, SECONDS_PER_DAY)
 
 
 @dataclass(frozen=True)
@@ -132,6 +153,24 @@ class JitrConfig:
     clock_skew_seconds: int
     decision_retention_days: int
     notes: tuple[str, ...] = field(default_factory=tuple)
+    # issuer revocation: the sources of each CA (by certificate id: caCertificates' and the trust root's)
+    revocation: dict[str, RevocationSource] = field(default_factory=dict)
+    revocation_sync: RevocationSync | None = None  # set when `revocation` is
+
+    @property
+    def revocation_ca_ids(self) -> tuple[str, ...]:
+        """The registered CAs whose certificates the revocation sync checks: those with revocation configured, and
+        every one when the trust root has (its CRL can revoke any of them)."""
+        ids = tuple(ca.certificate_id for ca in self.cas)
+        if any(ca_id not in ids for ca_id in self.revocation):
+            return ids
+        return tuple(ca_id for ca_id in ids if ca_id in self.revocation)
+
+    @property
+    def revocation_s3_objects(self) -> tuple[tuple[str, str], ...]:
+        """(bucket, key) of every s3:// CRL source, in the order configured, each once."""
+        urls = (url for source in self.revocation.values() for url in source.crl if url.startswith("s3://"))
+        return tuple(dict.fromkeys(s3_object(url) for url in urls))
 
     @property
     def validated(self) -> bool:
@@ -155,6 +194,7 @@ class JitrConfig:
             max_concurrency=max_concurrency(self.register_thing_tps),
             decision_table=decision_table,
             decision_retention_days=self.decision_retention_days,
+            revocation=self.revocation,
         )
 
 
@@ -232,6 +272,10 @@ def load_config(
     if template_name is not None and not TEMPLATE_NAME.fullmatch(str(template_name)):
         raise ConfigError(f"templateName {template_name!r} must match {TEMPLATE_NAME.pattern}")
     policy_parameter = settings.get("devicePolicyParameter", DEFAULTS["devicePolicyParameter"])
+    if policy_parameter is not None and not isinstance(policy_parameter, str):
+        raise ConfigError(
+            f"devicePolicyParameter must be the name of a template parameter, or null, got {policy_parameter!r}"
+        )
     if policy_parameter is not None and policy_parameter not in template.parameters:
         notes.append(
             f"{template_path} declares no parameter {policy_parameter!r}: no device policy is created;"
@@ -246,11 +290,7 @@ def load_config(
             re.compile(str(cn_pattern))
         except re.error as exc:
             raise ConfigError(f"cnPattern is not a regular expression: {exc}") from exc
-    trust_root = settings.get("trustRoot")
-    trust_root_pem = None
-    if trust_root:
-        trust_root_pem = _pem(str(trust_root), "trustRoot", root)
-        _certificate(trust_root_pem, "trustRoot")
+    trust_root_pem, trust_root_revocation = _trust_root(settings.get("trustRoot"), root)
     if not validated_mode(provisioning_mode):
         for key in ("deviceProfile", "cnPattern", "maxValidityDays", "trustRoot", "rejectionAction", "existingThing"):
             if key in settings:
@@ -267,6 +307,11 @@ def load_config(
     email = settings.get("alarmEmail")
     if email is not None and not EMAIL.match(str(email)):
         raise ConfigError(f"alarmEmail {email!r} is not an e-mail address")
+    register_thing_tps = _whole(settings, "registerThingTps", 1, 10000)
+    revocation = _revocation_by_ca(cas, trust_root_pem, trust_root_revocation, provisioning_mode)
+    sync = _revocation_sync(settings, register_thing_tps, notes) if revocation else None
+    if not revocation and "revocationSync" in settings:
+        notes.append("revocationSync has no effect: no CA has revocation configured, so no sync is deployed")
     return JitrConfig(
         cas=cas,
         certificate_mode=certificate_mode,
@@ -280,7 +325,7 @@ def load_config(
         max_validity_days=_integer(settings, "maxValidityDays", 1, 36500),
         trust_root_pem=trust_root_pem,
         rejection_action=_choice(settings, "rejectionAction", REJECTION_ACTIONS),
-        register_thing_tps=_whole(settings, "registerThingTps", 1, 10000),
+        register_thing_tps=register_thing_tps,
         max_receive_count=_whole(settings, "maxReceiveCount", 2, 1000),
         alarm_email=str(email) if email else None,
         rejection_alarm_threshold=_whole(settings, "rejectionAlarmThreshold", 1, 10**6),
@@ -296,6 +341,8 @@ def load_config(
         clock_skew_seconds=_whole(settings, "clockSkewSeconds", 0, 3600),
         decision_retention_days=_whole(settings, "decisionRetentionDays", 1, 3650),
         notes=tuple(notes),
+        revocation=revocation,
+        revocation_sync=sync,
     )
 
 
@@ -494,7 +541,7 @@ def _ca(entry: Any, index: int, certificate_mode: str, root: Path, at: dt.dateti
         entry = {"pem": entry}
     if not isinstance(entry, dict) or "pem" not in entry:
         raise ConfigError(f"{key} must be a PEM file path or an object with 'pem' (and 'verificationCertificate')")
-    extra = set(entry) - {"pem", "verificationCertificate", "retired"}
+    extra = set(entry) - {"pem", "verificationCertificate", "retired", "revocation"}
     if extra:
         raise ConfigError(f"{key} has unknown key(s) {', '.join(sorted(extra))}")
     retired = entry.get("retired", False)
@@ -529,7 +576,10 @@ def _ca(entry: Any, index: int, certificate_mode: str, root: Path, at: dt.dateti
         _check_verification(_certificate(verification_pem, f"{key}.verificationCertificate"), ca, key)
     elif entry.get("verificationCertificate"):
         raise ConfigError(f"{key}: verificationCertificate is only used with certificateMode DEFAULT")
-    return CaCertificate(only_ca, certificate_id(ca), ca.subject.rfc4514_string(), verification_pem, retired)
+    revocation = _revocation(entry["revocation"], f"{key}.revocation") if "revocation" in entry else None
+    return CaCertificate(
+        only_ca, certificate_id(ca), ca.subject.rfc4514_string(), verification_pem, retired, revocation
+    )
 
 
 def _check_verification(verification: x509.Certificate, ca: x509.Certificate, key: str) -> None:
@@ -565,3 +615,193 @@ def _template(path: Path, shown: str, provisioning_mode: str) -> Template:
                 f" {', '.join(missing)} need a Default"
             )
     return template
+
+
+# -- issuer revocation -------------------------------------------------------------------------------------------------
+
+SECONDS_PER_DAY = 86_400
+REVOCATION_KEYS = tuple(str(f.alias or name) for name, f in RevocationSource.model_fields.items())
+REVOCATION_SYNC_KEYS = tuple(DEFAULTS["revocationSync"])
+SYNC_TIMEOUT_MINUTES = 15  # the revocation sync's timeout (Lambda's longest); its schedule is never shorter
+# names of this machine, which no CRL source may be (the Lambda runtime API listens on loopback)
+LOCAL_HOST_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"})
+HOST_NAME = re.compile(r"^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")
+NUMERIC_LABEL = re.compile(r"^(0x[0-9a-f]*|[0-9]+)$")  # a last label resolvers read as an IPv4 address
+S3_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+RATE = re.compile(r"^rate\(([1-9][0-9]*) (minute|hour|day)(s?)\)$")
+CRON = re.compile(r"^cron\([0-9]+( \S+){5}\)$")  # at most hourly: the minutes field is one number
+UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": SECONDS_PER_DAY}
+
+
+def s3_object(url: str) -> tuple[str, str]:
+    """The (bucket, key) of an `s3://bucket/key` source, as the handler reads it."""
+    parts = urlsplit(url)
+    return parts.netloc, parts.path.lstrip("/")
+
+
+def _trust_root(value: Any, root: Path) -> tuple[str | None, RevocationSource | None]:
+    """trustRoot: PEM text or a file, or an object with `pem` and the `revocation` of the CAs it issued."""
+    if not value:
+        return None, None
+    revocation = None
+    if isinstance(value, dict):
+        if "pem" not in value or set(value) - {"pem", "revocation"}:
+            raise ConfigError("trustRoot must be PEM text, a PEM file path, or an object with 'pem' and 'revocation'")
+        if "revocation" in value:
+            revocation = _revocation(value["revocation"], "trustRoot.revocation")
+        value = value["pem"]
+    pem = _pem(str(value), "trustRoot", root)
+    _certificate(pem, "trustRoot")
+    return pem, revocation
+
+
+def _revocation_by_ca(
+    cas: tuple[CaCertificate, ...],
+    trust_root_pem: str | None,
+    trust_root_revocation: RevocationSource | None,
+    provisioning_mode: str,
+) -> dict[str, RevocationSource]:
+    """The handler's `Settings.revocation`: each configured source under its CA's certificate id."""
+    by_ca = {ca.certificate_id: ca.revocation for ca in cas if ca.revocation is not None}
+    if trust_root_pem and trust_root_revocation is not None:
+        root_id = certificate_id(_certificate(trust_root_pem, "trustRoot"))
+        if root_id in by_ca:
+            raise ConfigError("trustRoot.revocation: the trust root is also in caCertificates; configure it once")
+        by_ca[root_id] = trust_root_revocation
+    if by_ca and not validated_mode(provisioning_mode):
+        raise ConfigError(
+            "revocation needs provisioningMode jitr: in jitp mode AWS provisions devices by itself and no CRL is"
+            " read; remove the revocation objects or use jitr mode"
+        )
+    return by_ca
+
+
+def _revocation(value: Any, where: str) -> RevocationSource:
+    """One CA's revocation object, checked by the handler's own model, then its sources by the rules the handler
+    fetches by (`jitr.revocation_sources`), so a source it would refuse at every event is refused here."""
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where} must be an object with any of {', '.join(REVOCATION_KEYS)}")
+    unknown = sorted(set(value) - set(REVOCATION_KEYS))
+    if unknown:
+        raise ConfigError(f"{where} has unknown key(s) {', '.join(unknown)}; known: {', '.join(REVOCATION_KEYS)}")
+    try:
+        source = RevocationSource.model_validate_json(json.dumps(value), strict=True)
+    except ValidationError as exc:
+        problems = (f"{where}{_location(error['loc'])}: {error['msg']}" for error in exc.errors())
+        raise ConfigError("; ".join(problems)) from None
+    if not source.crl and not source.certificate_hosts and not source.ocsp:
+        raise ConfigError(
+            f"{where} names no source: give crl (the CA's CRL as https://, http:// or s3://bucket/key URLs), ocsp"
+            " (its OCSP responders) or certificateHosts (hosts a certificate's own CRL distribution point or OCSP"
+            " responder may name)"
+        )
+    for i, url in enumerate(source.crl):
+        problem = _crl_url_problem(url)
+        if problem:
+            raise ConfigError(f"{where}.crl[{i}] {url!r}: {problem}")
+    for i, url in enumerate(source.ocsp):
+        problem = _crl_url_problem(url)
+        if problem:
+            raise ConfigError(f"{where}.ocsp[{i}] {url!r}: {problem}")
+    for i, host in enumerate(source.certificate_hosts):
+        problem = _host_problem(host, private_ok=False)
+        if problem:
+            raise ConfigError(f"{where}.certificateHosts[{i}] {host!r} {problem}")
+    return source
+
+
+def _location(loc: tuple[int | str, ...]) -> str:
+    return "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc)
+
+
+def _crl_url_problem(url: str) -> str | None:
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        return f"not a URL ({exc})"
+    if parts.scheme not in ("http", "https", "s3") or any(c.isspace() for c in url):
+        return "only http://, https:// and s3://bucket/key URLs are read"
+    if parts.username is not None or parts.password is not None:
+        return "a URL with a user name or password is refused (a CRL is public and signed by its CA)"
+    if parts.scheme != "s3":
+        problem = _host_problem(parts.hostname or "", private_ok=True)
+        return f"its host {problem}" if problem else None
+    bucket, key = s3_object(url)
+    if port is not None or parts.query or parts.fragment or not S3_BUCKET.match(bucket) or not key:
+        return "an S3 source is s3://bucket/key: a bucket name, then the object's key, nothing else"
+    if set(key) & set("*?$"):
+        return "the object's key holds *, ? or $, which IAM would read as a wildcard or a variable"
+    return None
+
+
+def _host_problem(host: str, *, private_ok: bool) -> str | None:
+    """Why a configured host is refused, or None. A configured URL's host may be private (a CRL server in the VPC);
+    a host a certificate's own distribution point may name may not."""
+    if not host:
+        return "is empty"
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        address = None
+    if address is not None:
+        refusal = address_refusal(address, private_ok=private_ok, loopback_ok=False)
+        return f"is {refusal}" if refusal else None
+    name = host.lower()
+    if name in LOCAL_HOST_NAMES or name.endswith(".localhost"):
+        return "is this machine (the Lambda runtime API listens on loopback)"
+    if not HOST_NAME.match(name) or NUMERIC_LABEL.match(name.rsplit(".", 1)[-1]):
+        return "is not a plain host name (letters, digits, hyphens and dots; no scheme, port, path or final dot)"
+    return None
+
+
+def _revocation_sync(settings: Mapping[str, Any], register_thing_tps: int, notes: list[str]) -> RevocationSync:
+    value = settings.get("revocationSync")
+    value = {} if value is None else value
+    if not isinstance(value, dict):
+        raise ConfigError(f"revocationSync must be an object with any of {', '.join(REVOCATION_SYNC_KEYS)}")
+    unknown = sorted(set(value) - set(REVOCATION_SYNC_KEYS))
+    if unknown:
+        raise ConfigError(
+            f"revocationSync has unknown key(s) {', '.join(unknown)}; known: {', '.join(REVOCATION_SYNC_KEYS)}"
+        )
+    merged = {**DEFAULTS["revocationSync"], **value}
+    schedule = merged["schedule"]
+    period_s = _schedule_period(schedule)
+    # the account's UpdateCertificate quota as the handler takes it (AWS's default, scaled as registerThingTps is)
+    quota = AWS_DEFAULT_TPS["UpdateCertificate"] * register_thing_tps / AWS_DEFAULT_TPS["RegisterThing"]
+    tps = merged["updateTps"]
+    if isinstance(tps, bool) or not isinstance(tps, int | float) or not 0 < tps <= quota:
+        raise ConfigError(
+            f"revocationSync.updateTps must be a number above 0 and at most {quota:g}, the UpdateCertificate quota"
+            f" the stack assumes for registerThingTps {register_thing_tps} (the handler shares it), got {tps!r}"
+        )
+    if tps > quota / 2:
+        notes.append(
+            f"revocationSync.updateTps {tps:g} is over half the UpdateCertificate quota ({quota:g}/s) the handler"
+            " shares: rejections may be throttled while the sync revokes"
+        )
+    return RevocationSync(schedule=str(schedule), update_tps=float(tps), period_s=period_s)
+
+
+def _schedule_period(schedule: Any) -> int:
+    """The seconds between two runs of an EventBridge schedule expression (a cron expression counts as a day)."""
+    text = schedule if isinstance(schedule, str) else ""
+    if CRON.match(text):
+        return SECONDS_PER_DAY
+    rate = RATE.match(text)
+    if not rate:
+        raise ConfigError(
+            "revocationSync.schedule must be an EventBridge schedule expression, rate(1 day), rate(12 hours) or"
+            f" cron(0 3 * * ? *) (a cron runs at most hourly: its minutes field is one number), got {schedule!r}"
+        )
+    count, unit, plural = int(rate.group(1)), rate.group(2), rate.group(3)
+    if (count == 1) == bool(plural):
+        raise ConfigError(f"revocationSync.schedule {schedule!r}: EventBridge writes rate(1 {unit}), rate(2 {unit}s)")
+    seconds = count * UNIT_SECONDS[unit]
+    if seconds < SYNC_TIMEOUT_MINUTES * 60:
+        raise ConfigError(
+            f"revocationSync.schedule {schedule!r} is shorter than the sync's longest run"
+            f" ({SYNC_TIMEOUT_MINUTES} minutes): runs would overlap"
+        )
+    return seconds

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import aws_cdk as cdk
@@ -21,6 +22,14 @@ ARCHITECTURE = aws_lambda.Architecture.ARM_64  # Graviton: cheaper per GB-second
 MEMORY_MB = 512  # CPU scales with memory; chain validation is CPU-bound, and 512 MB keeps a cold start short
 TIMEOUT_S = 30  # a paced batch of 10 takes about 5 s (jitr.pacing); the rest is room for botocore's retries
 ENVIRONMENT_LIMIT_BYTES = 4096  # Lambda's limit on all environment variables together
+UNRESOLVED_ROOM_BYTES = 200  # kept for the names CloudFormation gives at deploy (template, decision table)
+# the settings behind the variables that grow with the configuration, named when an environment does not fit
+GROWING_VARIABLES = {
+    "JITR_REVOCATION": "the revocation objects (caCertificates[].revocation, trustRoot.revocation)",
+    "JITR_TRUST_ROOT_PEM": "trustRoot",
+    "JITR_EXTRA_PARAMETERS": "extraParameters",
+    "JITR_CN_PATTERN": "cnPattern",
+}
 
 
 class RegistrationHandler(Construct):
@@ -49,19 +58,17 @@ class RegistrationHandler(Construct):
         for statement in _iot_statements(template_arn, template_statements, ca_arns):
             self.role.add_to_policy(statement)
         decisions.grant_decisions(self.role)
+        crl_objects = read_crl_objects(config)
+        if crl_objects is not None:
+            self.role.add_to_policy(crl_objects)
 
-        settings = config.handler_settings(template_name, decisions.table.table_name)
+        self.settings = config.handler_settings(template_name, decisions.table.table_name)
         environment = {
             "POWERTOOLS_SERVICE_NAME": self.service,
             "POWERTOOLS_LOG_LEVEL": "INFO",
-            **settings.to_environment(),
+            **self.settings.to_environment(),
         }
-        literal = sum(len(k) + len(v) for k, v in environment.items() if not cdk.Token.is_unresolved(v))
-        if literal > ENVIRONMENT_LIMIT_BYTES - 200:  # leave room for the template name
-            raise ConfigError(
-                f"the handler's settings take {literal} bytes; Lambda allows {ENVIRONMENT_LIMIT_BYTES} in all"
-                " (a long trustRoot PEM is the usual cause)"
-            )
+        fit_environment(environment, "registration handler")
 
         self.function = jitr_function(
             self,
@@ -75,6 +82,38 @@ class RegistrationHandler(Construct):
             environment=environment,
         )
         self.timeout = cdk.Duration.seconds(TIMEOUT_S)
+
+
+def fit_environment(environment: Mapping[str, str], function: str) -> None:
+    """Refuse an environment over Lambda's limit, naming the settings that take the most of it (the names
+    CloudFormation gives at deploy are unknown at synth: they are given room)."""
+    sizes = {
+        name: len(name.encode()) + len(value.encode())
+        for name, value in environment.items()
+        if not cdk.Token.is_unresolved(value)
+    }
+    total = sum(sizes.values())
+    if total <= ENVIRONMENT_LIMIT_BYTES - UNRESOLVED_ROOM_BYTES:
+        return
+    largest = sorted((name for name in GROWING_VARIABLES if name in sizes), key=lambda name: -sizes[name])
+    named = "; ".join(f"{GROWING_VARIABLES[name]}: {sizes[name]} bytes" for name in largest)
+    raise ConfigError(
+        f"the {function}'s settings take {total} bytes of the {ENVIRONMENT_LIMIT_BYTES} Lambda allows for a"
+        f" function's environment, {UNRESOLVED_ROOM_BYTES} of which are kept for names given at deploy. The"
+        f" largest: {named}. Configure fewer or shorter values"
+    )
+
+
+def read_crl_objects(config: JitrConfig) -> iam.PolicyStatement | None:
+    """s3:GetObject on exactly the objects the revocation sources name (None when none does)."""
+    objects = config.revocation_s3_objects
+    if not objects:
+        return None
+    return iam.PolicyStatement(
+        sid="ReadTheCrls",
+        actions=["s3:GetObject"],
+        resources=[f"arn:{cdk.Aws.PARTITION}:s3:::{bucket}/{key}" for bucket, key in objects],
+    )
 
 
 def role_and_logs(scope: Construct, *, retention_days: int, description: str) -> tuple[logs.LogGroup, iam.Role]:

@@ -2,7 +2,8 @@
 
 The handler publishes its decisions as CloudWatch metrics in the `jitr` namespace with the dimension service = stack
 name: PROVISIONED, REJECTED, ALREADY_ACTIVE, SKIPPED, RETRY, MALFORMED, ProvisioningLatency, and
-REJECTEDByReason / RETRYByReason / MALFORMEDByReason with a Reason dimension.
+REJECTEDByReason / RETRYByReason / MALFORMEDByReason with a Reason dimension. With revocation configured, the
+revocation sync's metrics (see `infra.revocation_sync`) have alarms and a dashboard row too.
 """
 
 from __future__ import annotations
@@ -20,9 +21,23 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from .config import JitrConfig
+from .revocation_sync import RevocationSyncFunction
 
 NAMESPACE = "jitr"
 PERIOD = cdk.Duration.minutes(5)
+ALARM_METRICS_MAX = 10  # CloudWatch's limit on the metrics one alarm's math expression reads
+UNKNOWN_PERIODS = 3  # RETRY REVOCATION_UNKNOWN in this many 5-minute periods in a row: a source stays unusable
+# The revocation sync's metrics with a CA dimension that have an alarm, and what the alarm tells the operator.
+PER_CA_ALARMS = {
+    "RevocationSyncFailed": (
+        "The revocation sync could not finish a CA's run (the sync's log and jitr doctor say which CA and why; its"
+        " lastError is in the decision table): revocations of that CA wait until a run succeeds."
+    ),
+    "RevocationSourceUnusable": (
+        "A CA's CRL source was unreachable, stale, too large or not signed by the CA during the last sync (jitr"
+        " doctor shows each source): revoked devices keep connecting until it is readable."
+    ),
+}
 
 
 class Monitoring(Construct):
@@ -39,6 +54,7 @@ class Monitoring(Construct):
         rule_errors: logs.LogGroup,
         swept: cw.Metric,
         sweeper: aws_lambda.Function,
+        revocation_sync: RevocationSyncFunction | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self.service = service
@@ -174,6 +190,9 @@ class Monitoring(Construct):
             ),
         }
 
+        if revocation_sync is not None:
+            self.alarms.update(self._revocation_alarms(revocation_sync, tuple(config.revocation)))
+
         self.topic: sns.Topic | None = None
         if config.alarm_email:
             key = kms.Key(
@@ -223,9 +242,70 @@ class Monitoring(Construct):
                 width=8,
             ),
         )
+        if revocation_sync is not None:
+            self.dashboard.add_widgets(*_revocation_widgets(service))
         self.dashboard.add_widgets(
             cw.AlarmStatusWidget(title="Alarms", alarms=list(self.alarms.values()), width=24),
         )
+
+    def _revocation_alarms(self, sync: RevocationSyncFunction, ca_ids: tuple[str, ...]) -> dict[str, cw.Alarm]:
+        """The sync failing or its sources unusable (over one run), devices cut off by it, and registrations left
+        pending (or let through) because an issuer's word could not be learned."""
+        at_least = cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD
+        service, period = self.service, sync.period
+        alarms = {
+            "RevocationSyncErrors": self._alarm(
+                "RevocationSyncErrors",
+                "The revocation sync crashed (its log shows why): revocations wait for its next run.",
+                sync.function.metric_errors(period=PERIOD, statistic="Sum"),
+                1,
+                at_least,
+            ),
+            "RevokedBySync": self._alarm(
+                "RevokedBySync",
+                (
+                    "For information: the revocation sync set certificates the issuers revoked to REVOKED in AWS IoT"
+                    " (their devices are cut off). jitr explain <certificate id> shows which CRL listed each."
+                ),
+                _metric(service, "CertificatesRevokedBySync", period),
+                1,
+                at_least,
+            ),
+            "RevocationUnknown": self._alarm(
+                "RevocationUnknown",
+                (
+                    "Registrations keep waiting (RETRY REVOCATION_UNKNOWN) because an issuer's CRL cannot be read or"
+                    " is not current. The handler log names the source and why; fix the source (or its"
+                    " configuration). The devices are decided when it is readable again."
+                ),
+                _metric(service, "RETRYByReason", PERIOD, Reason="REVOCATION_UNKNOWN"),
+                1,
+                at_least,
+                periods=UNKNOWN_PERIODS,
+            ),
+            "RevocationUnknownAccepted": self._alarm(
+                "RevocationUnknownAccepted",
+                (
+                    "For information: devices were provisioned without their issuer's word on revocation, as"
+                    " onUnknown: accept allows. The handler log names the source that could not be read; the next"
+                    " sync revokes any the CRL lists."
+                ),
+                _metric(service, "RevocationUnknownAccepted", PERIOD),
+                1,
+                at_least,
+            ),
+        }
+        return alarms | self._per_ca_alarms(ca_ids, period)
+
+    def _per_ca_alarms(self, ca_ids: tuple[str, ...], period: cdk.Duration) -> dict[str, cw.Alarm]:
+        """A sync metric with a CA dimension, summed over the configured CAs (ten per alarm), over one run."""
+        at_least = cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD
+        alarms = {}
+        for name, description in PER_CA_ALARMS.items():
+            for part, metric in enumerate(_per_ca(self.service, name, ca_ids, period)):
+                key = name if part == 0 else f"{name}{part + 1}"
+                alarms[key] = self._alarm(key, description, metric, 1, at_least)
+        return alarms
 
     def _alarm(
         self,
@@ -247,3 +327,62 @@ class Monitoring(Construct):
             evaluation_periods=periods,
             treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
         )
+
+
+def _metric(service: str, name: str, period: cdk.Duration, **dimensions: str) -> cw.Metric:
+    return cw.Metric(
+        namespace=NAMESPACE,
+        metric_name=name,
+        dimensions_map={"service": service, **dimensions},
+        statistic="Sum",
+        period=period,
+    )
+
+
+def _per_ca(service: str, name: str, ca_ids: tuple[str, ...], period: cdk.Duration) -> list[cw.MathExpression]:
+    """The sum over the CAs of a metric with a CA dimension: one expression per ten CAs (an alarm reads ten)."""
+    groups = [ca_ids[i : i + ALARM_METRICS_MAX] for i in range(0, len(ca_ids), ALARM_METRICS_MAX)]
+    return [
+        cw.MathExpression(
+            expression=f"SUM([{', '.join(f'ca{i}' for i in range(len(group)))}])",
+            using_metrics={f"ca{i}": _metric(service, name, period, CA=ca_id) for i, ca_id in enumerate(group)},
+            label=name,
+            period=period,
+        )
+        for group in groups
+    ]
+
+
+def _revocation_widgets(service: str) -> list[cw.IWidget]:
+    def by_ca(name: str) -> cw.MathExpression:
+        return cw.MathExpression(
+            expression=f"SEARCH('{{{NAMESPACE},CA,service}} MetricName=\"{name}\" service=\"{service}\"', 'Sum', 300)",
+            label=name,
+            period=PERIOD,
+        )
+
+    return [
+        cw.GraphWidget(
+            title="Revocation sync",
+            left=[
+                _metric(service, name, PERIOD)
+                for name in ("CertificatesRevokedBySync", "CertificatesHeldBySync", "CertificatesReleasedBySync")
+            ],
+            width=8,
+        ),
+        cw.GraphWidget(
+            title="Revocation sources by CA",
+            left=[by_ca(name) for name in ("RevocationsFound", "RevocationSyncFailed", "RevocationSourceUnusable")],
+            width=8,
+        ),
+        cw.GraphWidget(
+            title="Revocation at registration",
+            left=[
+                _metric(service, "REJECTEDByReason", PERIOD, Reason="REVOKED_BY_ISSUER"),
+                _metric(service, "HELD", PERIOD),
+                _metric(service, "RETRYByReason", PERIOD, Reason="REVOCATION_UNKNOWN"),
+                _metric(service, "RevocationUnknownAccepted", PERIOD),
+            ],
+            width=8,
+        ),
+    ]

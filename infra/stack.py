@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import aws_cdk as cdk
+from aws_cdk import aws_lambda
 from cdk_nag import AwsSolutionsChecks
 from constructs import Construct
 
@@ -15,6 +16,7 @@ from .decisions import DecisionTable
 from .handler import RegistrationHandler
 from .intake import Intake
 from .monitoring import Monitoring
+from .revocation_sync import RevocationSyncFunction
 from .stored_template import StoredTemplate
 from .sweeper import Sweeper
 
@@ -77,6 +79,7 @@ class JitrStack(cdk.Stack):
             decisions=self.decisions,
             code=code,
         )
+        self.revocation_sync = self._revocation_sync(code)
         self.monitoring = Monitoring(
             self,
             "Monitoring",
@@ -88,6 +91,7 @@ class JitrStack(cdk.Stack):
             rule_errors=self.intake.rule_errors,
             swept=self.sweeper.metric,
             sweeper=self.sweeper.function,
+            revocation_sync=self.revocation_sync,
         )
         cdk.CfnOutput(self, "FunctionName", value=self.handler.function.function_name)
         cdk.CfnOutput(self, "QueueUrl", value=self.intake.queue.queue_url)
@@ -98,8 +102,28 @@ class JitrStack(cdk.Stack):
         # what `jitr doctor` checks, read from these outputs (cdk-outputs.json or the stack's)
         cdk.CfnOutput(self, "RuleNames", value=",".join(self.intake.rule_names))
         cdk.CfnOutput(self, "EventSourceMappingId", value=self.intake.event_source.event_source_mapping_id)
+        if self.revocation_sync is not None:
+            cdk.CfnOutput(self, "RevocationSyncFunctionName", value=self.revocation_sync.function.function_name)
         self._suppress_provisioning_role()
         self._suppress_handler()
+
+    def _revocation_sync(self, code: aws_lambda.Code) -> RevocationSyncFunction | None:
+        """The sync, only when a CA has revocation configured (a configuration without it synthesizes as before)."""
+        sync = self.config.revocation_sync
+        if sync is None:
+            return None
+        arns = dict(zip(self.cas.certificate_ids, self.cas.arns, strict=True))
+        return RevocationSyncFunction(
+            self,
+            "RevocationSync",
+            config=self.config,
+            sync=sync,
+            service=self.handler.service,
+            environment=self.handler.settings.to_environment(),
+            ca_arns=[arns[ca_id] for ca_id in self.config.revocation_ca_ids],
+            decisions=self.decisions,
+            code=code,
+        )
 
     def _require_opt_in(self) -> None:
         """The development CA's key sits unencrypted on a laptop: deploying it must be a decision, not an accident."""
@@ -132,6 +156,8 @@ class JitrStack(cdk.Stack):
     def _suppress_handler(self) -> None:
         _acknowledge_wildcards(self.handler.role)
         _acknowledge_wildcards(self.sweeper.role)
+        if self.revocation_sync is not None:
+            _acknowledge_wildcards(self.revocation_sync.role, SYNC_WILDCARDS)
 
 
 # Every wildcard the roles hold, and why it cannot be narrower.
@@ -153,10 +179,20 @@ WILDCARDS = {
 }
 
 
-def _acknowledge_wildcards(construct: Construct) -> None:
-    """Accept exactly the IAM5 findings listed in WILDCARDS on `construct` and its children, each with its reason
+# The revocation sync's, and why.
+SYNC_WILDCARDS = {
+    "Resource::*": "X-Ray's PutTraceSegments/PutTelemetryRecords have no resource-level permissions in IAM.",
+    "Resource::arn:<AWS::Partition>:iot:<AWS::Region>:<AWS::AccountId>:cert/*": (
+        "The certificates a CRL lists are only known when the sync reads it; UpdateCertificate is limited to this"
+        " account's and region's certificates."
+    ),
+}
+
+
+def _acknowledge_wildcards(construct: Construct, wildcards: dict[str, str] = WILDCARDS) -> None:
+    """Accept exactly the IAM5 findings listed in `wildcards` on `construct` and its children, each with its reason
     (written into the template's metadata too). Any other wildcard still fails the synth."""
-    for finding, reason in WILDCARDS.items():
+    for finding, reason in wildcards.items():
         cdk.Validations.of(construct).acknowledge(cdk.Acknowledgment(id=f"AwsSolutions-IAM5[{finding}]", reason=reason))
 
 

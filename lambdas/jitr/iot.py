@@ -119,6 +119,7 @@ _OPERATION_NAMES = {
     "describe_thing": "DescribeThing",
     "list_thing_principals": "ListThingPrincipals",
     "list_principal_things": "ListPrincipalThings",
+    "list_certificates_by_ca": "ListCertificatesByCA",
     "detach_thing_principal": "DetachThingPrincipal",
 }
 
@@ -284,6 +285,17 @@ class IoT:
             if not page.get("nextToken"):
                 return names
             kwargs["nextToken"] = page["nextToken"]
+
+    def certificates_by_ca(self, ca_id: str, marker: str | None, page_size: int = 250) -> tuple[list[str], str | None]:
+        """One page of the CA's certificate ids (ListCertificatesByCA, oldest first) and the next page's marker."""
+        page = self._call(
+            "list_certificates_by_ca",
+            caCertificateId=ca_id,
+            pageSize=page_size,
+            ascendingOrder=True,
+            **({"marker": marker} if marker else {}),
+        )
+        return [c["certificateId"] for c in page.get("certificates", [])], page.get("nextMarker")
 
     def detach_certificate(self, thing_name: str, certificate_arn: str) -> None:
         """DetachThingPrincipal; already detached (or gone) is done."""

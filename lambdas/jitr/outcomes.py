@@ -16,6 +16,7 @@ class Outcome(StrEnum):
     SKIPPED = "SKIPPED"  # nothing to do: certificate unknown, REVOKED or INACTIVE
     RETRY = "RETRY"  # not the device's fault: the record fails and is delivered again, then kept in the DLQ
     DUPLICATE = "DUPLICATE"  # decided already, or being decided elsewhere: acknowledged with no AWS IoT call
+    HELD = "HELD"  # not provisioned for now, nobody's fault: left PENDING_ACTIVATION, decided again on its next event
     MALFORMED = "MALFORMED"  # not a registration event
 
 
@@ -39,6 +40,7 @@ class Reason(StrEnum):
     THING_ALREADY_CLAIMED = "THING_ALREADY_CLAIMED"
     CA_NOT_ACTIVE = "CA_NOT_ACTIVE"  # the certificate's CA was deactivated: its devices are refused
     UNKNOWN_CA = "UNKNOWN_CA"
+    REVOKED_BY_ISSUER = "REVOKED_BY_ISSUER"  # the issuer's CRL lists it (any reason but certificateHold)
     # -- the event's: REJECTED, the certificate left as it is ---
     CA_MISMATCH = "CA_MISMATCH"
     # -- not the device's fault: RETRY ---
@@ -51,6 +53,9 @@ class Reason(StrEnum):
     REJECTION_NOT_RECORDED = "REJECTION_NOT_RECORDED"
     OWNERSHIP_NOT_SETTLED = "OWNERSHIP_NOT_SETTLED"  # a call settling who keeps a thing failed: finished on redelivery
     DECISION_STORE_UNAVAILABLE = "DECISION_STORE_UNAVAILABLE"
+    REVOCATION_UNKNOWN = "REVOCATION_UNKNOWN"  # the issuer's revocation status could not be learned
+    # -- held: HELD ---
+    CERTIFICATE_ON_HOLD = "CERTIFICATE_ON_HOLD"  # the issuer's CRL lists it as certificateHold
     # -- a duplicate: DUPLICATE ---
     ALREADY_DECIDED = "ALREADY_DECIDED"
     BEING_DECIDED = "BEING_DECIDED"
@@ -85,6 +90,7 @@ _REJECTED = (
     Reason.THING_ALREADY_CLAIMED,
     Reason.CA_NOT_ACTIVE,
     Reason.UNKNOWN_CA,
+    Reason.REVOKED_BY_ISSUER,
     Reason.CA_MISMATCH,
 )
 _RETRY = (
@@ -97,7 +103,9 @@ _RETRY = (
     Reason.REJECTION_NOT_RECORDED,
     Reason.OWNERSHIP_NOT_SETTLED,
     Reason.DECISION_STORE_UNAVAILABLE,
+    Reason.REVOCATION_UNKNOWN,
 )
+_HELD = (Reason.CERTIFICATE_ON_HOLD,)
 _DUPLICATE = (Reason.ALREADY_DECIDED, Reason.BEING_DECIDED)
 _SKIPPED = (
     Reason.UNKNOWN_CERTIFICATE,
@@ -117,6 +125,7 @@ OUTCOME: Mapping[Reason, Outcome] = MappingProxyType(
         **dict.fromkeys(_SKIPPED, Outcome.SKIPPED),
         **dict.fromkeys(_MALFORMED, Outcome.MALFORMED),
         **dict.fromkeys(_DUPLICATE, Outcome.DUPLICATE),
+        **dict.fromkeys(_HELD, Outcome.HELD),
     }
 )
 

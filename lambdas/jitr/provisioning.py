@@ -9,10 +9,12 @@ errors to outcomes; nothing else does.
 from __future__ import annotations
 
 import time
+from contextlib import suppress
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from cryptography import x509
 from pydantic import BaseModel, ConfigDict, Field
 
 from .certificates import (
@@ -21,12 +23,17 @@ from .certificates import (
     BadCertificate,
     CertificateRejected,
     Undecided,
+    VerifiedChain,
+    certificate_id,
     certificate_parameters,
+    load_certificate,
     verify_device_certificate,
 )
 from .iot import CertificateRecord, IoT, IoTError, Misconfigured, NotFound, PermanentFailure, Retryable
 from .iot import Conflict as IoTConflict
 from .outcomes import NOT_THE_DEVICE, OUTCOME, Outcome, Reason, skipped_status
+from .revocation import Revocation, Status
+from .revocation_sources import CrlSources
 from .settings import Settings
 from .templates import Template, TemplateError, render_template
 
@@ -77,6 +84,14 @@ class Decision:
     steps_ms: dict[str, float] = field(default_factory=dict)
     replaced: tuple[str, ...] = ()  # certificates this decision took the thing from (set INACTIVE or revoked)
     recorded: bool = False  # the rejection status is already set (no second UpdateCertificate)
+    serial: str | None = None  # the certificate's serial number (hex), once it was read
+    not_after: datetime | None = None  # and its notAfter
+    revocation: tuple[Revocation, ...] = ()  # the issuer's word on each certificate of the path, leaf first
+    unknown_accepted: bool = False  # provisioned although a revocation status was unknown (onUnknown: accept)
+
+    def decide_as(self, reason: Reason, message: str) -> None:
+        """Decide for `reason`: its outcome is the one `OUTCOME` gives it (the blame rule, in one place)."""
+        self.outcome, self.reason, self.message = OUTCOME[reason], reason, message
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -86,7 +101,10 @@ class Decision:
             "reason": self.reason,
             "message": self.message,
             "thingName": self.thing_name,
+            **({"serialNumber": self.serial} if self.serial else {}),
+            **({"notAfter": self.not_after.isoformat()} if self.not_after else {}),
             **({"replacedCertificateIds": list(self.replaced)} if self.replaced else {}),
+            **({"revocation": [r.to_dict() for r in self.revocation]} if self.revocation else {}),
         }
 
 
@@ -103,9 +121,16 @@ class _Step:
         self.mark = now
 
 
-def decide(event: RegistrationEvent, iot: IoT, settings: Settings, at: datetime | None = None) -> Decision:
+def decide(
+    event: RegistrationEvent,
+    iot: IoT,
+    settings: Settings,
+    at: datetime | None = None,
+    crls: CrlSources | None = None,
+) -> Decision:
     """Decide on one registration event and carry the decision out. Never raises for a device problem; RETRY
-    means the caller must make the trigger deliver the event again.
+    means the caller must make the trigger deliver the event again. `crls` learns the issuer's revocation status for
+    the CAs `settings.revocation` configures (a fresh one, with no cache, when none is given).
 
     The blame rule: a certificate is set to the rejection status only for a fault found in the certificate itself
     (REJECTED); the deployment's mistakes and AWS's troubles leave it PENDING_ACTIVATION and RETRY."""
@@ -114,7 +139,7 @@ def decide(event: RegistrationEvent, iot: IoT, settings: Settings, at: datetime 
     try:
         with iot.registration_slot():
             step = _Step(decision.steps_ms)  # time spent waiting for the slot is pacing, not a step
-            _decide(event, iot, settings, at, decision, step)
+            _decide(event, iot, settings, at, decision, step, crls or _crls_for(settings))
     except Misconfigured as exc:
         _set(decision, Reason.CONFIGURATION, f"{exc.message} (fix the deployment, then redrive)")
     except Retryable as exc:
@@ -154,8 +179,7 @@ def record_rejection(certificate_id: str, iot: IoT, status: str, decision: Decis
 
 
 def _set(decision: Decision, reason: Reason, message: str) -> None:
-    """Decide for `reason`: its outcome is the one `OUTCOME` gives it (the blame rule, in one place)."""
-    decision.outcome, decision.reason, decision.message = OUTCOME[reason], reason, message
+    decision.decide_as(reason, message)
 
 
 def _done(decision: Decision, outcome: Outcome, message: str) -> None:
@@ -163,7 +187,13 @@ def _done(decision: Decision, outcome: Outcome, message: str) -> None:
 
 
 def _decide(
-    event: RegistrationEvent, iot: IoT, settings: Settings, at: datetime | None, decision: Decision, step: _Step
+    event: RegistrationEvent,
+    iot: IoT,
+    settings: Settings,
+    at: datetime | None,
+    decision: Decision,
+    step: _Step,
+    crls: CrlSources,
 ) -> None:
     try:
         certificate = iot.describe_certificate(event.certificate_id)
@@ -201,7 +231,11 @@ def _decide(
         return _set(decision, exc.reason, exc.message)
     except BadCertificate as exc:
         return _set(decision, Reason.MALFORMED_CERTIFICATE, str(exc))
+    _read_serial(decision, verified.leaf)
     step.done("validate")
+    if settings.revocation and _refused_by_issuer(decision, verified, settings, crls, at):
+        return None
+    step.done("revocation")
 
     template = iot.template(settings.template_name)
     parameters = {**settings.extra_parameters, **fields}
@@ -231,7 +265,8 @@ def _decide(
             f"RegisterThing refused: {exc.code}: {exc.message} (fix the deployment, then redrive)",
         )
     step.done("register")
-    _done(decision, Outcome.PROVISIONED, f"provisioned as {decision.thing_name}")
+    accepted = f"; {decision.message}" if decision.unknown_accepted else ""
+    _done(decision, Outcome.PROVISIONED, f"provisioned as {decision.thing_name}{accepted}")
     if decision.thing_name:
         _settle_ownership(decision, iot, settings, replace(certificate, status="ACTIVE"), decision.thing_name)
         step.done("ownership")
@@ -244,6 +279,8 @@ def _not_pending(decision: Decision, iot: IoT, settings: Settings, certificate: 
     settled again, the same way, before the delivery is acknowledged."""
     if certificate.status == "ACTIVE":
         _done(decision, Outcome.ALREADY_ACTIVE, "the certificate is already ACTIVE")
+        with suppress(BadCertificate):  # what the revocation index keeps (an ACTIVE certificate was read before)
+            _read_serial(decision, load_certificate(certificate.pem))
     else:
         _set(decision, skipped_status(certificate.status), f"the certificate is {certificate.status}")
     if certificate.status not in ("ACTIVE", *_LOSING_STATUSES):
@@ -253,6 +290,61 @@ def _not_pending(decision: Decision, iot: IoT, settings: Settings, certificate: 
         if decision.outcome == Outcome.RETRY:
             break
     return None
+
+
+# -- the issuer's word: revocation ---
+
+
+def _read_serial(decision: Decision, certificate: x509.Certificate) -> None:
+    decision.serial = f"{certificate.serial_number:x}"
+    decision.not_after = certificate.not_valid_after_utc
+
+
+def _crls_for(settings: Settings) -> CrlSources:
+    return CrlSources(loopback_ok=settings.revocation_allow_loopback)
+
+
+_WHICH = ("the certificate", "its CA", "the CA above it")
+
+
+def _refused_by_issuer(
+    decision: Decision, verified: VerifiedChain, settings: Settings, crls: CrlSources, at: datetime | None
+) -> bool:
+    """Ask each issuer on the path whose CA is configured with revocation sources (the leaf's CA, and the trust root
+    for the registered CA) whether it revoked what it issued. Revoked is the certificate's fault; on hold is held,
+    never revoked; unknown is never the device's fault: RETRY, or provision and count it (`onUnknown: accept`)."""
+    skew = timedelta(seconds=settings.clock_skew_seconds)
+    answers: list[tuple[int, Revocation]] = []
+    for index, (certificate, issuer) in enumerate(zip(verified.chain, verified.chain[1:], strict=False)):
+        # the leaf's issuer is the registered CA, whose id the decision holds; a trust root's id is computed
+        issuer_id = decision.ca_certificate_id if index == 0 else certificate_id(issuer)
+        source = settings.revocation.get(issuer_id or "")
+        if source is None:
+            continue
+        answer = crls.status(certificate, issuer, source, at=at, skew=skew)
+        answers.append((index, answer))
+        decision.revocation = (*decision.revocation, answer)
+    for index, answer in answers:
+        which = _WHICH[min(index, len(_WHICH) - 1)]
+        if answer.status == Status.REVOKED:
+            _set(decision, Reason.REVOKED_BY_ISSUER, f"{which}: {answer.detail} (from {answer.source})")
+            return True
+    for index, answer in answers:
+        which = _WHICH[min(index, len(_WHICH) - 1)]
+        if answer.status == Status.ON_HOLD:
+            _set(decision, Reason.CERTIFICATE_ON_HOLD, f"{which}: {answer.detail}; decided again on its next event")
+            return True
+    unknown = [(i, a) for i, a in answers if a.status == Status.UNKNOWN]
+    if not unknown:
+        return False
+    causes = "; ".join(f"{_WHICH[min(i, len(_WHICH) - 1)]}: {a.detail}" for i, a in unknown)
+    accept = all(settings.revocation[certificate_id(verified.chain[i + 1])].on_unknown == "accept" for i, _ in unknown)
+    if accept:
+        decision.unknown_accepted = True
+        decision.message = f"revocation status unknown, accepted (onUnknown: accept): {causes}"
+        return False
+    _set(decision, Reason.REVOCATION_UNKNOWN, f"the issuer's revocation status could not be learned: {causes}")
+    return True
 
 
 # -- whose fault is a template that does not render ---

@@ -9,6 +9,7 @@ import os
 import re
 from collections.abc import Mapping
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -23,6 +24,44 @@ REJECTION_ACTIONS: tuple[str, ...] = RejectionAction.__args__  # type: ignore[at
 # owner), or replace the thing's certificates from the same CA (fleets that re-issue certificates).
 EXISTING_THING_ACTIONS: tuple[str, ...] = ExistingThing.__args__  # type: ignore[attr-defined]
 CLOCK_SKEW_SECONDS = 300  # a notBefore at most this far ahead is retried, not refused (device and CA clocks drift)
+
+
+OnUnknown = Literal["retry", "accept"]
+DEFAULT_CRL_GRACE_SECONDS = 3600  # a CRL past its nextUpdate by at most this much is still taken as current
+DEFAULT_CRL_CACHE_SECONDS = 86_400  # a CRL is kept until its nextUpdate, and at most this long
+DEFAULT_CRL_MAX_BYTES = 20 * 1024 * 1024  # a 100,000-entry CRL is about 2-4 MB
+DEFAULT_SOURCE_TIMEOUT_SECONDS = 5.0
+DEFAULT_OCSP_MAX_AGE_SECONDS = 3600  # an OCSP answer without nextUpdate is taken as current this long after thisUpdate
+
+
+class RevocationSource(BaseModel):
+    """Where the revocation status of the certificates one CA issued is learned, and what to do when it cannot be.
+    Keyed by that CA's certificate id in `Settings.revocation`."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="forbid")
+
+    crl: tuple[str, ...] = ()  # the CA's CRL: http://, https:// or s3://bucket/key URLs, tried in order
+    # hosts a certificate's own CRL distribution point may name (read only when its host is listed here)
+    certificate_hosts: tuple[str, ...] = Field((), alias="certificateHosts")
+    grace_seconds: int = Field(DEFAULT_CRL_GRACE_SECONDS, alias="graceSeconds", ge=0, le=7 * 86_400)
+    cache_seconds: int = Field(DEFAULT_CRL_CACHE_SECONDS, alias="cacheSeconds", ge=0, le=7 * 86_400)
+    max_bytes: int = Field(DEFAULT_CRL_MAX_BYTES, alias="maxBytes", ge=1024, le=200 * 1024 * 1024)
+    timeout_seconds: float = Field(DEFAULT_SOURCE_TIMEOUT_SECONDS, alias="timeoutSeconds", gt=0, le=30)
+    on_unknown: OnUnknown = Field("retry", alias="onUnknown")  # accept: provision when the status cannot be learned
+    # the CA's OCSP responders (http:// or https:// URLs), asked before the CRLs, in order
+    ocsp: tuple[str, ...] = ()
+    # also ask the responder the certificate names (authorityInfoAccess), when its host is in `certificateHosts`
+    ocsp_from_certificate: bool = Field(False, alias="ocspFromCertificate")
+    ocsp_max_age_seconds: int = Field(DEFAULT_OCSP_MAX_AGE_SECONDS, alias="ocspMaxAgeSeconds", ge=0, le=7 * 86_400)
+
+    @field_validator("ocsp")
+    @classmethod
+    def _responder_urls(cls, urls: tuple[str, ...]) -> tuple[str, ...]:
+        for url in urls:
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError(f"{url!r} is not an http:// or https:// OCSP responder URL")
+        return urls
 
 
 class SettingsError(ValueError):
@@ -53,11 +92,22 @@ class Settings(BaseModel):
     # the account's quotas of the other calls the handler makes (default: AWS's, scaled as register_thing_tps is)
     iot_quotas: dict[str, float] = Field(default_factory=dict, alias="JITR_IOT_QUOTAS")
     max_concurrency: int | None = Field(None, alias="JITR_MAX_CONCURRENCY", ge=1)  # the event source mapping's
+    # issuer revocation: the CRL sources of each CA (by its certificate id) whose certificates are checked
+    revocation: dict[str, RevocationSource] = Field(default_factory=dict, alias="JITR_REVOCATION")
+    # the revocation sync's share of the UpdateCertificate quota, in calls per second (the handler uses the rest)
+    sync_update_tps: float = Field(2.0, alias="JITR_SYNC_UPDATE_TPS", gt=0, le=100)
+    # only for a rehearsal on one machine (a CRL served on 127.0.0.1): the stack never sets it
+    revocation_allow_loopback: bool = Field(False, alias="JITR_REVOCATION_ALLOW_LOOPBACK")
 
-    @field_validator("extra_parameters", "iot_quotas", mode="before")
+    @field_validator("extra_parameters", "iot_quotas", "revocation", mode="before")
     @classmethod
     def _json_object(cls, value: Any) -> Any:
-        return json.loads(value) if isinstance(value, str) else value
+        if not isinstance(value, str):
+            return value
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"not JSON: {exc.msg}") from None
 
     @field_validator("cn_pattern")
     @classmethod
@@ -88,6 +138,8 @@ class Settings(BaseModel):
         # RegisterThing's own quota is `register_thing_tps`, whatever `iot_quotas` says
         quotas = {operation: tps * factor for operation, tps in AWS_DEFAULT_TPS.items()} | self.iot_quotas
         quotas["RegisterThing"] = self.register_thing_tps
+        if self.revocation:  # the revocation sync takes its share of UpdateCertificate; the handlers share the rest
+            quotas["UpdateCertificate"] = max(quotas["UpdateCertificate"] - self.sync_update_tps, 1.0)
         return {operation: share(tps, self.max_concurrency) or 0.0 for operation, tps in quotas.items()}
 
     @classmethod
@@ -100,12 +152,19 @@ class Settings(BaseModel):
     def to_environment(self) -> dict[str, str]:
         """The variables that carry these settings (unset ones are left out)."""
         environment: dict[str, str] = {}
+        dumped = self.model_dump(mode="json", by_alias=True)
         for name in type(self).model_fields:
             value = getattr(self, name)
-            if value is None or value == {}:
+            if value is None or value == {} or (name == "revocation_allow_loopback" and not value):
                 continue
-            if isinstance(value, dict):
-                text = json.dumps(value, separators=(",", ":"))
+            if name == "revocation":  # each CA's settings without their defaults: Lambda's environment is 4 KB
+                sources = {
+                    ca: source.model_dump(mode="json", by_alias=True, exclude_defaults=True)
+                    for ca, source in value.items()
+                }
+                text = json.dumps(sources, separators=(",", ":"))
+            elif isinstance(value, dict):
+                text = json.dumps(dumped[self.variable(name)], separators=(",", ":"))
             elif isinstance(value, float) and value.is_integer():
                 text = str(int(value))
             else:

@@ -25,6 +25,8 @@ from pydantic import ValidationError
 from jitr.iot import IoT, client_config
 from jitr.outcomes import Outcome, Reason
 from jitr.provisioning import MAX_EVENT_BYTES, Decision, RegistrationEvent, decide
+from jitr.revocation_index import IndexUnavailable, RevocationIndex
+from jitr.revocation_sources import CrlSources
 from jitr.settings import Settings
 
 from .observability import NAMESPACE, SERVICE, logger, metrics, tracer
@@ -67,11 +69,22 @@ class Registration:
         return self.iot_factory(self.settings)
 
     @cached_property
+    def crls(self) -> CrlSources:
+        """This environment's issuer CRLs, kept across warm invocations until their nextUpdate."""
+        config = client_config(self.settings.max_attempts)
+        return CrlSources(
+            loopback_ok=self.settings.revocation_allow_loopback,
+            s3_client=lambda: boto3.session.Session().client("s3", config=config),
+        )
+
+    @cached_property
     def decide(self) -> Callable[[RegistrationEvent], Decision]:
         """`decide` with this environment's adapter; once per certificate id when the stack gives a decision table."""
 
         def decide_now(event: RegistrationEvent) -> Decision:
-            return decide(event, self.iot, self.settings)
+            decision = decide(event, self.iot, self.settings, crls=self.crls)
+            self._index(decision)
+            return decision
 
         if not self.settings.decision_table:
             return decide_now
@@ -84,6 +97,34 @@ class Registration:
             retention_days=self.settings.decision_retention_days,
             dynamodb_client=client,
         )
+
+    @cached_property
+    def index(self) -> RevocationIndex | None:
+        """Issuer + serial -> certificate id, for the revocation sync (only when some CA is synced)."""
+        if not (self.settings.decision_table and self.settings.revocation):
+            return None
+        client = boto3.session.Session().client(
+            "dynamodb", config=client_config(self.settings.max_attempts), endpoint_url=self.settings.endpoint_url
+        )
+        return RevocationIndex(self.settings.decision_table, client)
+
+    def _index(self, decision: Decision) -> None:
+        """Record an ACTIVE certificate of a synced CA in the revocation index before the decision is final: if the
+        table cannot be written, the record is redelivered, and its redelivery (ALREADY_ACTIVE) writes it."""
+        if (
+            self.index is None
+            or decision.outcome not in (Outcome.PROVISIONED, Outcome.ALREADY_ACTIVE)
+            or not (decision.serial and decision.not_after and decision.certificate_id and decision.ca_certificate_id)
+            or decision.ca_certificate_id not in self.settings.revocation
+        ):
+            return
+        try:
+            self.index.record(decision.ca_certificate_id, decision.serial, decision.certificate_id, decision.not_after)
+        except IndexUnavailable as exc:
+            decision.decide_as(
+                Reason.DECISION_STORE_UNAVAILABLE,
+                f"{decision.message}; but the revocation index could not be written ({exc}): a redelivery writes it",
+            )
 
     @tracer.capture_method(capture_response=False)
     def handle_one(self, body: str | dict[str, Any]) -> Decision:
@@ -148,6 +189,8 @@ def _record(decision: Decision) -> None:
     if decision.outcome == Outcome.PROVISIONED:
         total = sum(decision.steps_ms.values())
         metrics.add_metric(name="ProvisioningLatency", unit=MetricUnit.Milliseconds, value=total)
+    if decision.unknown_accepted:  # provisioned without the issuer's word, as the fleet chose: counted every time
+        metrics.add_metric(name="RevocationUnknownAccepted", unit=MetricUnit.Count, value=1)
     if decision.outcome in (Outcome.REJECTED, Outcome.MALFORMED, Outcome.RETRY) and decision.reason:
         with single_metric(
             name=f"{decision.outcome.value}ByReason",

@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from infra.intake import rule_sql
 from jitr.settings import Settings
+from jitr_tools import pki
 from jitr_tools.cli import main
+from jitr_tools.crl_server import CrlServer
+from jitr_tools.rehearsal import create_decision_table
 from tests.integration.support import TEMPLATE_NAME, Fleet
 
 REGION = "us-east-1"
@@ -368,3 +375,174 @@ def test_a_rule_whose_sql_reads_no_topic_is_a_failure(
     (finding,) = [f for f in report["findings"] if f["subject"] == "rule JitrRegistered0"]
     assert finding["level"] == "FAIL"
     assert "reads no topic" in finding["detail"]
+
+
+# -- revocation: each CA's CRL sources as the deployed function reads them, and its last revocation sync
+
+
+@pytest.fixture
+def crl_server() -> Iterator[CrlServer]:
+    with CrlServer() as server:
+        yield server
+
+
+def _der(crl: x509.CertificateRevocationList) -> bytes:
+    return crl.public_bytes(serialization.Encoding.DER)
+
+
+def _deploy_revocation(ca_id: str, urls: list[str], *, loopback: bool = True, **source: Any) -> str:
+    """The function deployed with the CA's CRL sources (and, as a rehearsal does, loopback allowed) and a decision
+    table; the table's name."""
+    table = create_decision_table(boto3.client("dynamodb", region_name=REGION))
+    _deploy_settings(
+        revocation={ca_id: {"crl": urls, **source}}, revocation_allow_loopback=loopback, decision_table=table
+    )
+    return table
+
+
+def _put_sync_state(table: str, ca_id: str, **extra: dict[str, str]) -> None:
+    """The CA's sync state item, as the revocation sync writes it."""
+    item = {
+        "id": {"S": f"jitr-revocation-sync#{ca_id}"},
+        "lastSyncAt": {"S": "2026-05-02T03:00:00+00:00"},
+        "lastSource": {"S": "http://crl.maker.example/issuing.crl"},
+        "crlNumber": {"N": "7"},
+        "crlThisUpdate": {"S": "2026-05-02T00:00:00+00:00"},
+        "crlNextUpdate": {"S": "2026-05-03T00:00:00+00:00"},
+        "listed": {"N": "2"},
+        "revokedLastRun": {"N": "1"},
+        "revokedTotal": {"N": "3"},
+        "heldSerials": {"SS": ["1f"]},
+        **extra,
+    }
+    boto3.client("dynamodb", region_name=REGION).put_item(TableName=table, Item=item)
+
+
+def _revocation_findings(report: dict[str, Any]) -> list[tuple[str, str, str]]:
+    return [
+        (f["level"], f["subject"], f["detail"])
+        for f in report["findings"]
+        if f["subject"].startswith(("CRL of", "revocation"))
+    ]
+
+
+def test_each_crl_source_is_reachable_signed_and_current_and_the_last_sync_is_shown(
+    tmp_path: Path, deployed: dict[str, str], fleet: Fleet, crl_server: CrlServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given the CA's CRL (two entries, CRL number 7) served where the function's settings say, and a sync that ran
+    entries = [(fleet.device(f"gone-{i}").certificate, x509.ReasonFlags.key_compromise) for i in range(2)]
+    crl = pki.make_crl(fleet.ca, entries, number=7)
+    url = crl_server.publish("/crl/issuing.crl", _der(crl))
+    table = _deploy_revocation(fleet.ca_id, [url])
+    _put_sync_state(table, fleet.ca_id)
+    # When the doctor runs
+    code, report = _doctor(tmp_path, deployed, capsys)
+    # Then the source and the sync are each one OK line, with what an operator checks
+    assert code == 0, report
+    (source, sync) = _revocation_findings(report)
+    assert source[:2] == ("OK", f"CRL of CA {fleet.ca_id[:12]}")
+    assert source[2] == (
+        f"{url}: reachable, signed by the CA, current (thisUpdate {crl.last_update_utc:%Y-%m-%d %H:%M}Z, nextUpdate"
+        f" {crl.next_update_utc:%Y-%m-%d %H:%M}Z, grace 3600 s), 2 entries, CRL number 7"
+    )
+    assert sync == (
+        "OK",
+        f"revocation sync of CA {fleet.ca_id[:12]}",
+        "last sync at 2026-05-02T03:00:00+00:00 from http://crl.maker.example/issuing.crl: CRL number 7 of"
+        " 2026-05-02T00:00:00+00:00 (2 listed), revoked 1 then, 3 in all, 1 held",
+    )
+
+
+@pytest.mark.parametrize(("on_unknown", "level", "code"), [("retry", "FAIL", 1), ("accept", "WARN", 0)])
+@pytest.mark.parametrize(
+    ("served", "cause"),
+    [
+        (None, "unreachable: 127.0.0.1 did not answer"),
+        ("stale", "stale: its nextUpdate"),
+        ("forged", "unusable: its signature is not the issuer's"),
+        ("not yet", "not yet current"),
+    ],
+)
+def test_a_source_that_is_unreachable_unusable_or_stale_is_a_failure_unless_the_ca_accepts_unknown(
+    tmp_path: Path,
+    deployed: dict[str, str],
+    fleet: Fleet,
+    crl_server: CrlServer,
+    capsys: pytest.CaptureFixture[str],
+    served: str | None,
+    cause: str,
+    on_unknown: str,
+    level: str,
+    code: int,
+) -> None:
+    bodies = {
+        "stale": lambda: pki.make_crl(fleet.ca, this_update=pki.now() - dt.timedelta(days=3)),
+        "forged": lambda: pki.make_crl(fleet.ca, signer=pki.new_key()),
+        "not yet": lambda: pki.make_crl(fleet.ca, this_update=pki.now() + dt.timedelta(hours=2)),
+    }
+    url = crl_server.publish("/crl/issuing.crl", _der(bodies[served]())) if served else "http://127.0.0.1:9/crl.crl"
+    table = _deploy_revocation(fleet.ca_id, [url], onUnknown=on_unknown, timeoutSeconds=1)
+    _put_sync_state(table, fleet.ca_id)
+    exit_code, report = _doctor(tmp_path, deployed, capsys)
+    assert exit_code == code
+    (source,) = [f for f in report["findings"] if f["subject"].startswith("CRL of")]
+    assert source["level"] == level
+    assert source["detail"].startswith(f"{url}: {cause}")
+    assert ("pending (RETRY REVOCATION_UNKNOWN)" if on_unknown == "retry" else "unchecked") in source["action"]
+
+
+def test_loopback_is_read_only_where_the_functions_settings_allow_it(
+    tmp_path: Path, deployed: dict[str, str], fleet: Fleet, crl_server: CrlServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = crl_server.publish("/crl/issuing.crl", _der(pki.make_crl(fleet.ca)))
+    _deploy_revocation(fleet.ca_id, [url], loopback=False)
+    code, report = _doctor(tmp_path, deployed, capsys)
+    assert code == 1
+    (source,) = [f for f in report["findings"] if f["subject"].startswith("CRL of")]
+    assert source["level"] == "FAIL"
+    assert "a loopback address" in source["detail"]
+    assert crl_server.hits == {}  # refused before connecting, as the function would
+
+
+def test_a_source_the_cas_next_source_stands_in_for_is_a_warning(
+    tmp_path: Path, deployed: dict[str, str], fleet: Fleet, crl_server: CrlServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = crl_server.publish("/crl/issuing.crl", _der(pki.make_crl(fleet.ca)))
+    down = "http://127.0.0.1:9/down.crl"
+    table = _deploy_revocation(fleet.ca_id, [down, url])
+    _put_sync_state(table, fleet.ca_id)
+    code, report = _doctor(tmp_path, deployed, capsys)
+    assert code == 0
+    sources = [f for f in report["findings"] if f["subject"].startswith("CRL of")]
+    assert [(f["level"], f["detail"].split(": ")[0]) for f in sources] == [("WARN", down), ("OK", url)]
+    assert sources[0]["action"] == "the CA's other CRL source answers"
+
+
+@pytest.mark.parametrize(
+    ("state", "level", "detail"),
+    [
+        (None, "WARN", "no sync has run yet (no jitr-revocation-sync#"),
+        (
+            {"lastError": {"S": "SourceUnavailable: 127.0.0.1 did not answer"}, "lastErrorAt": {"S": "2026-05-02"}},
+            "FAIL",
+            "last sync at 2026-05-02T03:00:00+00:00 failed: SourceUnavailable: 127.0.0.1 did not answer",
+        ),
+    ],
+)
+def test_a_sync_that_never_ran_is_a_warning_and_one_that_failed_a_failure(
+    tmp_path: Path,
+    deployed: dict[str, str],
+    fleet: Fleet,
+    crl_server: CrlServer,
+    capsys: pytest.CaptureFixture[str],
+    state: dict[str, dict[str, str]] | None,
+    level: str,
+    detail: str,
+) -> None:
+    table = _deploy_revocation(fleet.ca_id, [crl_server.publish("/crl/issuing.crl", _der(pki.make_crl(fleet.ca)))])
+    if state is not None:
+        _put_sync_state(table, fleet.ca_id, **state)
+    code, report = _doctor(tmp_path, deployed, capsys)
+    assert code == (1 if level == "FAIL" else 0)
+    (sync,) = [f for f in report["findings"] if f["subject"].startswith("revocation sync")]
+    assert (sync["level"], sync["detail"][: len(detail)]) == (level, detail)

@@ -129,3 +129,21 @@ def test_a_device_throttled_before_it_registered_is_waited_for(monkeypatch: pyte
     # Then the rehearsal waits for them: a device that never registered yet still has something to decide
     assert result.provisioned == 3
     assert result.lost == 0
+
+
+def test_devices_the_ca_revoked_are_rejected_revoked_by_issuer_and_none_is_lost() -> None:
+    # Given a fleet whose CA revoked three good devices before their first connect (its CRL served on 127.0.0.1)
+    options = Options(devices=16, invalid_fraction=0.25, defects=("weak-key",), quota=50, seed=8, reconnect=FAST)
+    result = simulate(dataclasses.replace(options, revoked=3))
+
+    assert result.revoked_by_issuer == 3
+    assert result.rejected_by_reason == {"REVOKED_BY_ISSUER": 3, "WEAK_KEY": 4}
+    assert (result.provisioned, result.rejected, result.lost, result.unexpected) == (9, 7, 0, [])
+    assert "revoked by the CA    3" in summary(result)
+
+
+def test_the_command_line_fleet_has_revoked_devices_by_default(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["simulate", "--devices", "10", "--invalid-fraction", "0", "--quota", "50", "--json", "--seed", "2"])
+    data = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert (data["revoked_by_issuer"], data["rejected_by_reason"], data["lost"]) == (3, {"REVOKED_BY_ISSUER": 3}, 0)

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from infra.config import KNOWN_KEYS
-from jitr_tools import pki
+from jitr_tools import pki, pki_revocations
 from jitr_tools.cli import main
 from tests.support import REPO
 
@@ -32,7 +32,9 @@ def files(tmp_path: Path) -> dict[str, Path]:
         "directory": tmp_path / "a-directory",
         "missing": tmp_path / "missing.json",
         "stack_not_object": tmp_path / "cdk-outputs.json",
+        "device_dp": tmp_path / "device-with-crl-url.pem",
     }
+    paths["device_dp"].write_text(pki.make_device(ca, "bad-input-dp", crl_urls=["http://crl.maker.example/ca.crl"]).pem)
     paths["stack_not_object"].write_text('{"Jitr": ["CaCertificateIds"]}')
     paths["ca"].write_text(ca.pem)
     paths["device"].write_text(device.pem)
@@ -40,6 +42,8 @@ def files(tmp_path: Path) -> dict[str, Path]:
     paths["binary"].write_bytes(bytes(range(256)) * 4)
     paths["latin1"].write_bytes('{"Resources": {"t": "caf\xe9"}}'.encode("latin-1"))
     paths["directory"].mkdir()
+    paths["devpki"] = tmp_path / "devpki"
+    pki.development_ca(paths["devpki"])
     return paths
 
 
@@ -49,6 +53,8 @@ def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]
     return code, err
 
 
+NOT_A_CRL_URL = "argument --crl-url: not an http(s):// or s3://bucket/key URL"
+BAD_GRACE = "argument --crl-grace:"
 CASES = {
     "template check, binary": (["template", "check", "{binary}"], "not UTF-8 text"),
     "template check, latin-1": (["template", "check", "{latin1}"], "not UTF-8 text"),
@@ -63,6 +69,50 @@ CASES = {
     "verify --max-validity-days 0": (
         ["verify", "--cert", "{device}", "--ca", "{ca}", "--max-validity-days", "0"],
         "--max-validity-days",
+    ),
+    "verify --crl missing": (["verify", "--cert", "{device}", "--ca", "{ca}", "--crl", "{missing}"], "No such file"),
+    "verify --crl directory": (
+        ["verify", "--cert", "{device}", "--ca", "{ca}", "--crl", "{directory}"],
+        "Is a directory",
+    ),
+    "verify --crl binary": (
+        ["verify", "--cert", "{device}", "--ca", "{ca}", "--crl", "{binary}"],
+        "the CRL cannot be decoded",
+    ),
+    "verify --crl a certificate": (
+        ["verify", "--cert", "{device}", "--ca", "{ca}", "--crl", "{ca}"],
+        "the CRL cannot be decoded",
+    ),
+    "verify --crl-url not a URL": (["verify", "--cert", "{device}", "--ca", "{ca}", "--crl-url", "crl"], NOT_A_CRL_URL),
+    "verify --crl-url ftp": (
+        ["verify", "--cert", "{device}", "--ca", "{ca}", "--crl-url", "ftp://crl.maker.example/ca.crl"],
+        NOT_A_CRL_URL,
+    ),
+    "verify --crl-url with a password": (
+        ["verify", "--cert", "{device}", "--ca", "{ca}", "--crl-url", "http://u:p@crl.maker.example/ca.crl"],
+        NOT_A_CRL_URL,
+    ),
+    "verify --crl-url s3 without a key": (
+        ["verify", "--cert", "{device}", "--ca", "{ca}", "--crl-url", "s3://bucket"],
+        NOT_A_CRL_URL,
+    ),
+    "verify --crl-grace -1": (["verify", "--cert", "{device}", "--ca", "{ca}", "--crl-grace", "-1"], BAD_GRACE),
+    "verify --crl-grace 1.5": (["verify", "--cert", "{device}", "--ca", "{ca}", "--crl-grace", "1.5"], BAD_GRACE),
+    "verify --crl-grace of a year": (
+        ["verify", "--cert", "{device}", "--ca", "{ca}", "--crl-grace", "31536000"],
+        "argument --crl-grace: Input should be less than or equal to 604800",
+    ),
+    "verify --crl-from-certificate, none named": (
+        ["verify", "--cert", "{device}", "--ca", "{ca}", "--crl-from-certificate"],
+        "names no http(s) CRL distribution point",
+    ),
+    "verify --crl-from-certificate, host not allowed": (
+        ["verify", "--cert", "{device_dp}", "--ca", "{ca}", "--crl-from-certificate", "--allow-host", "elsewhere"],
+        "add --allow-host crl.maker.example",
+    ),
+    "verify --allow-host alone": (
+        ["verify", "--cert", "{device_dp}", "--ca", "{ca}", "--allow-host", "crl.maker.example"],
+        "--allow-host allows a host for --crl-from-certificate",
     ),
     "doctor --outputs, a stack that is not an object": (
         ["doctor", "--outputs", "{stack_not_object}"],
@@ -80,6 +130,27 @@ CASES = {
     "serve --port 70000": (["serve", "--port", "70000"], "--port"),
     "serve --api-port x": (["serve", "--api-port", "x"], "--api-port"),
     "serve --config missing": (["serve", "--config", "{missing}"], "does not exist"),
+    "serve --crl-port 70000": (["serve", "--crl-port", "70000"], "--crl-port: a port is 0 to 65535"),
+    "serve --sync-seconds 0": (["serve", "--sync-seconds", "0"], "--sync-seconds: must be above 0"),
+    "simulate --revoked -1": (["simulate", "--revoked", "-1"], "--revoked: must be at least 0"),
+    "simulate --revoked more than the good devices": (
+        ["simulate", "--devices", "4", "--invalid-fraction", "0.5", "--revoked", "3"],
+        "more than the fleet's 2 good devices",
+    ),
+    "pki revoke --reason bogus": (["pki", "revoke", "{device}", "--reason", "bogus"], "--reason"),
+    "pki revoke, another CA's device": (
+        ["pki", "revoke", "{device}", "--dir", "{devpki}"],
+        "not issued by the development CA",
+    ),
+    "pki revoke, no development CA": (["pki", "revoke", "{device}", "--dir", "{directory}"], "no development CA"),
+    "pki revoke, missing": (["pki", "revoke", "{missing}", "--dir", "{devpki}"], "No such file"),
+    "pki release, another CA's device": (
+        ["pki", "release", "{device}", "--dir", "{devpki}"],
+        "not issued by the development CA",
+    ),
+    "pki crl --next-update-hours 0": (["pki", "crl", "--next-update-hours", "0"], "--next-update-hours"),
+    "pki crl --next-update-hours nan": (["pki", "crl", "--next-update-hours", "nan"], "--next-update-hours"),
+    "pki crl, no development CA": (["pki", "crl", "--dir", "{directory}"], "no development CA"),
 }
 
 
@@ -96,7 +167,7 @@ def test_bad_input_is_one_line_and_a_nonzero_exit(
     assert err.startswith("jitr: ")
 
 
-@pytest.mark.parametrize("option", ["--port", "--api-port"])
+@pytest.mark.parametrize("option", ["--port", "--api-port", "--crl-port"])
 def test_serve_on_a_port_in_use_is_one_line(
     option: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -105,8 +176,8 @@ def test_serve_on_a_port_in_use_is_one_line(
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = str(taken.getsockname()[1])
-        other = "--api-port" if option == "--port" else "--port"
-        code, err = _run(["serve", option, port, other, "0"], capsys)
+        ports = {"--port": "0", "--api-port": "0", "--crl-port": "0", option: port}
+        code, err = _run(["serve", *(part for item in ports.items() for part in item)], capsys)
     assert code == 2
     lines = [line for line in err.splitlines() if "development CA" not in line]  # the configuration's note
     assert len(lines) == 1, err
@@ -199,6 +270,12 @@ PEMS = st.one_of(
     st.binary(max_size=60).map(lambda data: PEM_BLOCK % base64.b64encode(data)),  # a PEM block that is not DER
     st.text(max_size=60).map(lambda text: (PEM_BLOCK % text.encode()).replace(b"\n", b"")),
 )
+CRL_BLOCK = b"-----BEGIN X509 CRL-----\n%s\n-----END X509 CRL-----\n"
+CRLS = st.one_of(
+    st.binary(max_size=60),
+    st.binary(max_size=60).map(lambda data: CRL_BLOCK % base64.b64encode(data)),  # a PEM block that is not DER
+    st.binary(max_size=60).map(lambda data: b"\x30\x82" + data),  # a DER SEQUENCE that ends too soon
+)
 KEYS = st.one_of(
     st.binary(max_size=60),
     st.binary(max_size=60).map(
@@ -219,6 +296,13 @@ CONFIGS = st.one_of(
     ),
 ).map(_json_file)
 
+# the development PKI's revocation list, never one jitr wrote: not an object, or an entry that is not an entry
+REVOCATIONS = st.one_of(
+    NOT_OBJECTS,
+    st.builds(lambda bad: {"revoked": [bad]}, JSON),
+    st.builds(lambda bad: {"revoked": bad}, st.text(min_size=1, max_size=8) | st.integers() | st.booleans()),
+).map(_json_file)
+
 FILE_INPUTS = {
     "doctor --outputs": (["doctor", "--outputs", "{file}"], OUTPUTS),
     "invoke EVENT": (["invoke", "{file}"], EVENTS),
@@ -229,6 +313,7 @@ FILE_INPUTS = {
     "verify --ca": (["verify", "--cert", "{device}", "--ca", "{file}"], PEMS),
     "verify --intermediate": (["verify", "--cert", "{device}", "--ca", "{ca}", "--intermediate", "{file}"], PEMS),
     "verify --root": (["verify", "--cert", "{device}", "--ca", "{ca}", "--root", "{file}"], PEMS),
+    "verify --crl": (["verify", "--cert", "{device}", "--ca", "{ca}", "--crl", "{file}"], CRLS),
     "pki verification --ca": (
         ["pki", "verification", "--ca", "{file}", "--ca-key", "{key}", "--registration-code", "0" * 64],
         PEMS,
@@ -240,11 +325,17 @@ FILE_INPUTS = {
     "serve --config": (["serve", "--config", "{file}"], CONFIGS),
     "pki ca --dir (its CA certificate)": (["pki", "ca", "--dir", "{pem_pki}"], PEMS),
     "pki devices --dir (its CA key)": (["pki", "devices", "--count", "1", "--dir", "{key_pki}"], KEYS),
+    "pki revoke CERT.pem": (["pki", "revoke", "{file}", "--dir", "{list_pki}"], PEMS),
+    "pki release CERT.pem": (["pki", "release", "{file}", "--dir", "{list_pki}"], PEMS),
+    "pki revoke --dir (its revocation list)": (["pki", "revoke", "{dev_device}", "--dir", "{list_pki}"], REVOCATIONS),
+    "pki crl --dir (its revocation list)": (["pki", "crl", "--dir", "{list_pki}"], REVOCATIONS),
 }
 # where the fuzzed bytes go, when not in a file of their own: the development PKI's certificate, or its key
 FUZZED_FILE = {
     "pki ca --dir (its CA certificate)": ("pem_pki", f"{pki.ISSUING_STEM}.pem"),
     "pki devices --dir (its CA key)": ("key_pki", f"{pki.ISSUING_STEM}.key"),
+    "pki revoke --dir (its revocation list)": ("list_pki", pki_revocations.REVOCATIONS_FILE),
+    "pki crl --dir (its revocation list)": ("list_pki", pki_revocations.REVOCATIONS_FILE),
 }
 
 
@@ -259,9 +350,12 @@ def known_good(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     paths["key"].write_bytes(ca.key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()))
     paths["device"].write_text(pki.make_device(ca, "bad-input-2").pem)
     paths["template"] = REPO / "templates" / "jitr-device.json"
-    for name in ("pem_pki", "key_pki"):
+    for name in ("pem_pki", "key_pki", "list_pki"):
         paths[name] = folder / name
         pki.development_ca(paths[name])
+    paths["dev_device"] = pki.write_issued(
+        pki.make_device(pki.development_ca(paths["list_pki"])[0], "bad-input-3"), folder, "dev-device"
+    )
     return paths
 
 
@@ -286,6 +380,7 @@ def test_malformed_files_are_one_line_and_a_nonzero_exit(
         code, err = _run([part.format(file=path, **known_good) for part in argv], capsys)
         assert code != 0, (case, data[:200])
         assert "Traceback" not in err
+        assert "unrecognized arguments" not in err  # the command read the fuzzed file
         if case.startswith("template") and not case.endswith("--cert") and code == 1:
             assert err
             assert _template_problem_lines(err), err

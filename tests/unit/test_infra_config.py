@@ -95,6 +95,7 @@ def test_a_verification_certificate_without_the_registration_code_is_refused(iss
         ({"alarmEmail": "ops"}, "not an e-mail address"),
         ({"cnPattern": "(unclosed"}, "cnPattern is not a regular expression"),
         ({"templateName": "has space"}, "templateName"),
+        ({"devicePolicyParameter": []}, "devicePolicyParameter must be the name of a template parameter"),
         ({"caCertifcates": []}, "unknown setting"),
         ({"template": "templates/missing.json"}, "does not exist"),
     ],

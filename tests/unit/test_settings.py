@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from jitr.settings import Settings, SettingsError
+from jitr.settings import RevocationSource, Settings, SettingsError
 
 
 def test_every_setting_round_trips_through_the_environment() -> None:
@@ -27,6 +27,16 @@ def test_every_setting_round_trips_through_the_environment() -> None:
         register_thing_tps=40,
         iot_quotas={"DescribeCertificate": 20},
         max_concurrency=20,
+        revocation={
+            "ab" * 32: RevocationSource(
+                crl=("s3://pki-bucket/crl/ca.crl", "http://crl.example/ca.crl"),
+                certificate_hosts=("crl.example",),
+                grace_seconds=60,
+                on_unknown="accept",
+            )
+        },
+        revocation_allow_loopback=True,
+        sync_update_tps=3,
     )
     environment = settings.to_environment()
     assert set(environment) == {field.alias for field in Settings.model_fields.values()}  # every one travels
@@ -53,8 +63,53 @@ def test_defaults_are_the_models_and_unset_values_stay_unset() -> None:
         ({"JITR_TEMPLATE_NAME": "t", "JITR_EXTRA_PARAMETERS": "{"}, "JITR_EXTRA_PARAMETERS"),
         ({"JITR_TEMPLATE_NAME": "t", "JITR_CN_PATTERN": "["}, "JITR_CN_PATTERN"),
         ({"JITR_TEMPLATE_NAME": "t", "JITR_CLOCK_SKEW_SECONDS": "-1"}, "JITR_CLOCK_SKEW_SECONDS"),
+        ({"JITR_TEMPLATE_NAME": "t", "JITR_REVOCATION": "{"}, "JITR_REVOCATION"),
+        ({"JITR_TEMPLATE_NAME": "t", "JITR_REVOCATION": '{"ca": {"onUnknown": "revoke"}}'}, "JITR_REVOCATION"),
+        ({"JITR_TEMPLATE_NAME": "t", "JITR_REVOCATION": '{"ca": {"crls": []}}'}, "JITR_REVOCATION"),
     ],
 )
 def test_a_wrong_setting_is_named(environment: dict[str, str], named: str) -> None:
     with pytest.raises(SettingsError, match=named):
         Settings.from_environment(environment)
+
+
+def test_the_revocation_sync_takes_its_share_of_update_certificate_and_the_handlers_the_rest() -> None:
+    plain = Settings(template_name="t", register_thing_tps=10, max_concurrency=4)
+    synced = Settings(
+        template_name="t",
+        register_thing_tps=10,
+        max_concurrency=4,
+        revocation={"ab" * 32: RevocationSource(crl=("s3://b/k",))},
+        sync_update_tps=2,
+    )
+    assert plain.rates_per_s["UpdateCertificate"] == 10 / 4
+    assert synced.rates_per_s["UpdateCertificate"] == (10 - 2) / 4
+    assert synced.rates_per_s["DescribeCertificate"] == plain.rates_per_s["DescribeCertificate"]
+
+
+def test_a_cas_revocation_settings_travel_without_their_defaults() -> None:
+    settings = Settings(template_name="t", revocation={"ab" * 32: RevocationSource(crl=("s3://b/k",))})
+    assert settings.to_environment()["JITR_REVOCATION"] == '{"' + "ab" * 32 + '":{"crl":["s3://b/k"]}}'
+    assert Settings.from_environment(settings.to_environment()) == settings
+
+
+@pytest.mark.parametrize("responder_url", ["ftp://ocsp.test/", "ldap://ocsp.test/", "file:///etc/passwd", "ocsp.test"])
+def test_only_http_and_https_responders_are_configurable(responder_url: str) -> None:
+    environment = {"JITR_TEMPLATE_NAME": "t", "JITR_REVOCATION": f'{{"ca": {{"ocsp": ["{responder_url}"]}}}}'}
+    with pytest.raises(SettingsError, match="JITR_REVOCATION") as refused:
+        Settings.from_environment(environment)
+    assert "is not an http:// or https:// OCSP responder URL" in str(refused.value)
+
+
+def test_the_ocsp_settings_travel_in_camel_case() -> None:
+    source = RevocationSource.model_validate(
+        {"ocsp": ["https://ocsp.maker.example/"], "ocspFromCertificate": True, "ocspMaxAgeSeconds": 600}
+    )
+    assert (source.ocsp, source.ocsp_from_certificate, source.ocsp_max_age_seconds) == (
+        ("https://ocsp.maker.example/",),
+        True,
+        600,
+    )
+    settings = Settings(template_name="t", revocation={"ca": source})
+    assert Settings.from_environment(settings.to_environment()) == settings
+    assert '"ocspFromCertificate":true' in settings.to_environment()["JITR_REVOCATION"]

@@ -2,7 +2,7 @@
 
 jitr template check FILE [--jitr] [--json]
 jitr template render FILE [--cert PEM] [--param NAME=VALUE]... [--json]
-jitr verify --cert PEM --ca PEM [...]
+jitr verify --cert PEM --ca PEM [--crl FILE | --crl-url URL | --crl-from-certificate] [...]
 jitr pki ca | devices | verification
 jitr simulate [...]            a fleet on the embedded AWS IoT
 jitr invoke EVENT.json [...]   the handler once, in a fresh process
@@ -25,6 +25,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from cryptography import x509
+
 from jitr.certificates import (
     PROFILES,
     BadCertificate,
@@ -34,15 +36,18 @@ from jitr.certificates import (
     load_certificate,
     verify_device_certificate,
 )
+from jitr.revocation_sources import CrlSources
+from jitr.settings import CLOCK_SKEW_SECONDS, DEFAULT_CRL_GRACE_SECONDS, RevocationSource
 from jitr.templates import Problem, TemplateError, check_template, render_template
 
-from . import pki, pki_commands
+from . import pki, pki_commands, pki_revocations, revocation_commands
 from .arguments import (
     Parser,
     UsageError,
     certificate_id_argument,
     certificates,
     moment,
+    non_negative_int,
     number,
     one_certificate,
     port,
@@ -52,6 +57,17 @@ from .arguments import (
     read_text,
 )
 from .arguments import regex as regular_expression
+from .revocation_check import (
+    Answer,
+    CrlFile,
+    certificate_source_urls,
+    crl_grace,
+    crl_url,
+    from_files,
+    from_sources,
+    read_crl_file,
+)
+from .revocation_check import verdict as revocation_verdict
 
 EXIT_OK = 0
 EXIT_REJECTED = 1
@@ -93,17 +109,7 @@ def _parser() -> argparse.ArgumentParser:
     render.add_argument("--json", action="store_true", help="print machine-readable JSON")
     render.set_defaults(run=_template_render)
 
-    verify = commands.add_parser("verify", help="why was this device refused? check a certificate as the handler does")
-    verify.add_argument("--cert", type=Path, required=True, help="device certificate PEM")
-    verify.add_argument("--ca", type=Path, required=True, help="the registered CA certificate PEM")
-    verify.add_argument("--intermediate", type=Path, action="append", default=[], help="an intermediate PEM")
-    verify.add_argument("--root", type=Path, help="a root above the registered CA, used as the trust anchor")
-    verify.add_argument("--at", type=moment, help="ISO-8601 time to verify at (default: now, UTC)")
-    verify.add_argument("--profile", default="strict", choices=sorted(PROFILES), help="device profile")
-    verify.add_argument("--cn-pattern", type=regular_expression, help="regular expression the common name must match")
-    verify.add_argument("--max-validity-days", type=positive_int, help="longest validity period allowed")
-    verify.add_argument("--json", action="store_true", help="print machine-readable JSON")
-    verify.set_defaults(run=_verify)
+    _verify_parser(commands)
 
     pki_commands.add_commands(commands)
 
@@ -126,6 +132,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     simulate.add_argument("--seed", type=int, help="makes the fleet and the reconnect jitter repeatable")
     simulate.add_argument("--defects", help="comma-separated defects to use (default: all): " + ", ".join(pki.DEFECTS))
+    simulate.add_argument(
+        "--revoked",
+        type=non_negative_int,
+        help="good devices the CA revokes before they connect (default 3, fewer in a smaller fleet; 0: no CRL): its"
+        " CRL is served on 127.0.0.1 and the handler rejects them REVOKED_BY_ISSUER",
+    )
     simulate.add_argument(
         "--latency-ms", type=number(minimum=0), default=0.0, help="added to each RegisterThing call (0)"
     )
@@ -214,11 +226,82 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--state", type=Path, help="keep the account in this folder between runs (and the server CA, the handler log)"
     )
+    serve.add_argument(
+        "--crl-port",
+        type=port,
+        default=pki_revocations.CRL_PORT,
+        help=f"the development CA's CRL, where `jitr pki devices` points (default {pki_revocations.CRL_PORT}; 0: any)",
+    )
+    serve.add_argument(
+        "--sync-seconds",
+        type=number(minimum=0, exclusive=True),
+        default=30.0,
+        help="how often the revocation sync runs (30)",
+    )
     serve.set_defaults(run=_serve)
+
+    revocation_commands.add_parser(commands)
 
     demo = commands.add_parser("demo", help="the main job on the embedded AWS IoT, no account needed")
     demo.set_defaults(run=_demo)
     return parser
+
+
+def _verify_parser(commands: Any) -> None:
+    verify = commands.add_parser("verify", help="why was this device refused? check a certificate as the handler does")
+    verify.add_argument("--cert", type=Path, required=True, help="device certificate PEM")
+    verify.add_argument("--ca", type=Path, required=True, help="the registered CA certificate PEM")
+    verify.add_argument("--intermediate", type=Path, action="append", default=[], help="an intermediate PEM")
+    verify.add_argument("--root", type=Path, help="a root above the registered CA, used as the trust anchor")
+    verify.add_argument("--at", type=moment, help="ISO-8601 time to verify at (default: now, UTC)")
+    verify.add_argument("--profile", default="strict", choices=sorted(PROFILES), help="device profile")
+    verify.add_argument("--cn-pattern", type=regular_expression, help="regular expression the common name must match")
+    verify.add_argument("--max-validity-days", type=positive_int, help="longest validity period allowed")
+    verify.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    revocation = verify.add_argument_group(
+        "revocation",
+        "has the issuer revoked it? (exit 1 with REJECTED REVOKED_BY_ISSUER, HELD CERTIFICATE_ON_HOLD"
+        " or RETRY REVOCATION_UNKNOWN)",
+    )
+    revocation.add_argument(
+        "--crl",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="a CRL (DER or PEM) of an issuer on the path, read offline; repeat for each issuer",
+    )
+    revocation.add_argument(
+        "--crl-url",
+        type=crl_url,
+        action="append",
+        default=[],
+        metavar="URL",
+        help="fetch the device's CA's CRL as the handler fetches a configured source (http(s):// or s3://bucket/key)",
+    )
+    revocation.add_argument(
+        "--crl-from-certificate",
+        action="store_true",
+        help="fetch the CRL the device certificate names (its CRL distribution point), on a host --allow-host allows",
+    )
+    revocation.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        metavar="HOST",
+        help="a host the certificate's CRL distribution point may name (the configuration's certificateHosts)",
+    )
+    revocation.add_argument(
+        "--allow-loopback", action="store_true", help="fetch from 127.0.0.1 (a CRL jitr serve or a test serves)"
+    )
+    revocation.add_argument(
+        "--crl-grace",
+        type=crl_grace,
+        default=DEFAULT_CRL_GRACE_SECONDS,
+        metavar="SECONDS",
+        help=f"a CRL this long past its nextUpdate is still current ({DEFAULT_CRL_GRACE_SECONDS}, as graceSeconds)",
+    )
+    verify.set_defaults(run=_verify)
 
 
 def _print_problems(problems: Sequence[Problem], as_json: bool, extra: dict[str, Any] | None = None) -> None:
@@ -267,10 +350,14 @@ def _template_render(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
+    """Exit 0: ACCEPTED (and, when asked, no issuer on the path revoked or held it); 1: REJECTED, HELD or RETRY, the
+    verdict's first word says which; 2: bad input."""
     profile = PROFILES[args.profile].with_options(args.cn_pattern, args.max_validity_days)
     cert = one_certificate(args.cert, "--cert")
     ca = one_certificate(args.ca, "--ca", ca=True)
     root = one_certificate(args.root, "--root", ca=True) if args.root else None
+    crl_files = [read_crl_file(path) for path in args.crl]
+    source = _verify_source(args, load_certificate(cert))
     try:
         verified = verify_device_certificate(
             cert, ca, [_intermediate(p) for p in args.intermediate], args.at, profile=profile, root_pem=root
@@ -279,17 +366,60 @@ def _verify(args: argparse.Namespace) -> int:
         # REJECTED: the certificate's own fault (the handler revokes it); RETRY: not the device's fault (the handler
         # leaves it pending and retries, and the dead-letter queue and an alarm keep it)
         verdict = "REJECTED" if isinstance(exc, CertificateRejected) else "RETRY"
-        if args.json:
-            print(json.dumps({"accepted": False, "verdict": verdict, "reason": exc.reason, "message": exc.message}))
-        else:
-            print(f"{verdict} {exc.reason}: {exc.message}")
+        _print_refusal(args.json, verdict, exc.reason, exc.message, [])
+        return EXIT_REJECTED
+    answers = _revocation_answers(args, verified.chain, crl_files, source)
+    refusal = revocation_verdict(answers)
+    if refusal is not None:
+        _print_refusal(args.json, str(refusal.outcome), str(refusal.reason), refusal.message, answers)
         return EXIT_REJECTED
     subjects = [c.subject.rfc4514_string() for c in verified.chain]
     if args.json:
-        print(json.dumps({"accepted": True, "profile": verified.profile, "chain": subjects}))
+        asked = {"revocation": [a.to_dict() for a in answers]} if crl_files or source else {}
+        print(json.dumps({"accepted": True, "profile": verified.profile, "chain": subjects, **asked}))
     else:
         print(f"ACCEPTED ({verified.profile} profile): {' <- '.join(subjects)}")
+        for answer in answers:
+            print(answer.line())
     return EXIT_OK
+
+
+def _print_refusal(as_json: bool, verdict: str, reason: str, message: str, answers: Sequence[Answer]) -> None:
+    if as_json:
+        asked = {"revocation": [a.to_dict() for a in answers]} if answers else {}
+        print(json.dumps({"accepted": False, "verdict": verdict, "reason": reason, "message": message, **asked}))
+        return
+    print(f"{verdict} {reason}: {message}")
+    for answer in answers:
+        print(answer.line())
+
+
+def _verify_source(args: argparse.Namespace, leaf: x509.Certificate) -> RevocationSource | None:
+    """The source `--crl-url` and `--crl-from-certificate` configure for the device's CA, as JITR_REVOCATION would."""
+    if args.allow_host and not args.crl_from_certificate:
+        raise UsageError("--allow-host allows a host for --crl-from-certificate; add it, or leave --allow-host out")
+    if args.crl_from_certificate:
+        certificate_source_urls(leaf, args.allow_host)  # a host to allow is bad input, not an unknown status
+    elif not args.crl_url:
+        return None
+    hosts = tuple(args.allow_host) if args.crl_from_certificate else ()
+    return RevocationSource(crl=tuple(args.crl_url), certificate_hosts=hosts, grace_seconds=args.crl_grace)
+
+
+def _revocation_answers(
+    args: argparse.Namespace,
+    chain: Sequence[x509.Certificate],
+    crl_files: Sequence[CrlFile],
+    source: RevocationSource | None,
+) -> list[Answer]:
+    grace, skew = timedelta(seconds=args.crl_grace), timedelta(seconds=CLOCK_SKEW_SECONDS)
+    answers = from_files(crl_files, chain, args.at, grace, skew)
+    if source is not None:
+        import boto3
+
+        crls = CrlSources(loopback_ok=args.allow_loopback, s3_client=lambda: boto3.session.Session().client("s3"))
+        answers += from_sources(crls, source, chain, args.at, skew)
+    return answers
 
 
 def _intermediate(path: Path) -> bytes:
@@ -299,7 +429,7 @@ def _intermediate(path: Path) -> bytes:
 
 
 def _simulate(args: argparse.Namespace) -> int:
-    from .simulate import Options, simulate, summary
+    from .simulate import DEFAULT_REVOKED, Options, good_devices, simulate, summary
 
     options = Options(
         devices=args.devices,
@@ -312,8 +442,11 @@ def _simulate(args: argparse.Namespace) -> int:
         aws_quotas=args.aws_quotas,
         absorb_duplicates=args.absorb_duplicates,
         defects=tuple(args.defects.split(",")) if args.defects else tuple(pki.DEFECTS),
+        revoked=args.revoked or 0,
         progress=not args.json and sys.stderr.isatty(),
     )
+    if args.revoked is None:
+        options.revoked = min(DEFAULT_REVOKED, good_devices(options))
     try:
         result = simulate(options)
     except ValueError as exc:
@@ -382,7 +515,8 @@ def _explain(args: argparse.Namespace) -> int:
                 raise UsageError(f"--env takes NAME=VALUE, got {item!r}")
             variables[name] = value
         settings = Settings.from_environment(variables)
-        result = explain(args.certificate_id, settings, client("iot"), dynamodb_client=client("dynamodb"))
+        crls = CrlSources(loopback_ok=settings.revocation_allow_loopback, s3_client=lambda: client("s3"))
+        result = explain(args.certificate_id, settings, client("iot"), dynamodb_client=client("dynamodb"), crls=crls)
     except SettingsError as exc:
         raise UsageError(str(exc)) from None
     except IoTError as exc:
@@ -401,7 +535,7 @@ def _doctor(args: argparse.Namespace) -> int:
     if not args.stack and not args.outputs:
         raise UsageError("name the stack (--stack NAME) or its outputs file (--outputs cdk-outputs.json)")
     client = _aws(args)
-    clients = {name: client(name) for name in ("iot", "sqs", "lambda", "cloudformation")}
+    clients = {name: client(name) for name in ("iot", "sqs", "lambda", "cloudformation", "dynamodb", "s3")}
     try:
         if args.outputs:
             try:
@@ -498,7 +632,13 @@ def _serve(args: argparse.Namespace) -> int:
     for note in config.notes:
         print(f"jitr: {note}", file=sys.stderr)
     options = ServeOptions(
-        folder=args.state or DEFAULT_FOLDER, keep=args.state is not None, mqtt_port=args.port, api_port=args.api_port
+        folder=args.state or DEFAULT_FOLDER,
+        keep=args.state is not None,
+        mqtt_port=args.port,
+        api_port=args.api_port,
+        dev_pki=Path(str(settings.get("developmentPki", DEFAULTS["developmentPki"]))),  # under the working folder
+        crl_port=args.crl_port,
+        sync_seconds=args.sync_seconds,
     )
     console = sys.stdout  # while the service runs, standard output is the handler's log
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per HTTP API request would bury the devices'

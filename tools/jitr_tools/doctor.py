@@ -5,7 +5,9 @@ Checked: every configured CA (ACTIVE with auto-registration ENABLE, and in jitr 
 trap that makes AWS provision without jitr's checks); the stored template (present, passing the `--jitr` checks); the
 device policy and every policy, thing type, thing group and billing group the template names; each topic rule
 (enabled, on its CA's registered topic, delivering to the intake queue); the event source mapping (enabled); the
-dead-letter queue (empty); certificates of each CA pending longer than a threshold.
+dead-letter queue (empty); certificates of each CA pending longer than a threshold; each CA's revocation sources in the
+function's settings (JITR_REVOCATION: each CRL reachable, signed by the CA, current with the grace) and, with a
+decision table, what its last revocation sync did.
 """
 
 from __future__ import annotations
@@ -19,12 +21,23 @@ from functools import partial
 from typing import Any, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
+from cryptography import x509
 
-from jitr.certificates import CERTIFICATE_FIELDS, NEUTRAL_CERTIFICATE_PARAMETERS
-from jitr.settings import Settings, SettingsError
+from jitr.certificates import (
+    CERTIFICATE_FIELDS,
+    NEUTRAL_CERTIFICATE_PARAMETERS,
+    BadCertificate,
+    certificate_id,
+    load_certificate,
+)
+from jitr.revocation import IndexedCrl, UnusableCrl
+from jitr.revocation_index import SYNC_PREFIX
+from jitr.revocation_sources import CrlSources, SourceUnavailable
+from jitr.settings import RevocationSource, Settings, SettingsError
 from jitr.templates import Plan, TemplateError, check_template, render_template
 from jitr.templates.intrinsics import referenced_parameters
 
+from .explain import read_sync_state
 from .topics import REGISTERED_TOPIC, RuleSqlError, rule_topic, topic_matches
 
 # The stack outputs the checks read (infra.stack writes them; a test holds the two together).
@@ -98,7 +111,7 @@ def diagnose(
 ) -> list[Finding]:
     jitr_mode = bool(outputs.get("FunctionName"))
     findings: list[Finding] = []
-    for check in (_cas, _template, _rules, _mapping, _dead_letters, _pending):
+    for check in (_cas, _template, _rules, _mapping, _dead_letters, _pending, _revocation):
         try:
             findings += check(outputs, clients, jitr_mode, pending_after, now or datetime.now(UTC))
         except (ClientError, BotoCoreError) as exc:
@@ -196,19 +209,29 @@ def _deployed_parameters(outputs: StackOutputs, clients: Clients) -> dict[str, s
     extraParameters the stack wrote into its environment (`Settings.to_environment`). In jitp mode (no function) AWS
     renders the template with the certificate's fields alone. A finding when the function or its settings cannot be
     read: then the template cannot be checked as the function renders it."""
+    settings = _function_settings(outputs, clients)
+    if settings is None:
+        return {}
+    if isinstance(settings, Finding):
+        return settings
+    return dict(settings.extra_parameters)
+
+
+def _function_settings(outputs: StackOutputs, clients: Clients) -> Settings | Finding | None:
+    """The deployed function's settings, read back from its environment; None in jitp mode (no function); a finding
+    when the function or its settings cannot be read."""
     name = outputs.get("FunctionName")
     if not name:
-        return {}
+        return None
     subject = f"function {name}"
     configuration = _found(partial(clients["lambda"].get_function_configuration, FunctionName=name))
     if configuration is None:
         return Finding(Level.FAIL, subject, "not found: nothing decides the registrations", "deploy the stack again")
     variables = (configuration.get("Environment") or {}).get("Variables") or {}
     try:
-        settings = Settings.from_environment(variables)
+        return Settings.from_environment(variables)
     except SettingsError as exc:
         return Finding(Level.FAIL, subject, f"{exc}: it fails on every event", "deploy the stack again")
-    return dict(settings.extra_parameters)
 
 
 def _names_in(body: str, plan: Plan) -> list[tuple[str, str]]:
@@ -374,6 +397,145 @@ def _pending(
         else:
             findings.append(Finding(Level.OK, subject, f"none for over {minutes} min"))
     return findings
+
+
+def _revocation(outputs: StackOutputs, clients: Clients, _: bool, __: timedelta, now: datetime) -> list[Finding]:
+    """Each CA's revocation sources, as the deployed function reads them (loopback only where its settings allow
+    it, as a rehearsal's do), and what the CA's last revocation sync did."""
+    settings = _function_settings(outputs, clients)
+    if not isinstance(settings, Settings):  # jitp mode, or already reported by the template's check
+        return []
+    crls = CrlSources(loopback_ok=settings.revocation_allow_loopback, s3_client=lambda: clients["s3"])
+    findings = []
+    for ca_id, source in settings.revocation.items():
+        issuer = _revocation_issuer(ca_id, settings, clients)
+        if issuer is None:
+            findings.append(
+                Finding(
+                    Level.FAIL,
+                    f"revocation of CA {ca_id[:12]}",
+                    "JITR_REVOCATION names a CA that is neither registered in this account nor the trust root: its"
+                    " CRL cannot be checked",
+                    "key JITR_REVOCATION by the CA certificate's id, then deploy",
+                )
+            )
+            continue
+        findings += _crl_sources(ca_id, issuer, source, settings, crls, now)
+        if settings.decision_table:
+            findings.append(_sync_state(ca_id, settings.decision_table, clients))
+    return findings
+
+
+def _revocation_issuer(ca_id: str, settings: Settings, clients: Clients) -> x509.Certificate | None:
+    """The certificate of the CA whose CRL `JITR_REVOCATION` configures: a registered CA, or the trust root."""
+    try:
+        if settings.trust_root_pem:
+            root = load_certificate(settings.trust_root_pem)
+            if certificate_id(root) == ca_id:
+                return root
+        ca = _found(partial(clients["iot"].describe_ca_certificate, certificateId=ca_id))
+        return load_certificate(ca["certificateDescription"]["certificatePem"]) if ca else None
+    except BadCertificate:
+        return None
+
+
+def _crl_sources(
+    ca_id: str, issuer: x509.Certificate, source: RevocationSource, settings: Settings, crls: CrlSources, now: datetime
+) -> list[Finding]:
+    """One finding per configured CRL. One the CA's other sources stand in for is a warning; when none answers, the
+    CA's devices are retried (or, with onUnknown: accept, provisioned unchecked)."""
+    subject = f"CRL of CA {ca_id[:12]}"
+    grace, skew = timedelta(seconds=source.grace_seconds), timedelta(seconds=settings.clock_skew_seconds)
+    results: list[tuple[str, IndexedCrl | None, str | None]] = []
+    for url in source.crl:
+        try:
+            crl = crls.crl(url, issuer, source)
+        except SourceUnavailable as exc:
+            results.append((url, None, f"unreachable: {exc}"))
+        except UnusableCrl as exc:
+            results.append((url, None, f"unusable: {exc}"))
+        else:
+            results.append((url, crl, _not_current(crl, now, grace, skew)))
+    if not results:
+        hosts = ", ".join(source.certificate_hosts) or "none"
+        return [
+            Finding(
+                Level.WARN,
+                subject,
+                f"no CRL URL is configured, only certificates' own distribution points (on {hosts}): the revocation"
+                " sync has no CRL to read",
+                "add the CA's CRL to its revocation source's crl",
+            )
+        ]
+    answering = any(found is not None and problem is None for _, found, problem in results)
+    failing = Level.WARN if source.on_unknown == "accept" else Level.FAIL
+    if source.on_unknown == "accept":
+        consequence = "its devices are provisioned unchecked (onUnknown: accept) and the sync revokes nothing"
+    else:
+        consequence = "its devices stay pending (RETRY REVOCATION_UNKNOWN) and the sync revokes nothing"
+    findings = []
+    for url, found, problem in results:
+        if found is not None and problem is None:
+            findings.append(Finding(Level.OK, subject, f"{url}: {_crl_summary(found, grace)}"))
+        elif answering:
+            findings.append(Finding(Level.WARN, subject, f"{url}: {problem}", "the CA's other CRL source answers"))
+        else:
+            findings.append(Finding(failing, subject, f"{url}: {problem}", f"fix the source: until then {consequence}"))
+    return findings
+
+
+def _not_current(crl: IndexedCrl, now: datetime, grace: timedelta, skew: timedelta) -> str | None:
+    if crl.this_update > now + skew:
+        return f"not yet current: its thisUpdate ({crl.this_update:%Y-%m-%d %H:%M}Z) is in the future"
+    if crl.next_update is None:
+        return "unusable: it has no nextUpdate, so jitr cannot tell whether it is current"
+    if crl.next_update + grace < now:
+        seconds = int(grace.total_seconds())
+        return f"stale: its nextUpdate ({crl.next_update:%Y-%m-%d %H:%M}Z) plus the {seconds} s grace has passed"
+    return None
+
+
+def _crl_summary(crl: IndexedCrl, grace: timedelta) -> str:
+    number = f", CRL number {crl.number}" if crl.number is not None else ""
+    next_update = f"{crl.next_update:%Y-%m-%d %H:%M}Z" if crl.next_update else "none"
+    return (
+        f"reachable, signed by the CA, current (thisUpdate {crl.this_update:%Y-%m-%d %H:%M}Z, nextUpdate"
+        f" {next_update}, grace {int(grace.total_seconds())} s), {len(crl)} entries{number}"
+    )
+
+
+def _sync_state(ca_id: str, table: str, clients: Clients) -> Finding:
+    subject = f"revocation sync of CA {ca_id[:12]}"
+    try:
+        state = read_sync_state(clients["dynamodb"], table, ca_id)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
+            raise
+        return Finding(Level.FAIL, subject, f"the decision table {table} does not exist", "deploy the stack again")
+    if state is None:
+        return Finding(
+            Level.WARN,
+            subject,
+            f"no sync has run yet (no {SYNC_PREFIX}{ca_id} item in {table}): devices revoked after they were"
+            " provisioned keep connecting",
+            "run `jitr revocation sync`, or wait for its schedule",
+        )
+    last = f"last sync at {state.get('lastSyncAt')}"
+    if state.get("lastError"):
+        return Finding(
+            Level.FAIL,
+            subject,
+            f"{last} failed: {state['lastError']}",
+            "read the sync function's log; until a sync succeeds, new revocations do not reach AWS IoT",
+        )
+    held = len(state.get("heldSerials") or [])
+    return Finding(
+        Level.OK,
+        subject,
+        f"{last} from {state.get('lastSource')}: CRL number {state.get('crlNumber')} of {state.get('crlThisUpdate')}"
+        f" ({state.get('listed')} listed), revoked {state.get('revokedLastRun', 0)} then,"
+        f" {state.get('revokedTotal', 0)} in all, {held} held",
+    )
 
 
 def report(findings: list[Finding]) -> dict[str, Any]:

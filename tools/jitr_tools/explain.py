@@ -1,16 +1,37 @@
 """`jitr explain CERTIFICATE_ID`: what jitr would decide now for a certificate in the account, and what it decided
 (the decision table's record), side by side. Read-only: the handler's own `decide` runs against the account through
 its own adapter, with every change (RegisterThing, UpdateCertificate, DetachThingPrincipal) recorded as what it
-would do instead of done."""
+would do instead of done.
+
+Revocation: the issuer's word on the certificate (the decision's, or, when the decision does not ask, as when the
+certificate is ACTIVE, the configured source asked now), and its revocation-index item in the decision table: whether
+the revocation sync revoked it or held it, when, why and from which CRL."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
-from jitr.iot import IoT
+from jitr.certificates import BadCertificate, load_certificate
+from jitr.iot import CertificateRecord, IoT, NotFound
 from jitr.provisioning import RegistrationEvent, decide
+from jitr.revocation import Revocation
+from jitr.revocation_index import RevocationIndex, serial_key
+from jitr.revocation_sources import CrlSources
 from jitr.settings import Settings
+
+from .revocation_check import describe
+
+
+def read_serial_item(dynamodb_client: Any, table: str, ca_id: str, serial_hex: str) -> dict[str, Any] | None:
+    """The certificate's revocation-index item, or None when it is not indexed (read-only)."""
+    return RevocationIndex(table, dynamodb_client).item(ca_id, serial_hex)
+
+
+def read_sync_state(dynamodb_client: Any, table: str, ca_id: str) -> dict[str, Any] | None:
+    """The CA's revocation-sync state item, or None when no sync has run (read-only)."""
+    return RevocationIndex(table, dynamodb_client).sync_state(ca_id)
 
 
 class DryRunIoT(IoT):
@@ -42,6 +63,7 @@ class Explanation:
     would: list[str] = field(default_factory=list)
     recorded: dict[str, Any] | None = None
     table: str | None = None
+    revocation: RevocationView | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -51,6 +73,7 @@ class Explanation:
             "now": {**self.now, "would": self.would},
             "recorded": self.recorded,
             "decisionTable": self.table,
+            **(self.revocation.to_dict() if self.revocation else {}),
         }
 
     def lines(self) -> list[str]:
@@ -72,7 +95,49 @@ class Explanation:
             lines.append(f"recorded     {self.recorded.get('status')}: being decided right now")
         else:
             lines.append(f"recorded     {verdict(self.recorded)} (at {self.recorded.get('decidedAt')})")
+        return lines + (self.revocation.lines(self.ca_certificate_id, self.table) if self.revocation else [])
+
+
+@dataclass
+class RevocationView:
+    """The issuer's word on a certificate, and what the revocation sync did about it."""
+
+    configured: bool  # the certificate's CA has revocation sources (JITR_REVOCATION)
+    serial: str | None  # hex, lower case
+    answers: tuple[Revocation, ...] = ()
+    index_key: str | None = None  # the revocation-index item looked up (None: no table, or no serial)
+    indexed: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "serialNumber": self.serial,
+            "revocation": [answer.to_dict() for answer in self.answers],
+            "revocationIndex": {"id": self.index_key, "item": self.indexed} if self.index_key else None,
+        }
+
+    def lines(self, ca_id: str | None, table: str | None) -> list[str]:
+        lines = [f"revocation   {describe(answer)}" for answer in self.answers]
+        if not self.configured:
+            lines.append(f"revocation   not checked: CA {ca_id or 'unknown'} has no CRL source (JITR_REVOCATION)")
+        if self.index_key and (self.configured or self.indexed):
+            lines.append(f"synced       {self._synced(ca_id, table)}")
         return lines
+
+    def _synced(self, ca_id: str | None, table: str | None) -> str:
+        item = self.indexed
+        if item is None:
+            return (
+                f"not in the revocation index of {table} ({self.index_key}): the revocation sync cannot find it"
+                f" until the handler decides it or `jitr revocation backfill --ca {ca_id}` indexes it"
+            )
+        status = item.get("syncedStatus")
+        if not status:
+            released = f"; released from a hold at {item['releasedAt']}" if item.get("releasedAt") else ""
+            return f"indexed at {item.get('decidedAt')}, not acted on by the revocation sync{released}"
+        why = [f"reason {item['syncedReason']}" if item.get("syncedReason") else ""]
+        why.append(f"revoked by the issuer at {item['syncedRevokedAt']}" if item.get("syncedRevokedAt") else "")
+        why.append(f"CRL {item['syncedSource']}" if item.get("syncedSource") else "")
+        return f"set {status} by the revocation sync at {item.get('syncedAt')}: " + ", ".join(w for w in why if w)
 
 
 def explain(
@@ -81,18 +146,20 @@ def explain(
     iot_client: Any,
     *,
     dynamodb_client: Any = None,
+    crls: CrlSources | None = None,
 ) -> Explanation:
     """Decide for `certificate_id` as the handler would now, changing nothing, and read what it decided before."""
     from jitr_handlers.once import recorded_decision
 
     iot = DryRunIoT(iot_client)
+    crls = crls or CrlSources(loopback_ok=settings.revocation_allow_loopback)
     record = iot.describe_certificate(certificate_id)
     account = record.arn.split(":")[4] if record.arn.count(":") >= 5 else "000000000000"
     payload = RegistrationEvent.payload(
         certificate_id, record.ca_certificate_id or "0" * 64, account, status=record.status
     )
     event = RegistrationEvent.model_validate(payload)
-    decision = decide(event, iot, settings)
+    decision = decide(event, iot, settings, crls=crls)
     recorded = None
     if settings.decision_table and dynamodb_client is not None and record.ca_certificate_id:
         recorded = recorded_decision(
@@ -109,4 +176,37 @@ def explain(
         iot.effects,
         recorded,
         settings.decision_table,
+        _revocation(record, decision.revocation, iot, settings, crls, dynamodb_client),
     )
+
+
+def _revocation(
+    record: CertificateRecord,
+    answers: tuple[Revocation, ...],
+    iot: IoT,
+    settings: Settings,
+    crls: CrlSources,
+    dynamodb_client: Any,
+) -> RevocationView:
+    """The decision's revocation answers, else (the decision did not ask: the certificate is not pending, or was
+    refused before) the CA's configured source asked now; and the certificate's revocation-index item."""
+    ca_id = record.ca_certificate_id or ""
+    source = settings.revocation.get(ca_id)
+    try:
+        leaf = load_certificate(record.pem)
+    except BadCertificate:
+        return RevocationView(source is not None, None, answers)
+    serial = f"{leaf.serial_number:x}"
+    if source is not None and not answers:
+        try:
+            issuer = load_certificate(iot.describe_ca_certificate(ca_id).pem)
+        except (NotFound, BadCertificate):
+            issuer = None
+        if issuer is not None:
+            skew = timedelta(seconds=settings.clock_skew_seconds)
+            answers = (crls.status(leaf, issuer, source, skew=skew),)
+    view = RevocationView(source is not None, serial, answers)
+    if settings.decision_table and dynamodb_client is not None and ca_id:
+        view.index_key = serial_key(ca_id, serial)
+        view.indexed = read_serial_item(dynamodb_client, settings.decision_table, ca_id, serial)
+    return view

@@ -9,7 +9,7 @@ import datetime as dt
 import ipaddress
 import os
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -19,7 +19,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
 
 from jitr.certificates import BadCertificate, load_certificates
 
@@ -147,8 +147,11 @@ def make_device(
     serial_number: str | None = None,
     organization: str | None = None,
     country: str | None = None,
+    crl_urls: Sequence[str] = (),
+    ocsp_urls: Sequence[str] = (),
 ) -> Issued:
-    """A device certificate signed by `issuer` (or by `signer`, to forge one under the issuer's name)."""
+    """A device certificate signed by `issuer` (or by `signer`, to forge one under the issuer's name), naming
+    `crl_urls` as its CRL distribution points and `ocsp_urls` as its OCSP responders (authorityInfoAccess)."""
     private = new_key(key)
     start = not_before or (now() - dt.timedelta(minutes=5))
     builder = (
@@ -188,8 +191,28 @@ def make_device(
         builder = builder.add_extension(x509.ExtendedKeyUsage(eku), critical=False)
     if san:
         builder = builder.add_extension(x509.SubjectAlternativeName([_general_name(n) for n in san]), critical=False)
+    if crl_urls:
+        builder = builder.add_extension(crl_distribution_points(crl_urls), critical=False)
+    if ocsp_urls:
+        access = [
+            x509.AccessDescription(AuthorityInformationAccessOID.OCSP, x509.UniformResourceIdentifier(u))
+            for u in ocsp_urls
+        ]
+        builder = builder.add_extension(x509.AuthorityInformationAccess(access), critical=False)
     certificate = builder.sign(signer or issuer.key, _HASHES[hash_name]())  # type: ignore[arg-type]  # SHA-1 on purpose
     return Issued(certificate, private, [issuer.certificate, *issuer.chain])
+
+
+def crl_distribution_points(urls: Sequence[str]) -> x509.CRLDistributionPoints:
+    """One distribution point per URL, each a full name (what CAs put in their certificates)."""
+    return x509.CRLDistributionPoints(
+        [
+            x509.DistributionPoint(
+                full_name=[x509.UniformResourceIdentifier(u)], relative_name=None, reasons=None, crl_issuer=None
+            )
+            for u in urls
+        ]
+    )
 
 
 def _general_name(name: str) -> x509.GeneralName:
@@ -417,6 +440,10 @@ DEFECTS: dict[str, Defect] = {
 }
 
 
+# Not a defect of the certificate, which is sound: its issuer listed it in the CRL (`jitr simulate --revoked`).
+REVOKED = Defect("revoked", "REVOKED_BY_ISSUER", lambda ca, n: make_device(ca, n))
+
+
 @dataclass(frozen=True)
 class FleetDevice:
     name: str
@@ -436,9 +463,10 @@ def make_fleet(
     defects: Sequence[str] = tuple(DEFECTS),
     prefix: str = "sensor-",
     seed: int | None = None,
+    crl_urls: Sequence[str] = (),
 ) -> list[FleetDevice]:
     """`count` devices named `<prefix>00001`...; round(count x invalid_fraction) of them, chosen by `seed`, carry a
-    defect from `defects` (in turn)."""
+    defect from `defects` (in turn). The good ones name `crl_urls` as their CRL distribution points."""
     unknown = [d for d in defects if d not in DEFECTS]
     if unknown:
         raise ValueError(f"unknown defect(s) {', '.join(unknown)}; known: {', '.join(DEFECTS)}")
@@ -456,6 +484,45 @@ def make_fleet(
         if index in defective and kinds:
             defect = kinds[made % len(kinds)]
             made += 1
-        issued = defect.make(ca, name) if defect else make_device(ca, name)
+        issued = defect.make(ca, name) if defect else make_device(ca, name, crl_urls=crl_urls)
         fleet.append(FleetDevice(name, issued, defect))
     return fleet
+
+
+RevokedEntry = tuple[x509.Certificate | int, x509.ReasonFlags | None]
+
+
+def make_crl(
+    issuer: Issued,
+    revoked: Sequence[RevokedEntry] = (),
+    *,
+    this_update: dt.datetime | None = None,
+    next_update: dt.datetime | None = None,
+    signer: CertificateIssuerPrivateKeyTypes | None = None,
+    extensions: Sequence[tuple[x509.ExtensionType, bool]] = (),
+    number: int = 1,
+    revoked_at: Mapping[int, dt.datetime] | None = None,
+) -> x509.CertificateRevocationList:
+    """A CRL from `issuer` listing `revoked` (a certificate or a serial number, with a reason or none), current for a
+    day unless told otherwise; signed by `signer` to forge one under the issuer's name. `extensions` are added as
+    (value, critical). Each entry's revocation date is `revoked_at[serial]`, else the CRL's thisUpdate."""
+    start = this_update or (now() - dt.timedelta(minutes=5))
+    dates = revoked_at or {}
+    entries = []
+    for item, reason in revoked:
+        serial = item.serial_number if isinstance(item, x509.Certificate) else item
+        entry = x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(dates.get(serial, start))
+        if reason is not None:
+            entry = entry.add_extension(x509.CRLReason(reason), critical=False)
+        entries.append(entry.build())
+    builder = (
+        x509.CertificateRevocationListBuilder(revoked_certificates=entries)  # all at once: adding one by one copies
+        .issuer_name(issuer.certificate.subject)
+        .last_update(start)
+        .next_update(next_update or start + dt.timedelta(days=1))
+        .add_extension(x509.CRLNumber(number), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.key.public_key()), critical=False)
+    )
+    for value, critical in extensions:
+        builder = builder.add_extension(value, critical=critical)
+    return builder.sign(signer or issuer.key, hashes.SHA256())

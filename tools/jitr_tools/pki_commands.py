@@ -1,8 +1,11 @@
 """`jitr pki`: a development PKI on disk, and the verification certificate AWS IoT asks for in DEFAULT mode.
 
 jitr pki ca [--dir .dev-pki]
-jitr pki devices --count N [--invalid-fraction F] [--defects a,b] [--out .dev-pki/devices]
+jitr pki devices --count N [--invalid-fraction F] [--defects a,b] [--out .dev-pki/devices] [--crl-url URL]
 jitr pki verification --ca CA.pem --ca-key CA.key --registration-code CODE [--out FILE]
+jitr pki revoke CERT.pem [--reason keyCompromise|...|certificateHold]   (default: unspecified)
+jitr pki release CERT.pem                                               (lifts a certificateHold)
+jitr pki crl [--out FILE] [--next-update-hours N]                       (the development CA's CRL, DER)
 """
 
 from __future__ import annotations
@@ -14,8 +17,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from . import pki
-from .arguments import certificates, private_key
+from . import pki, pki_revocations
+from .arguments import UsageError, certificates, number, private_key
 
 REGISTRATION_CODE = re.compile(r"^[0-9a-f]{64}$")
 
@@ -36,6 +39,12 @@ def add_commands(commands: Any) -> None:
     devices.add_argument("--seed", type=int, help="repeatable choice of the defective devices")
     devices.add_argument("--dir", type=Path, default=pki.DEVELOPMENT_PKI, help="the CA folder (default .dev-pki)")
     devices.add_argument("--out", type=Path, help="where to write (default <dir>/devices)")
+    devices.add_argument(
+        "--crl-url",
+        default=pki_revocations.crl_url(),
+        help="the CRL distribution point the good devices name (default: where jitr serve publishes the CA's CRL,"
+        f" {pki_revocations.crl_url()}; '' for none)",
+    )
     devices.set_defaults(run=_devices)
 
     verification = sub.add_parser(
@@ -50,6 +59,38 @@ def add_commands(commands: Any) -> None:
     )
     verification.add_argument("--out", type=Path, help="write here instead of standard output")
     verification.set_defaults(run=_verification)
+    _revocation_commands(sub)
+
+
+def _revocation_commands(sub: Any) -> None:
+    revoke = sub.add_parser("revoke", help="the development CA revokes a device certificate (its next CRL lists it)")
+    revoke.add_argument("certificate", type=Path, metavar="CERT.pem", help="a device certificate the CA issued")
+    revoke.add_argument(
+        "--reason",
+        default=pki_revocations.UNSPECIFIED,
+        choices=list(pki_revocations.REASONS),
+        metavar="REASON",
+        help="RFC 5280's name: " + ", ".join(pki_revocations.REASONS) + " (default unspecified: no reason code)."
+        " certificateHold suspends it until `jitr pki release`",
+    )
+    revoke.add_argument("--dir", type=Path, default=pki.DEVELOPMENT_PKI, help="the CA folder (default .dev-pki)")
+    revoke.set_defaults(run=_revoke)
+
+    release = sub.add_parser("release", help="lift a certificateHold (a revocation for any other reason is permanent)")
+    release.add_argument("certificate", type=Path, metavar="CERT.pem", help="a device certificate on hold")
+    release.add_argument("--dir", type=Path, default=pki.DEVELOPMENT_PKI, help="the CA folder (default .dev-pki)")
+    release.set_defaults(run=_release)
+
+    crl = sub.add_parser("crl", help="the development CA's current CRL (DER), signed by it")
+    crl.add_argument("--out", type=Path, help=f"where to write it (default <dir>/{pki_revocations.CRL_FILE})")
+    crl.add_argument(
+        "--next-update-hours",
+        type=number(minimum=0, exclusive=True, maximum=pki_revocations.MAX_NEXT_UPDATE_HOURS),
+        default=pki_revocations.DEFAULT_NEXT_UPDATE_HOURS,
+        help="how long the CRL is current (24)",
+    )
+    crl.add_argument("--dir", type=Path, default=pki.DEVELOPMENT_PKI, help="the CA folder (default .dev-pki)")
+    crl.set_defaults(run=_crl)
 
 
 def _ca(args: argparse.Namespace) -> int:
@@ -72,6 +113,7 @@ def _devices(args: argparse.Namespace) -> int:
             defects=defects,
             prefix=args.prefix,
             seed=args.seed,
+            crl_urls=[args.crl_url] if args.crl_url else [],
         )
     except ValueError as exc:
         print(f"jitr: {exc}", file=sys.stderr)
@@ -110,4 +152,51 @@ def _verification(args: argparse.Namespace) -> int:
         print(f"wrote {args.out}: CN={code}, signed by {certificate.subject.rfc4514_string()}")
     else:
         sys.stdout.write(issued.pem)
+    return 0
+
+
+def _revocations(folder: Path) -> pki_revocations.Revocations:
+    if not (folder / f"{pki.ISSUING_STEM}.pem").exists():
+        raise UsageError(f"no development CA in {folder}: `jitr pki ca --dir {folder}` makes one")
+    return pki_revocations.Revocations(folder)
+
+
+def _revoke(args: argparse.Namespace) -> int:
+    revocations = _revocations(args.dir)
+    certificate = certificates(args.certificate, "CERT.pem")[0]  # the device first, then its chain
+    try:
+        entry = revocations.revoke(certificate, args.reason)
+    except pki_revocations.RevocationError as exc:
+        raise UsageError(f"{args.certificate}: {exc}") from None
+    print(
+        f"revoked {entry.subject} (serial {entry.serial:x}, {entry.reason}, {entry.revoked_at:%Y-%m-%dT%H:%M:%SZ});"
+        " the development CA's next CRL lists it (jitr pki crl; jitr serve publishes it at once)"
+    )
+    return 0
+
+
+def _release(args: argparse.Namespace) -> int:
+    revocations = _revocations(args.dir)
+    certificate = certificates(args.certificate, "CERT.pem")[0]
+    try:
+        entry = revocations.release(certificate)
+    except pki_revocations.RevocationError as exc:
+        raise UsageError(f"{args.certificate}: {exc}") from None
+    print(f"released {entry.subject} (serial {entry.serial:x}) from its hold; the next CRL no longer lists it")
+    return 0
+
+
+def _crl(args: argparse.Namespace) -> int:
+    try:
+        issued = _revocations(args.dir).crl(args.next_update_hours)
+    except pki_revocations.RevocationError as exc:
+        raise UsageError(str(exc)) from None
+    out = args.out or args.dir / pki_revocations.CRL_FILE
+    if out != args.dir / pki_revocations.CRL_FILE:
+        out.write_bytes(issued.der)
+    state = "new" if issued.issued_now else "unchanged, still current"
+    print(
+        f"wrote {out}: CRL #{issued.number} ({state}), {issued.entries} revoked, next update"
+        f" {issued.next_update:%Y-%m-%dT%H:%M:%SZ}"
+    )
     return 0

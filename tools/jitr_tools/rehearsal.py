@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 from unittest import mock
@@ -17,7 +17,7 @@ from . import pki
 from .lambda_context import LambdaContext
 
 if TYPE_CHECKING:
-    from jitr.settings import Settings
+    from jitr.settings import RevocationSource, Settings
     from jitr_handlers.registration import DecisionHook
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "templates" / "jitr-device.json"
@@ -76,11 +76,13 @@ def handler_environment(
     on_decision: DecisionHook | None = None,
     decision_table: str | None = None,
     settings: Settings | None = None,
+    revocation: Mapping[str, RevocationSource] | None = None,
 ) -> Iterator[Callable[[], Callable[[dict[str, Any]], Any]]]:
     """The real handler with the settings the stack gives it (pacing only when `quota` is given). Yields
     `new_environment()`: each call is one execution environment (its own Registration: adapter, template cache and
     share of the quota) and returns its Lambda handler. Log lines go to `log_stream`; X-Ray and EMF output are off
-    (no daemon here); `on_decision` sees every decision. `settings` replaces those (a stack's, for `jitr serve`).
+    (no daemon here); `on_decision` sees every decision; `revocation` gives CAs their CRL sources (served on
+    127.0.0.1, so loopback is allowed). `settings` replaces those (a stack's, for `jitr serve`).
     Everything is put back on exit."""
     from jitr.settings import Settings
     from jitr_handlers.observability import logger
@@ -92,6 +94,8 @@ def handler_environment(
         register_thing_tps=quota or None,  # as the stack sets them: each environment paces its share
         max_concurrency=concurrency,
         decision_table=decision_table,
+        revocation=dict(revocation or {}),
+        revocation_allow_loopback=bool(revocation),
     )
     values = {
         "AWS_DEFAULT_REGION": region,

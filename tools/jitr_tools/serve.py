@@ -5,6 +5,10 @@ with a server certificate for localhost and 127.0.0.1 from a local CA written ou
 what `cdk deploy` leaves in an account, from the same configuration (cdk.json, or `--config`): the CAs, the device
 policy, the stored template, and the wiring (topic rule -> queue -> the real handler with the stack's settings), so a
 device's first connect is decided as in the account.
+
+When the development CA (`jitr pki ca`) is one of the CAs, its CRL is published on 127.0.0.1 (`--crl-port`, made
+afresh from `.dev-pki/` on each request, so `jitr pki revoke` counts at the next fetch), the handler checks its
+devices against it, and the revocation sync runs every `sync_seconds`, as the stack's schedule runs it.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import json
 import pickle
 import signal
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,12 +31,16 @@ from moto.dynamodb.models import dynamodb_backends
 from moto.iot.models import iot_backends
 
 from infra.config import JitrConfig
+from jitr.certificates import certificate_id
 from jitr.outcomes import Outcome
 from jitr.policy import account_arn, device_policy_document
 from jitr.provisioning import Decision
+from jitr.revocation_sync import SyncReport
+from jitr.settings import RevocationSource, Settings
 
-from . import embedded
+from . import embedded, pki, pki_revocations
 from .broker import MqttEndpoint, running
+from .crl_server import CrlServer
 from .embedded import EmbeddedIoT
 from .pki import write_private
 from .rehearsal import DECISION_TABLE, DEVICE_POLICY, TEMPLATE_NAME, create_decision_table, handler_environment
@@ -60,6 +69,9 @@ class ServeOptions:
     mqtt_port: int = 8883
     api_port: int = 4566
     visibility_timeout_s: float = VISIBILITY_TIMEOUT_S  # how long a failed batch waits in the queue before redelivery
+    dev_pki: Path | None = None  # the development PKI: when its issuing CA is configured, its CRL is published
+    crl_port: int = pki_revocations.CRL_PORT
+    sync_seconds: float = 30.0  # the revocation sync's period
 
 
 class Service:
@@ -78,8 +90,14 @@ class Service:
         self.restored = False
         self.decisions: dict[str, Decision] = {}  # per certificate id, this run: PROVISIONED or REJECTED
         self.wiring: QueueWiring | None = None
+        self.settings: Settings | None = None  # the handler's (and the revocation sync's)
+        self.crl_server: CrlServer | None = None  # the development CA's CRL, when that CA is configured
+        self.crl_url = ""
         self._exit = contextlib.ExitStack()
         self._lock = threading.Lock()
+        self._sync_lock = threading.Lock()
+        self._sync_errors: dict[str, str | None] = {}  # per CA, the last failure said (said once, not every run)
+        self.revoked_by_sync = 0  # certificates the revocation sync set REVOKED this run
 
     # -- start and stop -------------------------------------------------------------------------------------------
 
@@ -115,7 +133,8 @@ class Service:
         # The handler's log lines and its EMF metric lines (standard output, as in Lambda) go to the handler log.
         self._exit.enter_context(contextlib.redirect_stdout(log))
         if self.config.validated:
-            settings = self.config.handler_settings(self.template_name, DECISION_TABLE)
+            settings = self._with_revocation(self.config.handler_settings(self.template_name, DECISION_TABLE))
+            self.settings = settings
             new_environment = self._exit.enter_context(
                 handler_environment(
                     region, log, function_name="jitr-serve", on_decision=self._decided, settings=settings
@@ -137,6 +156,8 @@ class Service:
                         REGISTERED_TOPIC.format(ca_id=ca.certificate_id),
                         lambda _topic, event: wiring.send(json.dumps(event)),
                     )
+            if settings.revocation:
+                self._start_sync()
         endpoint = MqttEndpoint(self.iot, self.credentials, self.say, host=options.host, port=options.mqtt_port)
         self.endpoint = self._exit.enter_context(running(endpoint))
 
@@ -182,6 +203,77 @@ class Service:
                     registrationConfig={"templateBody": json.dumps(document), "roleArn": role},
                 )
 
+    # -- the development CA's revocations --------------------------------------------------------------------------
+
+    def _with_revocation(self, settings: Settings) -> Settings:
+        """The handler's settings, with the development CA's CRL (served here) as its revocation source when the
+        development CA is a configured CA. Read afresh on each decision (cacheSeconds 0) so a `jitr pki revoke`
+        counts at once: a deployment keeps a CRL until its nextUpdate."""
+        folder = self.options.dev_pki
+        if folder is None or not (folder / f"{pki.ISSUING_STEM}.pem").exists():
+            return settings
+        revocations = pki_revocations.Revocations(folder)
+        ca_id = certificate_id(revocations.ca.certificate)
+        if ca_id not in {ca.certificate_id for ca in self.config.cas}:
+            return settings
+        port = self.options.crl_port
+        try:
+            server = self._exit.enter_context(CrlServer(port))
+        except OSError as exc:
+            raise OSError(
+                exc.errno, f"cannot serve the CRL on 127.0.0.1:{port}: {exc.strerror} (another --crl-port?)"
+            ) from None
+        self.crl_server = server
+        self.crl_url = server.publish_live(pki_revocations.CRL_PATH, lambda: revocations.crl().der)
+        source = RevocationSource(crl=(self.crl_url,), cache_seconds=0)
+        return settings.model_copy(
+            update={"revocation": {ca_id: source, **settings.revocation}, "revocation_allow_loopback": True}
+        )
+
+    def _start_sync(self) -> None:
+        stop = threading.Event()
+
+        def every_period() -> None:
+            while not stop.wait(self.options.sync_seconds):
+                try:
+                    self.sync_once()
+                except Exception as exc:  # the schedule runs again next period, as EventBridge's would
+                    self.say(
+                        f"SYNC: the run failed ({type(exc).__name__}: {exc}); the next runs in"
+                        f" {self.options.sync_seconds:g} s"
+                    )
+
+        thread = threading.Thread(target=every_period, name="jitr-revocation-sync", daemon=True)
+        thread.start()
+        self._exit.callback(thread.join, 60)  # a run in progress finishes while the account is still there
+        self._exit.callback(stop.set)
+
+    def sync_once(self) -> SyncReport:
+        """One run of the revocation sync against this account, as the scheduled function runs it; says what it
+        revoked, held and released, and a failure once (until it changes)."""
+        from jitr_handlers.revocation_sync import run
+
+        assert self.settings is not None
+        with self._sync_lock:
+            report = run(self.settings)
+        for ca in report.cas:
+            self.revoked_by_sync += len(ca.revoked)
+            where = f"CRL #{ca.crl_number} of CA {ca.ca_id[:12]}"
+            for done, certificates in (
+                ("REVOKED", ca.revoked),
+                ("INACTIVE (certificateHold)", ca.held),
+                ("ACTIVE again (hold lifted)", ca.released),
+            ):
+                for certificate in certificates:
+                    self.say(f"SYNC certificate {certificate[:12]}: {done} by the revocation sync ({where})")
+            if ca.error != self._sync_errors.get(ca.ca_id):
+                if ca.error:
+                    self.say(f"SYNC CA {ca.ca_id[:12]}: FAILED, nothing revoked: {ca.error}")
+                elif ca.ca_id in self._sync_errors:
+                    self.say(f"SYNC CA {ca.ca_id[:12]}: the CRL is usable again ({where})")
+                self._sync_errors[ca.ca_id] = ca.error
+        return report
+
     # -- the account between runs (`--state`) ----------------------------------------------------------------------
 
     def _restore(self) -> bool:
@@ -205,6 +297,14 @@ class Service:
 
     # -- what the operator sees ------------------------------------------------------------------------------------
 
+    def decided(self, certificate_id: str, timeout_s: float = 10.0) -> Decision | None:
+        """The decision this run made for the certificate, waiting up to `timeout_s` for it: a decision is recorded
+        after its effects, so a status seen changed in the account may come a moment before it."""
+        deadline = time.monotonic() + timeout_s
+        while (decision := self.decisions.get(certificate_id)) is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return decision
+
     def _decided(self, decision: Decision) -> None:
         thing = f" as thing {decision.thing_name}" if decision.thing_name else ""
         reason = f" {decision.reason}: {decision.message}" if decision.reason else ""
@@ -221,6 +321,8 @@ class Service:
         counts = ", ".join(f"{outcome} {count}" for outcome, count in sorted(outcomes.items())) or "none"
         decided = sum(outcomes.values())
         line = f"jitr serve: decided {decided} certificate{'' if decided == 1 else 's'} this run ({counts})"
+        if self.revoked_by_sync:
+            line += f"; the revocation sync revoked {self.revoked_by_sync}"
         if stats.dead_letters:
             certificates = sorted({str(json.loads(body).get("certificateId", "?"))[:12] for body in stats.given_up})
             line += (
@@ -243,9 +345,13 @@ class Service:
             f"  CAs ({mode}"
             + (": devices must send SNI, so connect to localhost, not 127.0.0.1)" if mode == "SNI_ONLY" else ")"),
             *(f"    {ca.certificate_id}" for ca in self.config.cas),
-            "",
-            "Try:",
         ]
+        if self.crl_url:
+            lines.append(
+                f"  development CA's CRL         {self.crl_url}  (the handler checks it; synced every"
+                f" {self.options.sync_seconds:g} s)"
+            )
+        lines += ["", "Try:"]
         device = "sensor-00001"
         pki_folder = ".dev-pki" if self.config.development_ca else "<your CA's folder>"
         if self.config.development_ca:
@@ -260,6 +366,14 @@ class Service:
             f"      --cert {cert} --key {key} --client-id {device} --topic things/{device}/telemetry",
             "      # the Device SDK v2's MQTT 3.1.1 sample; jitr serve speaks MQTT 3.1.1, not 5",
             f"  aws iot list-things --endpoint-url {url} --region {self.iot.region}",
+            *(
+                [
+                    f"  jitr pki revoke {self.options.dev_pki}/devices/sensor-00002.pem --reason keyCompromise"
+                    "   # refused at its first connect; REVOKED by the next sync once provisioned"
+                ]
+                if self.crl_url
+                else []
+            ),
             "Ctrl-C stops it" + (f"; the account is saved in {folder}." if self.options.keep else "."),
         ]
         return "\n".join(lines)

@@ -6,6 +6,10 @@ held to `quota` calls per second by the embedded IoT (ThrottlingException beyond
 the flow calls is held to AWS's default quota scaled by the same factor. The summary is read from the account and from
 the decisions the handler reports.
 
+With `revoked`, the CA has revoked that many of the good devices before they first connect: its CRL is published on
+127.0.0.1, every good device names it as its CRL distribution point, and the handler checks each against it (the
+revoked ones are rejected REVOKED_BY_ISSUER).
+
 Times are real but run `quota / 10` times faster than on AWS: the devices' reconnect delays are divided by that factor,
 and the queue's visibility timeout is scaled down too, so a rehearsal stays short; the handler, its retries (botocore's
 standard mode) and the IoT's checks are unchanged.
@@ -26,17 +30,23 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
 from jitr.outcomes import Outcome
 from jitr.pacing import AWS_DEFAULT_TPS, max_concurrency
 from jitr.provisioning import Decision
+from jitr.settings import RevocationSource
 
 from . import embedded, pki
+from .crl_server import CrlServer
 from .embedded import EmbeddedIoT
 from .embedded.iot import Connect, ConnectResult
 from .reconnect import Reconnect
 from .rehearsal import create_decision_table, handler_environment, prepare_account
 from .wiring import DirectWiring, QueueWiring, Wiring, WiringStats
 
+DEFAULT_REVOKED = 3  # the command line's fleet: this many good devices revoked by the CA (fewer in a smaller fleet)
 NAIVE_CONCURRENCY = 100  # rule -> Lambda: as many concurrent invocations as events arrive, up to this many threads
 
 
@@ -89,6 +99,7 @@ class Options:
     absorb_duplicates: bool = True  # the decision table; off: every duplicate is decided again (reads the certificate)
     timeout_s: float = 300.0  # the rehearsal stops here, decided or not
     defects: tuple[str, ...] = tuple(pki.DEFECTS)
+    revoked: int = 0  # good devices the CA revokes before they connect (its CRL served on 127.0.0.1)
     progress: bool = False
 
     @property
@@ -125,6 +136,7 @@ class Result:
     quota: float
     concurrency: int
     wiring: str
+    revoked_by_issuer: int = 0  # devices the CA revoked before their first connect (expected: REVOKED_BY_ISSUER)
     time_factor: float = 1.0  # how much faster than AWS the rehearsal runs (its quotas and reconnect delays)
     absorb_duplicates: bool = True
     connects: int = 0  # every connect the devices made, first ones and reconnects
@@ -179,14 +191,61 @@ def mapping_concurrency(quota: float) -> int:
 def simulate(options: Options) -> Result:
     """Run one rehearsal on a fresh embedded account. Everything the result says is read back from the IoT's state and
     the handler's log, not assumed."""
-    import boto3
-
     reconnect = options.reconnect_policy  # refuses bad delays before anything starts
     rng = random.Random(options.seed)  # noqa: S311 (reconnect jitter)
-    ca = pki.make_ca("jitr simulation CA")
-    fleet = pki.make_fleet(
-        ca, options.devices, invalid_fraction=options.invalid_fraction, defects=options.defects, seed=options.seed
-    )
+    good = good_devices(options)
+    if options.revoked > good:
+        raise ValueError(f"--revoked {options.revoked} is more than the fleet's {good} good devices")
+    with contextlib.ExitStack() as published:
+        crl_server = published.enter_context(CrlServer()) if options.revoked else None
+        crl_urls = [crl_server.url(CRL_PATH)] if crl_server else []
+        ca = pki.make_ca("jitr simulation CA")
+        fleet = pki.make_fleet(
+            ca,
+            options.devices,
+            invalid_fraction=options.invalid_fraction,
+            defects=options.defects,
+            seed=options.seed,
+            crl_urls=crl_urls,
+        )
+        if crl_server:
+            revoke_some(fleet, options.revoked, options.seed)
+            crl_server.publish(CRL_PATH, _crl(ca, fleet))
+        return _simulate(options, ca, fleet, crl_urls, reconnect, rng)
+
+
+def good_devices(options: Options) -> int:
+    """How many devices of the fleet have no defect (`pki.make_fleet`'s count)."""
+    return options.devices - (round(options.devices * options.invalid_fraction) if options.defects else 0)
+
+
+CRL_PATH = "/simulation-ca.crl"
+REASONS = (x509.ReasonFlags.key_compromise, x509.ReasonFlags.cessation_of_operation, x509.ReasonFlags.superseded)
+
+
+def revoke_some(fleet: list[pki.FleetDevice], count: int, seed: int | None) -> None:
+    """Mark `count` good devices of `fleet`, chosen by `seed`, as revoked by their CA."""
+    good = [index for index, device in enumerate(fleet) if device.defect is None]
+    for index in random.Random(seed).sample(good, count):  # noqa: S311 (which devices; not a secret)
+        fleet[index] = pki.FleetDevice(fleet[index].name, fleet[index].issued, pki.REVOKED)
+
+
+def _crl(ca: pki.Issued, fleet: list[pki.FleetDevice]) -> bytes:
+    revoked = [d.issued.certificate for d in fleet if d.defect is pki.REVOKED]
+    crl = pki.make_crl(ca, [(c, REASONS[i % len(REASONS)]) for i, c in enumerate(revoked)])
+    return crl.public_bytes(serialization.Encoding.DER)
+
+
+def _simulate(
+    options: Options,
+    ca: pki.Issued,
+    fleet: list[pki.FleetDevice],
+    crl_urls: list[str],
+    reconnect: Reconnect,
+    rng: random.Random,
+) -> Result:
+    import boto3
+
     concurrency = options.concurrency or mapping_concurrency(options.quota)
     if options.wiring == "direct":
         concurrency = options.concurrency or NAIVE_CONCURRENCY
@@ -194,7 +253,7 @@ def simulate(options: Options) -> Result:
         warnings.simplefilter("ignore")
         iot = EmbeddedIoT()
         client = boto3.client("iot", region_name=iot.region)
-        prepare_account(client, ca, iot.account_id)
+        ca_id = prepare_account(client, ca, iot.account_id)
         if options.aws_quotas:
             iot.apply_aws_quotas(options.time_factor)
         else:
@@ -205,6 +264,7 @@ def simulate(options: Options) -> Result:
         if options.absorb_duplicates:
             table = create_decision_table(boto3.client("dynamodb", region_name=iot.region))
 
+        revocation = {ca_id: RevocationSource(crl=tuple(crl_urls))} if crl_urls else None
         iot.reset_counters()  # the account's set-up is not the fleet's traffic
         started = time.monotonic()
         log = DecisionRecorder(started)
@@ -218,6 +278,7 @@ def simulate(options: Options) -> Result:
                 concurrency=concurrency,
                 on_decision=log,
                 decision_table=table,
+                revocation=revocation,
             ) as new_environment,
             contextlib.redirect_stdout(io.StringIO()),
         ):
@@ -431,6 +492,7 @@ def _account(
         quota=options.quota,
         concurrency=concurrency,
         wiring=options.wiring,
+        revoked_by_issuer=sum(1 for device in fleet if device.defect is pki.REVOKED),
         timeline=timeline,
     )
 
@@ -458,6 +520,11 @@ def summary(result: Result) -> str:
         f"provisioned          {result.provisioned}",
         f"rejected             {result.rejected}"
         + (f"  ({', '.join(f'{k} {v}' for k, v in result.rejected_by_reason.items())})" if result.rejected else ""),
+        *(
+            [f"revoked by the CA    {result.revoked_by_issuer}  (listed in its CRL before their first connect)"]
+            if result.revoked_by_issuer
+            else []
+        ),
         f"refused at connect   {result.refused_at_connect}  (AWS's TLS handshake: not signed by the registered CA)",
         f"lost                 {result.lost}",
         *(
