@@ -167,39 +167,26 @@ def test_a_fleet_may_accept_an_unknown_status_and_each_is_counted(
 
 
 def test_an_intermediate_the_root_revoked_refuses_its_devices(
-    account: Account, crl_server: CrlServer, monkeypatch: pytest.MonkeyPatch
+    fleet: Fleet, crl_server: CrlServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given a registered CA that is an intermediate under a configured trust root, which has revoked it
     root = pki.make_ca("maker root")
     intermediate = pki.make_ca("maker issuing CA", issuer=root)
+    account = fleet.account  # the stack's template and policy, with another CA registered beside the fleet's
     ca_id = account.register_ca(intermediate)
-    _stack_resources(account)
     monkeypatch.setenv("JITR_TRUST_ROOT_PEM", root.pem)
     url = crl_server.publish(
         "/root.crl", der(pki.make_crl(root, [(intermediate.certificate, x509.ReasonFlags.ca_compromise)]))
     )
     configure(monkeypatch, certificate_id(root.certificate), url)
-    fleet = Fleet(account, intermediate, ca_id)
-    event = fleet.first_connect(fleet.device("under-a-revoked-ca"))
+    under = Fleet(account, intermediate, ca_id)
+    event = under.first_connect(under.device("under-a-revoked-ca"))
     # When one of its devices connects
     decision = _recorded_decision(account, event)
     # Then it is refused, naming the CA the root revoked
     assert (decision["outcome"], decision["reason"]) == ("REJECTED", "REVOKED_BY_ISSUER")
     assert decision["message"].startswith("its CA: revoked by the issuer")
     assert "cACompromise" in decision["message"]
-
-
-def _stack_resources(account: Account) -> None:
-    from tests.integration.support import TEMPLATE_NAME
-    from tests.support import DEVICE_POLICY, REPO
-
-    account.client.create_policy(policyName="jitr-device", policyDocument=DEVICE_POLICY)
-    account.client.create_provisioning_template(
-        templateName=TEMPLATE_NAME,
-        templateBody=(REPO / "templates" / "jitr-device.json").read_text(),
-        provisioningRoleArn="arn:aws:iam::123456789012:role/jitr-provisioning",
-        enabled=True,
-    )
 
 
 def test_a_ca_without_revocation_sources_is_not_checked(fleet: Fleet) -> None:
