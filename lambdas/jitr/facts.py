@@ -99,11 +99,11 @@ def _subject_alternative_names(certificate: x509.Certificate) -> dict[str, str]:
 # -- DER, as little as these facts need ---
 
 _TEXT = {  # universal tag -> (ASN.1 type, decoding)
-    0x0C: ("UTF8String", "utf-8"),
-    0x13: ("PrintableString", "ascii"),
-    0x16: ("IA5String", "ascii"),
-    0x1A: ("VisibleString", "ascii"),
-    0x04: ("OCTET STRING", "utf-8"),
+    0x0C: ("a UTF8String", "utf-8"),
+    0x13: ("a PrintableString", "ascii"),
+    0x16: ("an IA5String", "ascii"),
+    0x1A: ("a VisibleString", "ascii"),
+    0x04: ("an OCTET STRING", "utf-8"),
 }
 _PRINTABLE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789 '()+,-./:=?")
 _VISIBLE = frozenset(map(chr, range(0x20, 0x7F)))
@@ -133,10 +133,10 @@ def extension_text(der: bytes) -> str:
     try:
         text = der[start:end].decode(encoding)
     except UnicodeDecodeError:
-        raise ValueError(f"holds a {kind} that is not valid {encoding.upper()}") from None
-    allowed = _PRINTABLE if kind == "PrintableString" else _VISIBLE if kind == "VisibleString" else None
+        raise ValueError(f"holds {kind} that is not valid {encoding.upper()}") from None
+    allowed = {0x13: _PRINTABLE, 0x1A: _VISIBLE}.get(tag)
     if allowed is not None and not set(text) <= allowed:
-        raise ValueError(f"holds a {kind} with characters its type does not allow")
+        raise ValueError(f"holds {kind} with characters its type does not allow")
     return text
 
 
