@@ -22,13 +22,21 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 from pydantic import ValidationError
 
-from jitr.certificates import CERTIFICATE_FIELDS, NEUTRAL_CERTIFICATE_PARAMETERS, PROFILES, ca_problem, certificate_id
+from jitr.certificates import PROFILES, ca_problem, certificate_id
 from jitr.pacing import AWS_DEFAULT_TPS, max_concurrency
 from jitr.revocation_sources import address_refusal
-from jitr.settings import EXISTING_THING_ACTIONS, REJECTION_ACTIONS, RevocationSource, Settings
+from jitr.settings import EXISTING_THING_ACTIONS, REJECTION_ACTIONS, RevocationSource, Settings, extension_problem
 from jitr.templates import Plan, Problem, Template, TemplateError, parse_template, render_template
+from jitr.templates.fields import (
+    AWS_FIELDS,
+    EXTENSION_PREFIX,
+    PREFIXES,
+    certificate_fields,
+    is_certificate_field,
+    neutral_parameters,
+)
 from jitr.templates.intrinsics import referenced_parameters
-from jitr.templates.limits import CERTIFICATE_PARAMETER_PREFIX, POLICY, TEMPLATE_NAME, THING
+from jitr.templates.limits import POLICY, TEMPLATE_NAME, THING
 
 CONTEXT_KEY = "jitr"
 CONFIG_FILE_KEY = "jitr:configFile"
@@ -36,19 +44,7 @@ CERTIFICATE_MODES = ("DEFAULT", "SNI_ONLY")
 PROVISIONING_MODES = ("jitr", "jitp")
 REGISTRATION_CODE = re.compile(r"^[0-9a-f]{64}$")
 # What JITP fills in from the device certificate; any other template parameter needs a Default in jitp mode.
-JITP_PARAMETERS = frozenset(
-    f"AWS::IoT::Certificate::{name}"
-    for name in (
-        "CommonName",
-        "SerialNumber",
-        "Country",
-        "Organization",
-        "OrganizationalUnit",
-        "DistinguishedNameQualifier",
-        "StateName",
-        "Id",
-    )
-)
+JITP_PARAMETERS = AWS_FIELDS
 _HANDLER = Settings.model_fields
 # Every setting's default, once. The handler's own settings take theirs from the handler's settings model.
 DEFAULTS: dict[str, Any] = {
@@ -67,6 +63,9 @@ DEFAULTS: dict[str, Any] = {
     "clockSkewSeconds": _HANDLER["clock_skew_seconds"].default,
     "decisionRetentionDays": _HANDLER["decision_retention_days"].default,
     "extraParameters": {},
+    # extensions a template may read as Jitr::Certificate::Extension::<name>: name -> dotted OID (one set for the
+    # stack today; each product will declare its own)
+    "certificateExtensions": {},
     "existingResources": {},
     "registerThingTps": 10,
     "maxReceiveCount": 5,
@@ -148,6 +147,7 @@ class JitrConfig:
     sweep_max_per_run: int
     development_ca: bool
     extra_parameters: dict[str, str]
+    certificate_extensions: dict[str, str]
     existing_resources: dict[str, tuple[str, ...]]
     existing_thing: str
     clock_skew_seconds: int
@@ -187,6 +187,7 @@ class JitrConfig:
             max_validity_days=self.max_validity_days,
             trust_root_pem=self.trust_root_pem,
             extra_parameters=self.extra_parameters,
+            certificate_extensions=self.certificate_extensions,
             existing_thing=self.existing_thing,
             clock_skew_seconds=self.clock_skew_seconds,
             # each environment takes quota / concurrency RegisterThing calls per second: together, the quota
@@ -298,9 +299,11 @@ def load_config(
     else:
         _check_cas_against_profile(cas, profile, trust_root_pem, at)
     extra_parameters = _extra_parameters(settings, template, template_path, notes)
-    plan, render_problems = _neutral_plan(template, extra_parameters)
+    extensions = _certificate_extensions(settings, template, template_path, provisioning_mode, notes)
+    plan, render_problems = _neutral_plan(template, extra_parameters, extensions)
     if validated_mode(provisioning_mode):
-        _check_parameters_have_values(template, template_path, extra_parameters, policy_parameter, render_problems)
+        values = _Values(extra_parameters, extensions, policy_parameter)
+        _check_parameters_have_values(template, template_path, values, render_problems)
     existing = _existing_resources(settings)
     _check_named_resources(template, template_path, plan, policy_parameter, existing, notes)
 
@@ -336,6 +339,7 @@ def load_config(
         sweep_max_per_run=_whole(settings, "sweepMaxPerRun", 1, 100_000),
         development_ca=dev,
         extra_parameters=extra_parameters,
+        certificate_extensions=extensions,
         existing_resources=existing,
         existing_thing=_choice(settings, "existingThing", EXISTING_THING_ACTIONS),
         clock_skew_seconds=_whole(settings, "clockSkewSeconds", 0, 3600),
@@ -368,19 +372,54 @@ def _extra_parameters(
     if not isinstance(extras, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in extras.items()):
         raise ConfigError("extraParameters must be an object of template parameter name -> string value")
     for name in extras:
-        if name.startswith(CERTIFICATE_PARAMETER_PREFIX):
+        if name.startswith(PREFIXES):
             raise ConfigError(f"extraParameters sets {name!r}, which only the device certificate may give")
         if name not in template.parameters:
             notes.append(f"extraParameters sets {name!r}, which {template_path} does not declare: it is ignored")
     return dict(extras)
 
 
+def _certificate_extensions(
+    settings: Mapping[str, Any], template: Template, template_path: str, provisioning_mode: str, notes: list[str]
+) -> dict[str, str]:
+    """certificateExtensions: the extensions a template may read (name -> dotted OID), each name once and each OID
+    once. A template that reads an extension not declared here could never render: refused."""
+    value = settings.get("certificateExtensions") or {}
+    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        raise ConfigError(
+            'certificateExtensions must be an object of name -> dotted OID, e.g. {"Batch": "1.3.6.1.4.1.55555.1"}'
+        )
+    for name, oid in value.items():
+        if problem := extension_problem(name, oid):
+            raise ConfigError(f"certificateExtensions: {problem}")
+    if len(set(value.values())) != len(value):
+        raise ConfigError("certificateExtensions names the same OID twice: give each extension one name")
+    undeclared = [
+        name
+        for name in template.parameters
+        if name.startswith(EXTENSION_PREFIX) and name.removeprefix(EXTENSION_PREFIX) not in value
+    ]
+    if undeclared and validated_mode(provisioning_mode):
+        raise ConfigError(
+            f"template {template_path} reads {', '.join(undeclared)}, which certificateExtensions does not declare:"
+            " add each name with its OID to certificateExtensions"
+        )
+    if value and not validated_mode(provisioning_mode):
+        notes.append("certificateExtensions has no effect in jitp mode: AWS passes its own parameters alone")
+    return dict(value)
+
+
+@dataclass(frozen=True)
+class _Values:
+    """Where the handler's template parameters come from, besides each one's Default."""
+
+    extras: Mapping[str, str]  # extraParameters
+    extensions: Mapping[str, str]  # certificateExtensions: the certificate fills these too
+    policy_parameter: str | None  # the device policy the stack creates
+
+
 def _check_parameters_have_values(
-    template: Template,
-    template_path: str,
-    extras: Mapping[str, str],
-    policy_parameter: str | None,
-    render_problems: list[Problem],
+    template: Template, template_path: str, values: _Values, render_problems: list[Problem]
 ) -> None:
     """Every parameter the handler cannot fill from the certificate needs a Default or an extraParameters value;
     otherwise every device would wait in the dead-letter queue."""
@@ -388,20 +427,22 @@ def _check_parameters_have_values(
         name
         for name, declaration in template.parameters.items()
         if "Default" not in declaration
-        and name not in CERTIFICATE_FIELDS
-        and name not in extras
-        and name != policy_parameter
+        and not is_certificate_field(name, values.extensions)
+        and name not in values.extras
+        and name != values.policy_parameter
     ]
     if missing:
         raise ConfigError(
             f"template {template_path}: parameter(s) {', '.join(missing)} have no Default, are not certificate fields"
-            f" ({', '.join(sorted(CERTIFICATE_FIELDS))}) and are not set in extraParameters; give each a Default or"
-            " a value in extraParameters"
+            f" ({', '.join(sorted(AWS_FIELDS))}, or jitr's Jitr::Certificate::*) and are not set in extraParameters;"
+            " give each a Default or a value in extraParameters"
         )
     # The deployment's own values must render wherever they go. Certificate fields get a neutral sound value ("0"),
     # so a value that is not a valid name is the deployment's fault even where it mixes in a certificate field;
     # a structural failure (Fn::Select out of range) that involves a field may be the neutral value's, and waits.
-    ours = [p for p in render_problems if not p.parameters & CERTIFICATE_FIELDS or p.code in _VALUE_CODES]
+    ours = [
+        p for p in render_problems if not certificate_fields(p.parameters, values.extensions) or p.code in _VALUE_CODES
+    ]
     if ours:
         raise ConfigError(
             f"template {template_path} does not render with the deployment's parameters (extraParameters and"
@@ -412,11 +453,13 @@ def _check_parameters_have_values(
 _VALUE_CODES = frozenset({"INVALID_NAME", "INVALID_VALUE", "UNSAFE_POLICY_VALUE", "PARAMETER_TOO_LONG"})
 
 
-def _neutral_plan(template: Template, extras: Mapping[str, str]) -> tuple[Plan | None, list[Problem]]:
+def _neutral_plan(
+    template: Template, extras: Mapping[str, str], extensions: Mapping[str, str]
+) -> tuple[Plan | None, list[Problem]]:
     """The template rendered once, with the deployment's values and the handler's neutral, sound value for each
-    certificate field (a certificate id for Id): the plan, or the problems that stopped it."""
+    certificate field it declares (a certificate id for Id): the plan, or the problems that stopped it."""
     try:
-        return render_template(template, {**NEUTRAL_CERTIFICATE_PARAMETERS, **extras}), []
+        return render_template(template, {**neutral_parameters(template.parameters, extensions), **extras}), []
     except TemplateError as exc:
         return None, list(exc.problems)
 
@@ -468,7 +511,8 @@ def _check_named_resources(
                     kind_and_names.append(("thingGroups", "ThingGroups", properties["ThingGroups"], group))
         for key, prop, expression, value in kind_and_names:
             where = f"$.Resources.{logical_name}.Properties.{prop}"
-            if referenced_parameters(expression) & CERTIFICATE_FIELDS or not isinstance(value, str):
+            from_certificate = any(name.startswith(PREFIXES) for name in referenced_parameters(expression))
+            if from_certificate or not isinstance(value, str):
                 notes.append(
                     f"{template_path} {where} is computed from the device certificate: every value it can take must"
                     f" exist as a {EXISTING_RESOURCE_KINDS[key]} before devices connect"

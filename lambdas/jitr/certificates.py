@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from types import MappingProxyType
 from typing import TypeVar
 
 from cryptography import x509
@@ -26,9 +25,9 @@ from cryptography.x509.verification import (
 )
 
 from .outcomes import Reason
-from .templates.limits import CERTIFICATE_PARAMETER_PREFIX
+from .templates.fields import AWS_PREFIX, ID
 
-# Subject attributes AWS IoT exposes as AWS::IoT::Certificate::<name> in JITP (documented list).
+# Subject attributes AWS IoT exposes as AWS::IoT::Certificate::<name> in JITP (documented list, `AWS_SUBJECT_NAMES`).
 SUBJECT_PARAMETERS = {
     "CommonName": NameOID.COMMON_NAME,
     "SerialNumber": NameOID.SERIAL_NUMBER,
@@ -38,19 +37,6 @@ SUBJECT_PARAMETERS = {
     "DistinguishedNameQualifier": NameOID.DN_QUALIFIER,
     "StateName": NameOID.STATE_OR_PROVINCE_NAME,
 }
-# Every parameter a certificate can give a template: the subject's, and Id (the certificate id).
-CERTIFICATE_FIELDS = frozenset(
-    {*(CERTIFICATE_PARAMETER_PREFIX + name for name in SUBJECT_PARAMETERS), CERTIFICATE_PARAMETER_PREFIX + "Id"}
-)
-# A value a well-formed certificate field could hold, valid wherever a template puts it (thing name, attribute value,
-# group name): used to ask "would a sound certificate have rendered?" when a value mixes certificate fields with the
-# deployment's own parameters.
-NEUTRAL_FIELD_VALUE = "0"
-# Every certificate field at its neutral value (Id at the shape of a certificate id): a template rendered with these
-# renders for any sound certificate. Synth checks and `jitr doctor` render the stored template with them.
-NEUTRAL_CERTIFICATE_PARAMETERS: Mapping[str, str] = MappingProxyType(
-    {name: NEUTRAL_FIELD_VALUE for name in CERTIFICATE_FIELDS} | {CERTIFICATE_PARAMETER_PREFIX + "Id": "0" * 64}
-)
 
 
 class BadCertificate(ValueError):
@@ -86,7 +72,7 @@ def certificate_parameters(certificate: x509.Certificate) -> dict[str, str]:
     """The `AWS::IoT::Certificate::*` parameters JITP derives from a certificate: those in its subject, plus Id.
 
     An attribute that appears more than once contributes its first value. Raises `BadCertificate` when the subject
-    cannot be decoded.
+    cannot be decoded. jitr's own facts (`Jitr::Certificate::*`) are `jitr.facts.certificate_facts`.
     """
     parameters: dict[str, str] = {}
     try:
@@ -94,10 +80,10 @@ def certificate_parameters(certificate: x509.Certificate) -> dict[str, str]:
             attributes = certificate.subject.get_attributes_for_oid(oid)
             if attributes:
                 value = attributes[0].value
-                parameters[CERTIFICATE_PARAMETER_PREFIX + name] = value if isinstance(value, str) else value.decode()
+                parameters[AWS_PREFIX + name] = value if isinstance(value, str) else value.decode()
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadCertificate(f"the certificate's subject cannot be decoded: {exc}") from exc
-    parameters[CERTIFICATE_PARAMETER_PREFIX + "Id"] = certificate_id(certificate)
+    parameters[ID] = certificate_id(certificate)
     return parameters
 
 

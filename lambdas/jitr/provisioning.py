@@ -9,6 +9,7 @@ errors to outcomes; nothing else does.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from contextlib import suppress
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -18,24 +19,23 @@ from cryptography import x509
 from pydantic import BaseModel, ConfigDict, Field
 
 from .certificates import (
-    CERTIFICATE_FIELDS,
-    NEUTRAL_FIELD_VALUE,
     BadCertificate,
     CertificateRejected,
     Undecided,
     VerifiedChain,
     certificate_id,
-    certificate_parameters,
     load_certificate,
     verify_device_certificate,
 )
+from .facts import CertificateFacts, certificate_facts
 from .iot import CertificateRecord, IoT, IoTError, Misconfigured, NotFound, PermanentFailure, Retryable
 from .iot import Conflict as IoTConflict
 from .outcomes import NOT_THE_DEVICE, OUTCOME, Outcome, Reason, skipped_status
 from .revocation import Revocation, Status
 from .revocation_sources import CrlSources
 from .settings import Settings
-from .templates import Template, TemplateError, render_template
+from .templates import Plan, Problem, Template, TemplateError, render_template
+from .templates.fields import NEUTRAL_FIELD_VALUE, is_certificate_field
 
 HEX64 = r"^[0-9a-f]{64}$"
 MAX_EVENT_BYTES = 4096
@@ -224,7 +224,7 @@ def _decide(
             root_pem=settings.trust_root_pem,
             clock_skew=timedelta(seconds=settings.clock_skew_seconds),
         )
-        fields = certificate_parameters(verified.leaf)
+        facts = certificate_facts(verified.leaf, settings.certificate_extensions)
     except CertificateRejected as exc:
         return _set(decision, exc.reason, exc.message)
     except Undecided as exc:
@@ -238,11 +238,9 @@ def _decide(
     step.done("revocation")
 
     template = iot.template(settings.template_name)
-    parameters = {**settings.extra_parameters, **fields}
-    try:
-        plan = render_template(template, parameters)
-    except TemplateError as exc:
-        return _template_refusal(decision, template, parameters, exc)
+    plan = _render(decision, template, settings, facts)
+    if plan is None:
+        return None
     thing = plan.thing
     decision.thing_name = thing.properties.get("ThingName") if thing else None
     step.done("render")
@@ -350,15 +348,50 @@ def _refused_by_issuer(
 # -- whose fault is a template that does not render ---
 
 
-def _template_refusal(decision: Decision, template: Template, parameters: dict[str, str], error: TemplateError) -> None:
+def _render(decision: Decision, template: Template, settings: Settings, facts: CertificateFacts) -> Plan | None:
+    """The plan for this certificate, or None with the decision made. The template is given the certificate facts it
+    declares (a value it does not read is no reason to refuse a device), over the deployment's extraParameters."""
+    unreadable = facts.unreadable_in(template.parameters)
+    if unreadable:
+        _set(decision, Reason.MISSING_CERTIFICATE_FIELD, "; ".join(unreadable))
+        return None
+    given = facts.given(template.parameters)
+    parameters = {**settings.extra_parameters, **given}
+    try:
+        return render_template(template, parameters)
+    except TemplateError as exc:
+        _template_refusal(decision, template, parameters, _Blame(given, settings.certificate_extensions), exc)
+        return None
+
+
+@dataclass(frozen=True)
+class _Blame:
+    """Which parameters of a render problem the certificate answers for: the facts it gave, and certificate fields
+    it lacks. A certificate field that took the template's Default is the deployment's, like any Default."""
+
+    given: Mapping[str, str]
+    extensions: Mapping[str, str]
+
+    def theirs(self, problem: Problem) -> frozenset[str]:
+        return frozenset(
+            name
+            for name in problem.parameters
+            if name in self.given
+            or (problem.code == "MISSING_PARAMETER" and is_certificate_field(name, self.extensions))
+        )
+
+
+def _template_refusal(
+    decision: Decision, template: Template, parameters: dict[str, str], blame: _Blame, error: TemplateError
+) -> None:
     """A value computed only from certificate fields is the certificate's fault; a value computed only from the
     deployment's parameters (or a missing one) is the deployment's. A value mixing both is the certificate's only
     if a sound certificate would have rendered: the fields are replaced by a neutral value and rendered again."""
     problems = error.problems
-    deployment = [p for p in problems if not p.parameters & CERTIFICATE_FIELDS]
-    mixed = [p for p in problems if p.parameters & CERTIFICATE_FIELDS and not p.parameters <= CERTIFICATE_FIELDS]
+    deployment = [p for p in problems if not blame.theirs(p)]
+    mixed = [p for p in problems if blame.theirs(p) and not p.parameters <= blame.theirs(p)]
     if mixed and not deployment:
-        fields = {field for p in mixed for field in p.parameters & CERTIFICATE_FIELDS}  # only those the faults used
+        fields = {field for p in mixed for field in blame.theirs(p)}  # only those the faults used
         neutral = {**parameters, **dict.fromkeys(fields & parameters.keys(), NEUTRAL_FIELD_VALUE)}
         try:
             render_template(template, neutral)

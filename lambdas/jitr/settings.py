@@ -11,10 +11,12 @@ from collections.abc import Mapping
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from cryptography import x509
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .certificates import PROFILES, DeviceProfile
 from .pacing import AWS_DEFAULT_TPS, share
+from .templates.fields import EXTENSION_NAME
 
 RejectionAction = Literal["REVOKED", "INACTIVE", "NONE"]
 ExistingThing = Literal["refuse", "replace"]
@@ -64,6 +66,19 @@ class RevocationSource(BaseModel):
         return urls
 
 
+def extension_problem(name: str, oid: str) -> str | None:
+    """Why `name` -> `oid` cannot declare an extension a template reads, or None."""
+    if not EXTENSION_NAME.fullmatch(name):
+        return f"extension name {name!r} must match {EXTENSION_NAME.pattern}"
+    try:
+        written = x509.ObjectIdentifier(oid).dotted_string
+    except ValueError:
+        written = None
+    if written != oid:
+        return f"extension {name!r}: {oid!r} is not a dotted object identifier such as 1.3.6.1.4.1.55555.1"
+    return None
+
+
 class SettingsError(ValueError):
     """The function is misconfigured; the message names the variable."""
 
@@ -80,6 +95,8 @@ class Settings(BaseModel):
     max_validity_days: int | None = Field(None, alias="JITR_MAX_VALIDITY_DAYS", ge=1)
     trust_root_pem: str | None = Field(None, alias="JITR_TRUST_ROOT_PEM")
     extra_parameters: dict[str, str] = Field(default_factory=dict, alias="JITR_EXTRA_PARAMETERS")
+    # extensions a template may read, as Jitr::Certificate::Extension::<name>: name -> dotted OID
+    certificate_extensions: dict[str, str] = Field(default_factory=dict, alias="JITR_CERTIFICATE_EXTENSIONS")
     existing_thing: ExistingThing = Field("refuse", alias="JITR_EXISTING_THING")
     clock_skew_seconds: int = Field(CLOCK_SKEW_SECONDS, alias="JITR_CLOCK_SKEW_SECONDS", ge=0, le=86400)
     template_cache_seconds: float = Field(300.0, alias="JITR_TEMPLATE_CACHE_SECONDS", ge=0)
@@ -99,7 +116,7 @@ class Settings(BaseModel):
     # only for a rehearsal on one machine (a CRL served on 127.0.0.1): the stack never sets it
     revocation_allow_loopback: bool = Field(False, alias="JITR_REVOCATION_ALLOW_LOOPBACK")
 
-    @field_validator("extra_parameters", "iot_quotas", "revocation", mode="before")
+    @field_validator("extra_parameters", "certificate_extensions", "iot_quotas", "revocation", mode="before")
     @classmethod
     def _json_object(cls, value: Any) -> Any:
         if not isinstance(value, str):
@@ -108,6 +125,14 @@ class Settings(BaseModel):
             return json.loads(value)
         except json.JSONDecodeError as exc:
             raise ValueError(f"not JSON: {exc.msg}") from None
+
+    @field_validator("certificate_extensions")
+    @classmethod
+    def _extensions(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, oid in value.items():
+            if problem := extension_problem(name, oid):
+                raise ValueError(problem)
+        return value
 
     @field_validator("cn_pattern")
     @classmethod

@@ -6,6 +6,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+import pytest
+
 from jitr_tools import pki
 from jitr_tools.embedded import Connect
 from jitr_tools.lambda_context import LambdaContext
@@ -36,6 +38,16 @@ class Fleet:
         return str(
             self.account.client.describe_certificate(certificateId=certificate_id)["certificateDescription"]["status"]
         )
+
+
+def store_template(fleet: Fleet, monkeypatch: pytest.MonkeyPatch, document: dict[str, Any], name: str) -> None:
+    """Store `document` as the template the handler reads."""
+    fleet.account.client.create_provisioning_template(
+        templateName=name,
+        templateBody=json.dumps(document),
+        provisioningRoleArn="arn:aws:iam::123456789012:role/jitr-provisioning",
+    )
+    monkeypatch.setenv("JITR_TEMPLATE_NAME", name)
 
 
 def sqs_event(*bodies: str | dict[str, Any]) -> dict[str, Any]:

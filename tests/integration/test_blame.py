@@ -14,18 +14,8 @@ import pytest
 from jitr.certificates import certificate_id
 from jitr_tools import pki
 from jitr_tools.embedded.errors import ServiceUnavailableException, UnauthorizedException
-from tests.integration.support import FakeLambdaContext, Fleet, sqs_event
+from tests.integration.support import FakeLambdaContext, Fleet, sqs_event, store_template
 from tests.support import DEVICE_POLICY
-
-
-def store_template(fleet: Fleet, monkeypatch: pytest.MonkeyPatch, document: dict[str, Any], name: str) -> None:
-    """Store `document` as the template the handler reads."""
-    fleet.account.client.create_provisioning_template(
-        templateName=name,
-        templateBody=json.dumps(document),
-        provisioningRoleArn="arn:aws:iam::123456789012:role/jitr-provisioning",
-    )
-    monkeypatch.setenv("JITR_TEMPLATE_NAME", name)
 
 
 def device_template(**thing: Any) -> dict[str, Any]:

@@ -546,3 +546,44 @@ def test_a_sync_that_never_ran_is_a_warning_and_one_that_failed_a_failure(
     assert code == (1 if level == "FAIL" else 0)
     (sync,) = [f for f in report["findings"] if f["subject"].startswith("revocation sync")]
     assert (sync["level"], sync["detail"][: len(detail)]) == (level, detail)
+
+
+FACTS_TEMPLATE = {
+    "Parameters": {
+        "AWS::IoT::Certificate::Id": {"Type": "String"},
+        "Jitr::Certificate::SubjectAlternativeName::DNS": {"Type": "String"},
+        "Jitr::Certificate::Extension::Batch": {"Type": "String"},
+    },
+    "Resources": {
+        "thing": {
+            "Type": "AWS::IoT::Thing",
+            "Properties": {
+                "ThingName": {"Ref": "Jitr::Certificate::SubjectAlternativeName::DNS"},
+                "AttributePayload": {"batch": {"Ref": "Jitr::Certificate::Extension::Batch"}},
+            },
+        },
+        "certificate": {
+            "Type": "AWS::IoT::Certificate",
+            "Properties": {"CertificateId": {"Ref": "AWS::IoT::Certificate::Id"}, "Status": "ACTIVE"},
+        },
+        "policy": {"Type": "AWS::IoT::Policy", "Properties": {"PolicyName": "jitr-device"}},
+    },
+}
+
+
+@pytest.mark.parametrize(("extensions", "level"), [({"Batch": "1.3.6.1.4.1.55555.1.1"}, "OK"), ({}, "FAIL")])
+def test_a_template_reading_jitr_facts_renders_with_the_extensions_the_function_declares(
+    tmp_path: Path,
+    deployed: dict[str, str],
+    fleet: Fleet,
+    capsys: pytest.CaptureFixture[str],
+    extensions: dict[str, str],
+    level: str,
+) -> None:
+    _store_template(fleet, FACTS_TEMPLATE)
+    _deploy_settings(certificate_extensions=extensions)
+    _, report = _doctor(tmp_path, deployed, capsys)
+    (template,) = [f for f in report["findings"] if f["subject"] == f"template {TEMPLATE_NAME}"]
+    assert template["level"] == level, template
+    if level == "FAIL":
+        assert "'Jitr::Certificate::Extension::Batch' has no value" in template["detail"]

@@ -85,3 +85,117 @@ def test_unreadable_certificate_is_a_usage_error(tmp_path: Path, capsys: pytest.
     bad.write_text("-----BEGIN CERTIFICATE-----\nnope\n-----END CERTIFICATE-----\n")
     assert main(["template", "render", str(DATA / "intrinsics.json"), "--cert", str(bad)]) == 2
     assert "not a readable PEM" in capsys.readouterr().err
+
+
+# -- jitr's certificate facts ---
+
+SAN_DNS = "Jitr::Certificate::SubjectAlternativeName::DNS"
+BATCH = "Jitr::Certificate::Extension::Batch"
+BATCH_OID = "1.3.6.1.4.1.55555.1.1"
+
+
+def facts_template(tmp_path: Path, policy: dict[str, object] | None = None) -> Path:
+    """The project's template, naming the thing from the first DNS subjectAltName, with the batch as an attribute."""
+    document = json.loads((REPO / "templates" / "jitr-device.json").read_text())
+    document["Parameters"] |= {SAN_DNS: {"Type": "String"}, BATCH: {"Type": "String"}}
+    document["Resources"]["thing"]["Properties"] = {
+        "ThingName": {"Fn::Select": [0, {"Fn::Split": [".", {"Ref": SAN_DNS}]}]},
+        "AttributePayload": {"batch": {"Ref": BATCH}},
+    }
+    if policy is not None:
+        document["Resources"]["policy"]["Properties"] = policy
+    path = tmp_path / "facts.json"
+    path.write_text(json.dumps(document))
+    return path
+
+
+def batch_device(issuing_ca: pki.Issued, tmp_path: Path, value: bytes) -> Path:
+    from cryptography import x509
+
+    device = pki.make_device(
+        issuing_ca,
+        "sensor-7",
+        san=["sensor-7.plant-7.example", "sensor-7.example"],
+        extensions=[x509.UnrecognizedExtension(x509.ObjectIdentifier(BATCH_OID), value)],
+    )
+    pem = tmp_path / "device.pem"
+    pem.write_text(device.pem)
+    return pem
+
+
+def test_render_with_a_certificate_shows_its_facts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], issuing_ca: pki.Issued
+) -> None:
+    pem = batch_device(issuing_ca, tmp_path, pki.der_element(0x0C, b"B-2031-07"))
+    args = [
+        "template",
+        "render",
+        str(facts_template(tmp_path)),
+        "--cert",
+        str(pem),
+        "--extension",
+        f"Batch={BATCH_OID}",
+    ]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert out.startswith('certificate facts:\n  AWS::IoT::Certificate::CommonName: "sensor-7"\n')
+    assert f'  {SAN_DNS}::2: "sensor-7.example"\n' in out
+    assert f'  {BATCH}: "B-2031-07"\n' in out
+    assert '  ThingName: "sensor-7"\n' in out
+    assert main([*args, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["certificate"]["facts"][SAN_DNS] == "sensor-7.plant-7.example"
+    assert "Jitr::Certificate::PublicKey::SHA256" in report["certificate"]["facts"]
+    assert report["plan"]["resources"][0]["properties"]["AttributePayload"] == {"batch": "B-2031-07"}
+
+
+def test_render_refuses_an_extension_the_template_reads_that_is_not_text(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], issuing_ca: pki.Issued
+) -> None:
+    pem = batch_device(issuing_ca, tmp_path, pki.der_element(0x02, b"\x07"))
+    args = [
+        "template",
+        "render",
+        str(facts_template(tmp_path)),
+        "--cert",
+        str(pem),
+        "--extension",
+        f"Batch={BATCH_OID}",
+    ]
+    assert main(args) == 1
+    captured = capsys.readouterr()
+    assert f"  {BATCH}: unreadable: the certificate's extension {BATCH_OID} (Batch) holds an INTEGER" in captured.out
+    assert "MISSING_CERTIFICATE_FIELD" in captured.err
+
+
+@pytest.mark.parametrize(
+    ("extra", "said"),
+    [
+        (["--extension", "Batch"], "jitr: --extension takes NAME=VALUE, got 'Batch'"),
+        (["--extension", "Batch=one.two"], "jitr: --extension: extension 'Batch': 'one.two' is not a dotted object"),
+        (["--extension", "has space=1.2.3"], "jitr: --extension: extension name 'has space' must match"),
+    ],
+)
+def test_render_refuses_a_bad_extension_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], issuing_ca: pki.Issued, extra: list[str], said: str
+) -> None:
+    pem = batch_device(issuing_ca, tmp_path, pki.der_element(0x0C, b"B"))
+    assert main(["template", "render", str(facts_template(tmp_path)), "--cert", str(pem), *extra]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(said)
+    assert err.count("\n") == 1
+
+
+def test_render_wants_a_certificate_for_an_extension(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["template", "render", str(facts_template(tmp_path)), "--extension", f"Batch={BATCH_OID}"]) == 2
+    assert "add --cert" in capsys.readouterr().err
+
+
+def test_check_jitr_refuses_a_san_in_a_policy(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    policy = {"PolicyName": {"Fn::Join": ["-", ["device", {"Ref": SAN_DNS}]]}}
+    path = facts_template(tmp_path, policy)
+    assert main(["template", "check", str(path)]) == 0  # AWS would run it
+    assert main(["template", "check", str(path), "--jitr"]) == 1
+    err = capsys.readouterr().err
+    assert "$.Resources.policy.Properties.PolicyName" in err
+    assert "JITR_CERTIFICATE_FIELD_IN_POLICY" in err

@@ -16,6 +16,7 @@ def test_every_setting_round_trips_through_the_environment() -> None:
         max_validity_days=397,
         trust_root_pem="-----BEGIN CERTIFICATE-----\n...",
         extra_parameters={"Site": "plant-7"},
+        certificate_extensions={"Batch": "1.3.6.1.4.1.55555.1"},
         existing_thing="replace",
         clock_skew_seconds=60,
         template_cache_seconds=12.5,

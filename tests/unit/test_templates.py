@@ -441,3 +441,94 @@ def test_check_never_crashes_and_render_agrees_with_check(document: Any) -> None
             parse_template(json.dumps(document))
     else:
         parse_template(json.dumps(document))
+
+
+# -- jitr's certificate facts (Jitr::Certificate::*) ---
+
+SAN_DNS = "Jitr::Certificate::SubjectAlternativeName::DNS"
+POLICY_PREFIX = '{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "iot:Connect", "Resource": "'
+
+
+def jitr_template(policy: dict[str, Any], *facts: str) -> dict[str, Any]:
+    """A JITR template naming its thing from the first DNS subjectAltName, with `policy` and `facts` declared."""
+    return template(
+        {
+            "thing": thing(ThingName={"Ref": SAN_DNS}),
+            "certificate": {
+                "Type": "AWS::IoT::Certificate",
+                "Properties": {"CertificateId": {"Ref": "AWS::IoT::Certificate::Id"}},
+            },
+            "policy": {"Type": "AWS::IoT::Policy", "Properties": policy},
+        },
+        {name: {"Type": "String"} for name in ("AWS::IoT::Certificate::Id", SAN_DNS, *facts)},
+    )
+
+
+FACT_LEAKS = {
+    "DNS in Fn::Sub": (
+        {"PolicyDocument": {"Fn::Sub": POLICY_PREFIX + "client/${" + SAN_DNS + "}" + '"}]}'}},
+        SAN_DNS,
+    ),
+    "second URI in Fn::Join": (
+        {
+            "PolicyDocument": {
+                "Fn::Join": ["", [POLICY_PREFIX, {"Ref": "Jitr::Certificate::SubjectAlternativeName::URI::2"}, '"}]}']]
+            }
+        },
+        "Jitr::Certificate::SubjectAlternativeName::URI::2",
+    ),
+    "extension as PolicyName": (
+        {"PolicyName": {"Ref": "Jitr::Certificate::Extension::Batch"}},
+        "Jitr::Certificate::Extension::Batch",
+    ),
+    "notAfter split": (
+        {"PolicyName": {"Fn::Select": [0, {"Fn::Split": ["T", {"Ref": "Jitr::Certificate::NotAfter"}]}]}},
+        "Jitr::Certificate::NotAfter",
+    ),
+}
+
+
+@pytest.mark.parametrize("how", sorted(FACT_LEAKS))
+def test_a_jitr_fact_reaching_a_policy_is_refused_for_jitr(how: str) -> None:
+    policy, fact = FACT_LEAKS[how]
+    document = jitr_template(policy, fact)
+    assert codes(document) == []  # AWS would run it...
+    problems = check_template(document, for_jitr=True)  # ...jitr refuses it
+    assert [p.code for p in problems] == ["JITR_CERTIFICATE_FIELD_IN_POLICY"], problems
+    assert fact in problems[0].message
+    assert problems[0].path.startswith("$.Resources.policy.Properties.Policy")
+
+
+def test_jitr_facts_in_names_and_attributes_pass_the_jitr_rules() -> None:
+    document = jitr_template({"PolicyName": "jitr-device"}, "Jitr::Certificate::Extension::Batch")
+    document["Resources"]["thing"]["Properties"]["AttributePayload"] = {
+        "batch": {"Ref": "Jitr::Certificate::Extension::Batch"}
+    }
+    assert check_template(document, for_jitr=True) == []
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "Jitr::Certificate::SubjectAltName::DNS",
+        "Jitr::Certificate::SubjectAlternativeName::DNS::0",
+        "Jitr::Certificate::NotBefore",
+        "Jitr::Certificate::Extension::has space",
+    ],
+)
+def test_a_jitr_fact_no_certificate_gives_is_refused_for_jitr(name: str) -> None:
+    document = jitr_template({"PolicyName": "jitr-device"}, name)
+    assert codes(document) == []
+    problems = check_template(document, for_jitr=True)
+    assert [(p.code, p.path) for p in problems] == [("JITR_UNKNOWN_CERTIFICATE_FIELD", f"$.Parameters[{name!r}]")]
+
+
+def test_a_template_renders_with_jitr_facts_like_any_parameter() -> None:
+    document = jitr_template({"PolicyName": "jitr-device"})
+    plan = render_template(document, {"AWS::IoT::Certificate::Id": CERT_ID, SAN_DNS: "sensor-7"})
+    assert plan.thing is not None
+    assert plan.thing.properties["ThingName"] == "sensor-7"
+    with pytest.raises(TemplateError) as caught:
+        render_template(document, {"AWS::IoT::Certificate::Id": CERT_ID})
+    (missing,) = caught.value.problems
+    assert (missing.code, missing.parameters) == ("MISSING_PARAMETER", frozenset({SAN_DNS}))

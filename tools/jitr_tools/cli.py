@@ -1,7 +1,7 @@
 """The `jitr` command: operator tools over the domain package.
 
 jitr template check FILE [--jitr] [--json]
-jitr template render FILE [--cert PEM] [--param NAME=VALUE]... [--json]
+jitr template render FILE [--cert PEM [--extension NAME=OID]...] [--param NAME=VALUE]... [--json]
 jitr verify --cert PEM --ca PEM [--crl FILE | --crl-url URL | --crl-from-certificate] [...]
 jitr pki ca | devices | verification
 jitr simulate [...]            a fleet on the embedded AWS IoT
@@ -32,13 +32,13 @@ from jitr.certificates import (
     BadCertificate,
     CertificateRejected,
     Undecided,
-    certificate_parameters,
     load_certificate,
     verify_device_certificate,
 )
+from jitr.facts import CertificateFacts, certificate_facts
 from jitr.revocation_sources import CrlSources
-from jitr.settings import CLOCK_SKEW_SECONDS, DEFAULT_CRL_GRACE_SECONDS, RevocationSource
-from jitr.templates import Problem, TemplateError, check_template, render_template
+from jitr.settings import CLOCK_SKEW_SECONDS, DEFAULT_CRL_GRACE_SECONDS, RevocationSource, extension_problem
+from jitr.templates import Problem, TemplateError, check_template, parse_template, render_template
 
 from . import pki, pki_commands, pki_revocations, revocation_commands
 from .arguments import (
@@ -104,7 +104,18 @@ def _parser() -> argparse.ArgumentParser:
 
     render = template_commands.add_parser("render", help="render a template into the plan RegisterThing would run")
     render.add_argument("file", type=Path)
-    render.add_argument("--cert", type=Path, help="device certificate PEM: adds the AWS::IoT::Certificate::* values")
+    render.add_argument(
+        "--cert",
+        type=Path,
+        help="device certificate PEM: shows and adds its facts (AWS::IoT::Certificate::*, Jitr::Certificate::*)",
+    )
+    render.add_argument(
+        "--extension",
+        action="append",
+        default=[],
+        metavar="NAME=OID",
+        help="an extension the certificate gives as Jitr::Certificate::Extension::NAME (as certificateExtensions)",
+    )
     render.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="a parameter value")
     render.add_argument("--json", action="store_true", help="print machine-readable JSON")
     render.set_defaults(run=_template_render)
@@ -323,22 +334,22 @@ def _template_check(args: argparse.Namespace) -> int:
 
 
 def _template_render(args: argparse.Namespace) -> int:
-    parameters: dict[str, str] = {}
-    if args.cert:
-        parameters.update(certificate_parameters(load_certificate(one_certificate(args.cert, "--cert"))))
-    for item in args.param:
-        name, sep, value = item.partition("=")
-        if not sep:
-            print(f"jitr: --param takes NAME=VALUE, got {item!r}", file=sys.stderr)
-            return EXIT_USAGE
-        parameters[name] = value
+    facts = _render_facts(args)
+    parameters = dict(_pairs(args.param, "--param"))
+    shown = {"certificate": {"facts": facts.values, "unreadable": facts.unreadable}} if args.cert else {}
+    if args.cert and not args.json:
+        _print_facts(facts)
     try:
-        plan = render_template(read_text(args.file), parameters)
+        template = parse_template(read_text(args.file))
+        unreadable = facts.unreadable_in(template.parameters)
+        if unreadable:  # as the handler refuses it: MISSING_CERTIFICATE_FIELD
+            raise TemplateError(Problem("$.Parameters", "MISSING_CERTIFICATE_FIELD", why) for why in unreadable)
+        plan = render_template(template, {**facts.given(template.parameters), **parameters})
     except TemplateError as exc:
-        _print_problems(exc.problems, args.json, {"file": str(args.file), "ok": False})
+        _print_problems(exc.problems, args.json, {"file": str(args.file), "ok": False, **shown})
         return EXIT_REJECTED
     if args.json:
-        print(json.dumps({"file": str(args.file), "ok": True, "plan": plan.to_dict()}, indent=2))
+        print(json.dumps({"file": str(args.file), "ok": True, **shown, "plan": plan.to_dict()}, indent=2))
     else:
         for resource in plan.resources:
             print(f"{resource.type} {resource.logical_name}")
@@ -347,6 +358,37 @@ def _template_render(args: argparse.Namespace) -> int:
             for name, action in resource.overrides.items():
                 print(f"  override {name}: {action}")
     return EXIT_OK
+
+
+def _render_facts(args: argparse.Namespace) -> CertificateFacts:
+    """The facts of `--cert`, with the extensions `--extension` declares (checked as certificateExtensions is)."""
+    extensions = dict(_pairs(args.extension, "--extension"))
+    for name, oid in extensions.items():
+        if problem := extension_problem(name, oid):
+            raise UsageError(f"--extension: {problem}")
+    if not args.cert:
+        if extensions:
+            raise UsageError("--extension names an extension of the certificate: add --cert")
+        return CertificateFacts({})
+    return certificate_facts(load_certificate(one_certificate(args.cert, "--cert")), extensions)
+
+
+def _pairs(items: Sequence[str], option: str) -> list[tuple[str, str]]:
+    pairs = []
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise UsageError(f"{option} takes NAME=VALUE, got {item!r}")
+        pairs.append((name, value))
+    return pairs
+
+
+def _print_facts(facts: CertificateFacts) -> None:
+    print("certificate facts:")
+    for name, value in facts.values.items():
+        print(f"  {name}: {json.dumps(value)}")
+    for name, why in facts.unreadable.items():
+        print(f"  {name}: unreadable: {why}")
 
 
 def _verify(args: argparse.Namespace) -> int:

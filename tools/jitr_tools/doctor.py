@@ -24,8 +24,6 @@ from botocore.exceptions import BotoCoreError, ClientError
 from cryptography import x509
 
 from jitr.certificates import (
-    CERTIFICATE_FIELDS,
-    NEUTRAL_CERTIFICATE_PARAMETERS,
     BadCertificate,
     certificate_id,
     load_certificate,
@@ -35,6 +33,7 @@ from jitr.revocation_index import SYNC_PREFIX
 from jitr.revocation_sources import CrlSources, SourceUnavailable
 from jitr.settings import RevocationSource, Settings, SettingsError
 from jitr.templates import Plan, TemplateError, check_template, render_template
+from jitr.templates.fields import AWS_FIELDS, PREFIXES, neutral_parameters
 from jitr.templates.intrinsics import referenced_parameters
 
 from .explain import read_sync_state
@@ -181,16 +180,20 @@ def _template(outputs: StackOutputs, clients: Clients, jitr_mode: bool, _: timed
         findings = [Finding(Level.FAIL, subject, str(p), "fix the template, then deploy") for p in errors]
         return findings + _named_resources([], outputs, clients)
     checks = "present, passes the " + ("--jitr " if jitr_mode else "") + "checks"
-    parameters = _deployed_parameters(outputs, clients)
-    if isinstance(parameters, Finding):
-        return [Finding(Level.OK, subject, checks), parameters, *_named_resources([], outputs, clients)]
+    deployed = _deployed_parameters(outputs, clients)
+    if isinstance(deployed, Finding):
+        return [Finding(Level.OK, subject, checks), deployed, *_named_resources([], outputs, clients)]
+    parameters, extensions = deployed
     given = (
         f"the function's extraParameters ({', '.join(sorted(parameters)) or 'none'})"
         if jitr_mode
         else "the certificate's fields alone (jitp)"
     )
+    declared = json.loads(body).get("Parameters", {})
+    # in jitp mode AWS gives its own fields alone; jitr's take their Defaults
+    certificate = neutral_parameters(declared if jitr_mode else AWS_FIELDS & declared.keys(), extensions)
     try:
-        plan = render_template(body, {**parameters, **NEUTRAL_CERTIFICATE_PARAMETERS})
+        plan = render_template(body, {**parameters, **certificate})
     except TemplateError as exc:
         problems = "; ".join(p.message for p in exc.problems)
         unrendered = Finding(
@@ -204,17 +207,18 @@ def _template(outputs: StackOutputs, clients: Clients, jitr_mode: bool, _: timed
     return [rendered, *_named_resources(_names_in(body, plan), outputs, clients)]
 
 
-def _deployed_parameters(outputs: StackOutputs, clients: Clients) -> dict[str, str] | Finding:
-    """The parameters the deployed function renders the template with besides the certificate's fields: the
-    extraParameters the stack wrote into its environment (`Settings.to_environment`). In jitp mode (no function) AWS
-    renders the template with the certificate's fields alone. A finding when the function or its settings cannot be
-    read: then the template cannot be checked as the function renders it."""
+def _deployed_parameters(outputs: StackOutputs, clients: Clients) -> tuple[dict[str, str], dict[str, str]] | Finding:
+    """The parameters the deployed function renders the template with besides the certificate's fields, and the
+    extensions the certificate fills too: the extraParameters and certificateExtensions the stack wrote into its
+    environment (`Settings.to_environment`). In jitp mode (no function) AWS renders the template with the
+    certificate's fields alone. A finding when the function or its settings cannot be read: then the template cannot
+    be checked as the function renders it."""
     settings = _function_settings(outputs, clients)
     if settings is None:
-        return {}
+        return {}, {}
     if isinstance(settings, Finding):
         return settings
-    return dict(settings.extra_parameters)
+    return dict(settings.extra_parameters), dict(settings.certificate_extensions)
 
 
 def _function_settings(outputs: StackOutputs, clients: Clients) -> Settings | Finding | None:
@@ -247,7 +251,8 @@ def _names_in(body: str, plan: Plan) -> list[tuple[str, str]]:
             ("BillingGroup", "billing group"),
             ("ThingGroups", "thing group"),
         ):
-            if prop not in resource.properties or referenced_parameters(raw.get(prop)) & CERTIFICATE_FIELDS:
+            from_certificate = any(name.startswith(PREFIXES) for name in referenced_parameters(raw.get(prop)))
+            if prop not in resource.properties or from_certificate:
                 continue
             values = resource.properties[prop]
             names += [(kind, v) for v in (values if isinstance(values, list) else [values]) if isinstance(v, str)]

@@ -142,16 +142,18 @@ def make_device(
     days: int = 365,
     signer: CertificateIssuerPrivateKeyTypes | None = None,
     eku: list[x509.ObjectIdentifier] | None = None,
-    san: list[str] | None = None,
+    san: Sequence[str | x509.GeneralName] | None = None,
     key_usage: bool = True,
     serial_number: str | None = None,
     organization: str | None = None,
     country: str | None = None,
     crl_urls: Sequence[str] = (),
     ocsp_urls: Sequence[str] = (),
+    extensions: Sequence[x509.ExtensionType] = (),
 ) -> Issued:
     """A device certificate signed by `issuer` (or by `signer`, to forge one under the issuer's name), naming
-    `crl_urls` as its CRL distribution points and `ocsp_urls` as its OCSP responders (authorityInfoAccess)."""
+    `crl_urls` as its CRL distribution points and `ocsp_urls` as its OCSP responders (authorityInfoAccess), with
+    `extensions` besides (non-critical). `san` takes general names, or text: an IP address or a DNS name."""
     private = new_key(key)
     start = not_before or (now() - dt.timedelta(minutes=5))
     builder = (
@@ -199,6 +201,8 @@ def make_device(
             for u in ocsp_urls
         ]
         builder = builder.add_extension(x509.AuthorityInformationAccess(access), critical=False)
+    for extension in extensions:
+        builder = builder.add_extension(extension, critical=False)
     certificate = builder.sign(signer or issuer.key, _HASHES[hash_name]())  # type: ignore[arg-type]  # SHA-1 on purpose
     return Issued(certificate, private, [issuer.certificate, *issuer.chain])
 
@@ -215,8 +219,10 @@ def crl_distribution_points(urls: Sequence[str]) -> x509.CRLDistributionPoints:
     )
 
 
-def _general_name(name: str) -> x509.GeneralName:
-    """An IP address subjectAltName for an address, a DNS name otherwise."""
+def _general_name(name: str | x509.GeneralName) -> x509.GeneralName:
+    """An IP address subjectAltName for an address, a DNS name for other text."""
+    if isinstance(name, x509.GeneralName):
+        return name
     try:
         return x509.IPAddress(ipaddress.ip_address(name))
     except ValueError:

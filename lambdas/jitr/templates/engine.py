@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from . import limits
+from . import fields, limits
 from .intrinsics import Evaluator, Value, is_intrinsic, referenced_parameters
 from .problems import Problem, TemplateError, child
 
@@ -504,7 +504,7 @@ def _jitr_problems(document: dict[str, Any], resources: list[PlannedResource]) -
     (certificate,) = certificates
     path = child("$.Resources", certificate.logical_name)
     source = document["Resources"][certificate.logical_name]["Properties"].get("CertificateId")
-    if source != {"Ref": limits.CERTIFICATE_PARAMETER_PREFIX + "Id"}:
+    if source != {"Ref": fields.ID}:
         problems.append(
             Problem(
                 child(path, "Properties"),
@@ -532,26 +532,7 @@ def _jitr_problems(document: dict[str, Any], resources: list[PlannedResource]) -
                 + "; use REPLACE or leave it out",
             )
         )
-    for resource in resources:
-        if resource.type != limits.POLICY:
-            continue
-        properties = document["Resources"][resource.logical_name].get("Properties", {})
-        for key in ("PolicyDocument", "PolicyName"):
-            fields = sorted(
-                name
-                for name in referenced_parameters(properties.get(key))
-                if name.startswith(limits.CERTIFICATE_PARAMETER_PREFIX)
-            )
-            if fields:
-                problems.append(
-                    Problem(
-                        child(child(child("$.Resources", resource.logical_name), "Properties"), key),
-                        "JITR_CERTIFICATE_FIELD_IN_POLICY",
-                        f"{key} takes {', '.join(fields)} from the device certificate, so a certificate could write"
-                        " or choose its own policy (a CN of '*', or one carrying JSON, widens it); keep the policy"
-                        " fixed and use policy variables such as ${iot:Connection.Thing.ThingName} instead",
-                    )
-                )
+    problems += _certificate_field_problems(document, resources)
     if not any(r.type == limits.POLICY for r in resources):
         problems.append(
             Problem(
@@ -560,4 +541,33 @@ def _jitr_problems(document: dict[str, Any], resources: list[PlannedResource]) -
                 "a JITR template needs a policy: AWS IoT closes the connection of an ACTIVE certificate without one",
             )
         )
+    return problems
+
+
+def _certificate_field_problems(document: dict[str, Any], resources: list[PlannedResource]) -> list[Problem]:
+    """No certificate field may reach a policy (any name under a certificate prefix, known or not), and every
+    `Jitr::Certificate::*` parameter must be one a certificate fills."""
+    problems: list[Problem] = []
+    for resource in resources:
+        if resource.type != limits.POLICY:
+            continue
+        properties = document["Resources"][resource.logical_name].get("Properties", {})
+        for key in ("PolicyDocument", "PolicyName"):
+            leaked = sorted(
+                name for name in referenced_parameters(properties.get(key)) if name.startswith(fields.PREFIXES)
+            )
+            if leaked:
+                problems.append(
+                    Problem(
+                        child(child(child("$.Resources", resource.logical_name), "Properties"), key),
+                        "JITR_CERTIFICATE_FIELD_IN_POLICY",
+                        f"{key} takes {', '.join(leaked)} from the device certificate, so a certificate could write"
+                        " or choose its own policy (a CN or a subjectAltName of '*', or one carrying JSON, widens"
+                        " it); keep the policy fixed and use policy variables such as"
+                        " ${iot:Connection.Thing.ThingName} instead",
+                    )
+                )
+    for name in document.get("Parameters", {}):
+        if problem := fields.unknown_field_problem(name):
+            problems.append(Problem(child("$.Parameters", name), "JITR_UNKNOWN_CERTIFICATE_FIELD", problem))
     return problems
