@@ -49,22 +49,32 @@ class CertificateFacts:
         return [f"{why}; the template reads it as {name}" for name, why in self.unreadable.items() if name in declared]
 
 
-def certificate_facts(certificate: x509.Certificate, extensions: Mapping[str, str] | None = None) -> CertificateFacts:
-    """Every parameter `certificate` gives: AWS's and jitr's, and the value of each extension `extensions` declares
-    (parameter name -> dotted OID) that the certificate carries. Raises `BadCertificate` when a part every template
-    may read cannot be decoded."""
+def certificate_facts(
+    certificate: x509.Certificate,
+    extensions: Mapping[str, str] | None = None,
+    wanted: Collection[str] | None = None,
+) -> CertificateFacts:
+    """The parameters `certificate` gives: AWS's and jitr's, and the value of each extension `extensions` declares
+    (parameter name -> dotted OID) that the certificate carries; with `wanted` (the parameters a template declares),
+    only jitr's facts among them are read (a decision pays for what its template uses). Raises `BadCertificate` when
+    a part every template may read cannot be decoded."""
     values = certificate_parameters(certificate)
+    want = (lambda name: True) if wanted is None else set(wanted).__contains__
     try:
-        values |= _subject_alternative_names(certificate)
-        not_after = certificate.not_valid_after_utc
-        values[NOT_AFTER] = not_after.isoformat().removesuffix("+00:00") + "Z"  # whole seconds, always 4-digit years
-        values[NOT_AFTER_EPOCH] = str(int(not_after.timestamp()))
-        values[PUBLIC_KEY_SHA256] = hashlib.sha256(subject_public_key_info(certificate)).hexdigest()
-        carried = {extension.oid.dotted_string: extension for extension in certificate.extensions}
+        if wanted is None or any(name.startswith(SAN_PREFIX) for name in wanted):
+            values |= _subject_alternative_names(certificate)
+        if want(NOT_AFTER) or want(NOT_AFTER_EPOCH):
+            not_after = certificate.not_valid_after_utc
+            values[NOT_AFTER] = not_after.isoformat().removesuffix("+00:00") + "Z"  # whole seconds, 4-digit years
+            values[NOT_AFTER_EPOCH] = str(int(not_after.timestamp()))
+        if want(PUBLIC_KEY_SHA256):
+            values[PUBLIC_KEY_SHA256] = hashlib.sha256(subject_public_key_info(certificate)).hexdigest()
+        declared = {name: oid for name, oid in (extensions or {}).items() if want(extension_parameter(name))}
+        carried = {extension.oid.dotted_string: extension for extension in certificate.extensions} if declared else {}
     except _UNDECODABLE as exc:
         raise BadCertificate(f"the certificate cannot be decoded: {exc}") from exc
     unreadable: dict[str, str] = {}
-    for name, oid in (extensions or {}).items():
+    for name, oid in declared.items():
         if oid not in carried:
             continue
         try:

@@ -224,7 +224,6 @@ def _decide(
             root_pem=settings.trust_root_pem,
             clock_skew=timedelta(seconds=settings.clock_skew_seconds),
         )
-        facts = certificate_facts(verified.leaf, settings.certificate_extensions)
     except CertificateRejected as exc:
         return _set(decision, exc.reason, exc.message)
     except Undecided as exc:
@@ -238,6 +237,10 @@ def _decide(
     step.done("revocation")
 
     template = iot.template(settings.template_name)
+    try:  # only the facts the template reads: a decision pays for what its template uses
+        facts = certificate_facts(verified.leaf, settings.certificate_extensions, template.parameters)
+    except BadCertificate as exc:
+        return _set(decision, Reason.MALFORMED_CERTIFICATE, str(exc))
     plan = _render(decision, template, settings, facts)
     if plan is None:
         return None
