@@ -15,8 +15,8 @@ from cryptography.hazmat.primitives import serialization
 
 from jitr.certificates import certificate_id
 from jitr.settings import Settings
-from jitr_handlers.registration import handler
 from jitr_handlers import revocation_sync
+from jitr_handlers.registration import handler
 from jitr_handlers.revocation_sync import run
 from jitr_tools import pki
 from jitr_tools.crl_server import CrlServer
@@ -215,7 +215,11 @@ def test_the_revocation_syncs_changes_are_published(
 
 
 def test_a_sync_whose_events_are_not_taken_counts_it_and_its_revocations_stand(
-    fleet: Fleet, subscriber: Subscriber, crl_server: CrlServer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    fleet: Fleet,
+    subscriber: Subscriber,
+    crl_server: CrlServer,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     url = publish_crl(crl_server, fleet, [])
     monkeypatch.setenv("JITR_REVOCATION", json.dumps({fleet.ca_id: {"crl": [url]}}))
