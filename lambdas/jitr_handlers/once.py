@@ -14,14 +14,17 @@ decides again. The record tells an operator what was decided for a certificate, 
 stack sets (`decisionRetentionDays`, 30 days by default).
 
 Decision events (`jitr.events`), at least once: a decision is published only once its record is written, and the
-record says so until it is: it is written with `eventPending`, the event is put, then the flag is dropped. A delivery
-that finds the flag (the fresh one, or any later one answered from the record) publishes the recorded decision; if
-EventBridge does not take it, the decision stands as recorded and the delivery reports `unpublished`, so its SQS record
-is redelivered and publishes it then. A hold is never recorded: it is published each time it is made.
+record says so until it is (`eventPending`): the delivery that decided publishes it, then drops the flag. The flag
+holds a lease, the end of that delivery's invocation: a duplicate that finds the flag within the lease publishes
+nothing (the deciding delivery is publishing it). If EventBridge does not take it, the decision stands as recorded,
+the lease is released, and the delivery reports `unpublished`, so SQS redelivers its record: the redelivery (or any
+delivery after the lease, as after a crash between recording and publishing) publishes the recorded decision. A hold
+is never recorded: it is published each time it is made.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from contextlib import suppress
 from datetime import UTC, datetime
@@ -46,7 +49,8 @@ EVENT_KEY = "[certificateId, caCertificateId]"  # the JMESPath of the key's part
 KEY_ATTRIBUTE = "id"  # the table's partition key
 EXPIRY_ATTRIBUTE = "expiration"  # the table's TTL attribute: a record lives for the retention
 SECONDS_PER_DAY = 86_400
-EVENT_PENDING = "eventPending"  # in a record: its decision's event is not published yet
+EVENT_PENDING = "eventPending"  # in a record: its event is not published yet; until when the decider may publish it
+EVENT_LEASE_S = 30  # that lease with no Lambda context to read it from (the handler's timeout)
 # Publishes a decision (as recorded: `Decision.to_dict()` and `decidedAt`); raises `NotPublished`.
 Announce = Callable[[dict[str, Any]], None]
 
@@ -133,7 +137,7 @@ class DecideOnce:
             if not remembered(decision.outcome, decision.reason):
                 raise _NotFinal(decision)
             self.fresh = decision
-            pending = {EVENT_PENDING: True} if self.announce else {}
+            pending = {EVENT_PENDING: self._lease()} if self.announce else {}
             return {**decision.to_dict(), "decidedAt": datetime.now(UTC).isoformat(timespec="seconds"), **pending}
 
         self.once = once
@@ -169,9 +173,16 @@ class DecideOnce:
                 f"the decision table could not be read or written: {exc}",
             )
         decision = self.fresh if self.fresh is not None else _duplicate(event, stored)
-        if stored.get(EVENT_PENDING):
+        lease = stored.get(EVENT_PENDING)
+        if lease is not None and (self.fresh is not None or time.time() >= float(lease)):
             self._publish(decision, stored, data)
         return decision
+
+    def _lease(self) -> int:
+        """Until when (epoch seconds) the delivery deciding now may publish its decision: its invocation's end."""
+        context = self.config.lambda_context
+        seconds = context.get_remaining_time_in_millis() / 1000 if context is not None else EVENT_LEASE_S
+        return int(time.time() + seconds) + 1
 
     def _publish(self, decision: Decision, record: dict[str, Any], data: dict[str, Any] | None = None) -> None:
         """Publish the decision `record` holds; once published, drop its record's flag (`data`: the event it is
@@ -182,13 +193,16 @@ class DecideOnce:
             self.announce(record)
         except NotPublished as exc:
             decision.unpublished = str(exc)
-            return
+            published = False
+        else:
+            published = True
         if data is None:
             return
-        published = {name: value for name, value in record.items() if name != EVENT_PENDING}
-        # Published. If the flag cannot be dropped, a later delivery publishes it again, under the same eventId.
+        # Published: the flag is dropped. Not: the lease is released, so the next delivery publishes it. A write that
+        # fails leaves the flag: a delivery after the lease publishes it (again, under the same eventId).
+        result = {name: value for name, value in record.items() if name != EVENT_PENDING}
         with suppress(ClientError, BotoCoreError):
-            self.persistence.save_success(data=data, result=published)
+            self.persistence.save_success(data=data, result=result if published else {**result, EVENT_PENDING: 0})
 
 
 def _duplicate(event: RegistrationEvent, stored: dict[str, Any]) -> Decision:

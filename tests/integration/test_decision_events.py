@@ -5,6 +5,7 @@ publish that fails counted and made again by the redelivery with the decision un
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -141,10 +142,11 @@ def test_a_publish_that_fails_is_counted_and_made_by_the_redelivery_without_chan
     event = fleet.first_connect(fleet.device("unheard-1"))
     # When the device is decided: provisioned and recorded, but its event is not taken
     assert handler(sqs_event(event), FakeLambdaContext()) == {"batchItemFailures": [{"itemIdentifier": "m-0"}]}
-    # Then the decision stands, the record still owes its event, and the failure is counted
+    # Then the decision stands, the record still owes its event (for whichever delivery comes next), and the failure
+    # is counted
     assert fleet.status(event["certificateId"]) == "ACTIVE"
     decided = stored(event)
-    assert (decided["outcome"], decided["eventPending"]) == ("PROVISIONED", True)
+    assert (decided["outcome"], decided["eventPending"]) == ("PROVISIONED", 0)
     assert '"DecisionEventsFailed"' in capsys.readouterr().out  # the EMF metric the alarm watches
     # When the bus exists (the fix) and SQS redelivers the record
     fleet_bus = Subscriber("fleet-events")
@@ -157,6 +159,41 @@ def test_a_publish_that_fails_is_counted_and_made_by_the_redelivery_without_chan
     handler(sqs_event(event), FakeLambdaContext())
     assert fleet_bus.received() == []
     assert subscriber.received() == []
+
+
+def owe_event(event: dict[str, Any], until: float) -> None:
+    """Make the decision's record say its event is not published, the deciding delivery's lease ending `until`: as
+    a delivery leaves it while it publishes, or when its environment died between recording and publishing."""
+    dynamodb = boto3.client("dynamodb", region_name="us-east-1")
+    (item,) = dynamodb.scan(TableName="jitr-decisions")["Items"]
+    data = {**json.loads(item["data"]["S"]), "eventPending": int(until)}
+    dynamodb.update_item(
+        TableName="jitr-decisions",
+        Key={"id": item["id"]},
+        UpdateExpression="SET #d = :d",
+        ExpressionAttributeNames={"#d": "data"},
+        ExpressionAttributeValues={":d": {"S": json.dumps(data)}},
+    )
+
+
+def test_a_decision_whose_delivery_died_before_publishing_is_published_by_a_delivery_after_its_lease(
+    fleet: Fleet, subscriber: Subscriber
+) -> None:
+    event = fleet.first_connect(fleet.device("crashed-1"))
+    handler(sqs_event(event), FakeLambdaContext())
+    assert len(subscriber.received()) == 1
+    # Given the record as a delivery leaves it that recorded the decision and then died (a timeout) unpublished
+    owe_event(event, until=time.time() + 30)
+    # When a duplicate arrives within that delivery's lease: nothing (the deciding delivery may be publishing it)
+    handler(sqs_event(event), FakeLambdaContext())
+    assert subscriber.received() == []
+    # When the dead delivery's own record is redelivered, after the lease (SQS's visibility timeout is longer)
+    owe_event(event, until=time.time() - 1)
+    handler(sqs_event(event), FakeLambdaContext())
+    # Then the recorded decision is published, and the record no longer owes it
+    (published,) = subscriber.received()
+    assert published["detail"]["outcome"] == "PROVISIONED"
+    assert "eventPending" not in stored(event)
 
 
 @pytest.fixture

@@ -395,6 +395,33 @@ def test_a_defective_device_ends_refused_with_the_handlers_reason(
     assert device.connect() == "closed"
 
 
+def said(lines: list[str], start: str) -> str | None:
+    """The first line the service said that starts with `start`, waiting for it as long as a decision takes."""
+    deadline = time.monotonic() + DECIDED_S
+    while time.monotonic() < deadline:
+        found = next((line for line in list(lines) if line.startswith(start)), None)
+        if found:
+            return found
+        time.sleep(0.05)
+    return None
+
+
+def test_each_decision_event_is_printed_as_a_subscriber_to_the_bus_receives_it(
+    service: Service, lines: list[str], api: Any, ca: pki.Issued, root: Path
+) -> None:
+    device, cert_id = onboarded(service, api, ca, root, "sensor-00501")
+    device.stop()
+    provisioned = said(lines, f"EVENT Device Provisioned certificate {cert_id[:12]} PROVISIONED")
+    assert provisioned is not None
+    assert "thing sensor-00501" in provisioned
+    kind = pki.DEFECTS["weak-key"]
+    issued = kind.make(ca, "defect-events")
+    weak = paho(service, write_device(issued, root / "devices", "defect-events"), "defect-events")
+    assert weak.connect() == "closed"
+    weak_id = certificate_id(issued.certificate)
+    assert said(lines, f"EVENT Device Rejected certificate {weak_id[:12]} REJECTED {kind.reason}") is not None
+
+
 def test_a_certificate_malformed_inside_gets_the_handlers_decision_at_connect(
     service: Service, api: Any, ca: pki.Issued
 ) -> None:
@@ -626,18 +653,21 @@ def test_jitr_serve_runs_until_ctrl_c_and_a_device_onboards_through_it(tmp_path:
         device = PahoDevice(files, "sensor-00001", port, ca_file)
 
         assert device.connect() == "closed"
-        for line in process.stdout:
+        for line in process.stdout:  # the decision, and its event as a subscriber to the bus receives it
             output.append(line)
-            if line.startswith("HANDLER"):
+            if {"HANDLER", "EVENT"} <= {seen.split(" ", 1)[0] for seen in output}:
                 break
-        assert "PROVISIONED as thing sensor-00001" in output[-1]
+        (handler_line,) = [line for line in output if line.startswith("HANDLER")]
+        assert "PROVISIONED as thing sensor-00001" in handler_line
+        (event_line,) = [line for line in output if line.startswith("EVENT")]
+        assert event_line.startswith("EVENT Device Provisioned certificate ")
         assert device.connect() == "CONNACK 0"
         device.stop()
     finally:
         rest = stop(process)
     assert process.returncode == 0, "".join(output) + rest
     assert "jitr serve: stopping" in rest
-    assert "jitr serve: decided 1 certificate this run (PROVISIONED 1)" in rest
+    assert "jitr serve: decided 1 certificate this run (PROVISIONED 1); decision events 1" in rest
     assert "Traceback" not in "".join(output) + rest
     assert (tmp_path / "state" / "account.pickle").stat().st_mode & 0o777 == 0o600
 
