@@ -409,11 +409,11 @@ def said(lines: list[str], start: str) -> str | None:
 def test_each_decision_event_is_printed_as_a_subscriber_to_the_bus_receives_it(
     service: Service, lines: list[str], api: Any, ca: pki.Issued, root: Path
 ) -> None:
-    device, cert_id = onboarded(service, api, ca, root, "sensor-00501")
+    device, cert_id = onboarded(service, api, ca, root, "evented-00001")
     device.stop()
     provisioned = said(lines, f"EVENT Device Provisioned certificate {cert_id[:12]} PROVISIONED")
     assert provisioned is not None
-    assert "thing sensor-00501" in provisioned
+    assert "thing evented-00001" in provisioned
     kind = pki.DEFECTS["weak-key"]
     issued = kind.make(ca, "defect-events")
     weak = paho(service, write_device(issued, root / "devices", "defect-events"), "defect-events")
