@@ -79,6 +79,8 @@ DEFAULTS: dict[str, Any] = {
     # when and how fast the revocation sync runs (only deployed when a CA has `revocation`)
     "revocationSync": {"schedule": "rate(1 day)", "updateTps": 2},
     "developmentPki": ".dev-pki",
+    # each final decision published to EventBridge: the account's default bus, or a bus's name or ARN
+    "decisionEvents": {"enabled": True, "bus": "default"},
 }
 KNOWN_KEYS = frozenset(DEFAULTS)
 # What `existingResources` may list: resources a template names that the stack does not create.
@@ -156,6 +158,7 @@ class JitrConfig:
     # issuer revocation: the sources of each CA (by certificate id: caCertificates' and the trust root's)
     revocation: dict[str, RevocationSource] = field(default_factory=dict)
     revocation_sync: RevocationSync | None = None  # set when `revocation` is
+    event_bus: str | None = None  # where decisions are published (decisionEvents); None: not published
 
     @property
     def revocation_ca_ids(self) -> tuple[str, ...]:
@@ -196,6 +199,7 @@ class JitrConfig:
             decision_table=decision_table,
             decision_retention_days=self.decision_retention_days,
             revocation=self.revocation,
+            event_bus=self.event_bus,
         )
 
 
@@ -347,6 +351,7 @@ def load_config(
         notes=tuple(notes),
         revocation=revocation,
         revocation_sync=sync,
+        event_bus=_decision_events(settings, provisioning_mode, notes),
     )
 
 
@@ -849,3 +854,37 @@ def _schedule_period(schedule: Any) -> int:
             f" ({SYNC_TIMEOUT_MINUTES} minutes): runs would overlap"
         )
     return seconds
+
+
+# -- decision events --------------------------------------------------------------------------------------------------
+
+DECISION_EVENTS_KEYS = tuple(DEFAULTS["decisionEvents"])
+BUS_NAME = re.compile(r"^[A-Za-z0-9._/-]{1,256}$")  # EventBridge's event bus name
+BUS_ARN = re.compile(r"^arn:aws[a-z-]*:events:[a-z0-9-]+:[0-9]{12}:event-bus/[A-Za-z0-9._/-]{1,256}$")
+
+
+def _decision_events(settings: Mapping[str, Any], provisioning_mode: str, notes: list[str]) -> str | None:
+    """The bus decisions are published to (None: disabled), from `decisionEvents`."""
+    value = settings.get("decisionEvents")
+    value = {} if value is None else value
+    if not isinstance(value, dict) or set(value) - set(DECISION_EVENTS_KEYS):
+        raise ConfigError(
+            'decisionEvents must be an object with "enabled" (true or false) and "bus" (an EventBridge bus name or'
+            ' ARN; "default" is the account\'s default bus)'
+        )
+    merged = {**DEFAULTS["decisionEvents"], **value}
+    enabled, bus = merged["enabled"], merged["bus"]
+    if not isinstance(enabled, bool):
+        raise ConfigError(f"decisionEvents.enabled must be true or false, got {enabled!r}")
+    if not isinstance(bus, str) or not (BUS_NAME.match(bus) or BUS_ARN.match(bus)) or bus.startswith("aws."):
+        raise ConfigError(
+            f"decisionEvents.bus must be an event bus name ({BUS_NAME.pattern}, not a partner bus aws.*) or an"
+            f" event bus ARN (arn:aws:events:<region>:<account>:event-bus/<name>), got {bus!r}"
+        )
+    if not enabled:
+        return None
+    if not validated_mode(provisioning_mode):
+        if "decisionEvents" in settings:
+            notes.append("decisionEvents has no effect in jitp mode: AWS provisions devices and decides nothing")
+        return None
+    return bus

@@ -13,6 +13,7 @@ from constructs import Construct
 
 from .bundling import HANDLER
 from .config import ConfigError, JitrConfig
+from .decision_events import publish_statement
 from .decisions import DecisionTable
 from .stored_template import iot_arn
 
@@ -61,6 +62,8 @@ class RegistrationHandler(Construct):
         crl_objects = read_crl_objects(config)
         if crl_objects is not None:
             self.role.add_to_policy(crl_objects)
+        if config.event_bus:
+            self.role.add_to_policy(publish_statement(config.event_bus))
 
         self.settings = config.handler_settings(template_name, decisions.table.table_name)
         environment = {

@@ -2,8 +2,9 @@
 
 The handler publishes its decisions as CloudWatch metrics in the `jitr` namespace with the dimension service = stack
 name: PROVISIONED, REJECTED, ALREADY_ACTIVE, SKIPPED, RETRY, MALFORMED, ProvisioningLatency, and
-REJECTEDByReason / RETRYByReason / MALFORMEDByReason with a Reason dimension. With revocation configured, the
-revocation sync's metrics (see `infra.revocation_sync`) have alarms and a dashboard row too.
+REJECTEDByReason / RETRYByReason / MALFORMEDByReason with a Reason dimension; DecisionEventsFailed (the handler and the
+revocation sync) when decision events are on. With revocation configured, the revocation sync's metrics (see
+`infra.revocation_sync`) have alarms and a dashboard row too.
 """
 
 from __future__ import annotations
@@ -192,6 +193,8 @@ class Monitoring(Construct):
 
         if revocation_sync is not None:
             self.alarms.update(self._revocation_alarms(revocation_sync, tuple(config.revocation)))
+        if config.event_bus:
+            self.alarms.update(self._decision_events_alarm(config.event_bus))
 
         self.topic: sns.Topic | None = None
         if config.alarm_email:
@@ -296,6 +299,17 @@ class Monitoring(Construct):
             ),
         }
         return alarms | self._per_ca_alarms(ca_ids, period)
+
+    def _decision_events_alarm(self, bus: str) -> dict[str, cw.Alarm]:
+        description = (
+            f"Decision events could not be published to EventBridge bus {bus} after botocore's retries (the handler's"
+            " or the revocation sync's log says why: a missing bus, a bus policy, throttling). Decisions stand. The"
+            " handler's events are published when SQS redelivers their records (from the dead-letter queue after a"
+            " redrive); the sync's log names the certificates whose events were not published."
+        )
+        metric = _metric(self.service, "DecisionEventsFailed", PERIOD)
+        at_least = cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD
+        return {"DecisionEventsFailed": self._alarm("DecisionEventsFailed", description, metric, 1, at_least)}
 
     def _per_ca_alarms(self, ca_ids: tuple[str, ...], period: cdk.Duration) -> dict[str, cw.Alarm]:
         """A sync metric with a CA dimension, summed over the configured CAs (ten per alarm), over one run."""

@@ -20,6 +20,7 @@ from constructs import Construct
 from jitr import revocation_index
 
 from .config import SYNC_TIMEOUT_MINUTES, JitrConfig, RevocationSync
+from .decision_events import publish_statement
 from .decisions import DecisionTable
 from .handler import fit_environment, jitr_function, read_crl_objects, role_and_logs
 from .stored_template import iot_arn
@@ -62,6 +63,8 @@ class RevocationSyncFunction(Construct):
         crl_objects = read_crl_objects(config)
         if crl_objects is not None:
             self.role.add_to_policy(crl_objects)
+        if config.event_bus:  # what it revoked, held and released, as decision events
+            self.role.add_to_policy(publish_statement(config.event_bus))
         variables = {
             "POWERTOOLS_SERVICE_NAME": service,
             "POWERTOOLS_LOG_LEVEL": "INFO",

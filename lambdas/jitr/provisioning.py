@@ -83,11 +83,13 @@ class Decision:
     thing_name: str | None = None
     steps_ms: dict[str, float] = field(default_factory=dict)
     replaced: tuple[str, ...] = ()  # certificates this decision took the thing from (set INACTIVE or revoked)
+    replaced_cas: tuple[str | None, ...] = ()  # and the CA of each
     recorded: bool = False  # the rejection status is already set (no second UpdateCertificate)
     serial: str | None = None  # the certificate's serial number (hex), once it was read
     not_after: datetime | None = None  # and its notAfter
     revocation: tuple[Revocation, ...] = ()  # the issuer's word on each certificate of the path, leaf first
     unknown_accepted: bool = False  # provisioned although a revocation status was unknown (onUnknown: accept)
+    unpublished: str | None = None  # why its decision event was not published (a later delivery publishes it)
 
     def decide_as(self, reason: Reason, message: str) -> None:
         """Decide for `reason`: its outcome is the one `OUTCOME` gives it (the blame rule, in one place)."""
@@ -104,7 +106,9 @@ class Decision:
             **({"serialNumber": self.serial} if self.serial else {}),
             **({"notAfter": self.not_after.isoformat()} if self.not_after else {}),
             **({"replacedCertificateIds": list(self.replaced)} if self.replaced else {}),
+            **({"replacedCaCertificateIds": list(self.replaced_cas)} if self.replaced_cas else {}),
             **({"revocation": [r.to_dict() for r in self.revocation]} if self.revocation else {}),
+            **({"eventNotPublished": self.unpublished} if self.unpublished else {}),
         }
 
 
@@ -503,6 +507,9 @@ def _settle_ownership(
         status,
         replacing,
     )
+    cas = dict(zip(decision.replaced, decision.replaced_cas, strict=False))  # an earlier thing's (see _not_pending)
+    cas |= {c.certificate_id: c.ca_certificate_id for c in everyone}
+    decision.replaced_cas = tuple(cas.get(c) for c in decision.replaced)
 
 
 def _take_from(iot: IoT, loser: CertificateRecord, status: str) -> None:

@@ -47,6 +47,9 @@ class CaSync:
     error: str | None = None
     note: str | None = None  # why nothing was read, when that is as configured (a CA with no CRL URL)
     held_serials: set[str] | None = None  # registered certificates the CRL holds (kept in the state for releases)
+    # certificate id -> (serial, notAfter) of each certificate acted on (what its decision event says)
+    facts: dict[str, tuple[str, str | None]] = field(default_factory=dict)
+    unpublished: str | None = None  # why the events of what it did were not published
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -62,6 +65,7 @@ class CaSync:
             "complete": self.complete,
             "error": self.error,
             "note": self.note,
+            **({"eventsNotPublished": self.unpublished} if self.unpublished else {}),
         }
 
 
@@ -193,6 +197,7 @@ def _act(run: _Run, ca_id: str, crl: IndexedCrl, result: CaSync, held_before: se
     released = held_before - held - set(revoked)
     known = run.index.lookup(ca_id, [*revoked, *held, *released])
     result.registered = len(known.keys() & (revoked.keys() | held))
+    result.facts = {item["certificateId"]: (serial, item.get("notAfter")) for serial, item in known.items()}
     for serial, (reason, when) in sorted(revoked.items()):
         item = known.get(serial)
         if item and item.get("syncedStatus") != "REVOKED" and _may_act(run, result):

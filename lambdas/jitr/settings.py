@@ -113,6 +113,8 @@ class Settings(BaseModel):
     revocation: dict[str, RevocationSource] = Field(default_factory=dict, alias="JITR_REVOCATION")
     # the revocation sync's share of the UpdateCertificate quota, in calls per second (the handler uses the rest)
     sync_update_tps: float = Field(2.0, alias="JITR_SYNC_UPDATE_TPS", gt=0, le=100)
+    # the EventBridge bus (name or ARN) each final decision is published to; unset: none is (needs decision_table)
+    event_bus: str | None = Field(None, alias="JITR_EVENT_BUS", min_length=1, max_length=1600)
     # only for a rehearsal on one machine (a CRL served on 127.0.0.1): the stack never sets it
     revocation_allow_loopback: bool = Field(False, alias="JITR_REVOCATION_ALLOW_LOOPBACK")
 

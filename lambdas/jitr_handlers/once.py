@@ -12,11 +12,21 @@ decisions about the certificate itself are kept (`jitr.outcomes.remembered`): a 
 (a certificate AWS IoT does not hold, a CA that is not the certificate's), leaves no record, so the next delivery
 decides again. The record tells an operator what was decided for a certificate, when and why, for the retention the
 stack sets (`decisionRetentionDays`, 30 days by default).
+
+Decision events (`jitr.events`), at least once: a decision is published only once its record is written, and the
+record says so until it is (`eventPending`): the delivery that decided publishes it, then drops the flag. The flag
+holds a lease, the end of that delivery's invocation: a duplicate that finds the flag within the lease publishes
+nothing (the deciding delivery is publishing it). If EventBridge does not take it, the decision stands as recorded,
+the lease is released, and the delivery reports `unpublished`, so SQS redelivers its record: the redelivery (or any
+delivery after the lease, as after a crash between recording and publishing) publishes the recorded decision. A hold
+is never recorded: it is published each time it is made.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
+from contextlib import suppress
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,7 +38,9 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 )
 from aws_lambda_powertools.utilities.idempotency.idempotency import idempotent_function
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.exceptions import BotoCoreError, ClientError
 
+from jitr.events import NotPublished, now
 from jitr.outcomes import Outcome, Reason, remembered
 from jitr.provisioning import Decision, RegistrationEvent
 
@@ -37,6 +49,10 @@ EVENT_KEY = "[certificateId, caCertificateId]"  # the JMESPath of the key's part
 KEY_ATTRIBUTE = "id"  # the table's partition key
 EXPIRY_ATTRIBUTE = "expiration"  # the table's TTL attribute: a record lives for the retention
 SECONDS_PER_DAY = 86_400
+EVENT_PENDING = "eventPending"  # in a record: its event is not published yet; until when the decider may publish it
+EVENT_LEASE_S = 30  # that lease with no Lambda context to read it from (the handler's timeout)
+# Publishes a decision (as recorded: `Decision.to_dict()` and `decidedAt`); raises `NotPublished`.
+Announce = Callable[[dict[str, Any]], None]
 
 
 class _NotFinal(Exception):
@@ -105,10 +121,12 @@ class DecideOnce:
         table_name: str,
         retention_days: int,
         dynamodb_client: Any,
+        announce: Announce | None = None,
     ) -> None:
         self.decide = decide
+        self.announce = announce
         self.config = _config(retention_days)
-        persistence = _persistence(table_name, dynamodb_client)
+        self.persistence = persistence = _persistence(table_name, dynamodb_client)
         self.fresh: Decision | None = None
 
         @idempotent_function(  # type: ignore[untyped-decorator]  # Powertools' decorator is typed as returning Any
@@ -119,7 +137,8 @@ class DecideOnce:
             if not remembered(decision.outcome, decision.reason):
                 raise _NotFinal(decision)
             self.fresh = decision
-            return {**decision.to_dict(), "decidedAt": datetime.now(UTC).isoformat(timespec="seconds")}
+            pending = {EVENT_PENDING: self._lease()} if self.announce else {}
+            return {**decision.to_dict(), "decidedAt": datetime.now(UTC).isoformat(timespec="seconds"), **pending}
 
         self.once = once
 
@@ -129,9 +148,12 @@ class DecideOnce:
 
     def __call__(self, event: RegistrationEvent) -> Decision:
         self.fresh = None
+        data = event.model_dump(by_alias=True)
         try:
-            stored = self.once(event=event.model_dump(by_alias=True))
+            stored = self.once(event=data)
         except _NotFinal as exc:
+            if exc.decision.outcome == Outcome.HELD:  # never recorded: published each time it is made
+                self._publish(exc.decision, {**exc.decision.to_dict(), "decidedAt": now()})
             return exc.decision
         except IdempotencyAlreadyInProgressError:
             return Decision(
@@ -150,15 +172,48 @@ class DecideOnce:
                 Reason.DECISION_STORE_UNAVAILABLE,
                 f"the decision table could not be read or written: {exc}",
             )
-        if self.fresh is not None:
-            return self.fresh
-        return Decision(
-            Outcome.DUPLICATE,
-            event.certificate_id,
-            event.ca_certificate_id,
-            Reason.ALREADY_DECIDED,
-            f"decided {stored.get('outcome')}"
-            + (f" {stored['reason']}" if stored.get("reason") else "")
-            + f" at {stored.get('decidedAt')}: {stored.get('message')}",
-            thing_name=stored.get("thingName"),
-        )
+        decision = self.fresh if self.fresh is not None else _duplicate(event, stored)
+        lease = stored.get(EVENT_PENDING)
+        if lease is not None and (self.fresh is not None or time.time() >= float(lease)):
+            self._publish(decision, stored, data)
+        return decision
+
+    def _lease(self) -> int:
+        """Until when (epoch seconds) the delivery deciding now may publish its decision: its invocation's end."""
+        context = self.config.lambda_context
+        seconds = context.get_remaining_time_in_millis() / 1000 if context is not None else EVENT_LEASE_S
+        return int(time.time() + seconds) + 1
+
+    def _publish(self, decision: Decision, record: dict[str, Any], data: dict[str, Any] | None = None) -> None:
+        """Publish the decision `record` holds; once published, drop its record's flag (`data`: the event it is
+        keyed on). Not published: `decision.unpublished` says why (the caller has the delivery made again)."""
+        if self.announce is None:
+            return
+        try:
+            self.announce(record)
+        except NotPublished as exc:
+            decision.unpublished = str(exc)
+            published = False
+        else:
+            published = True
+        if data is None:
+            return
+        # Published: the flag is dropped. Not: the lease is released, so the next delivery publishes it. A write that
+        # fails leaves the flag: a delivery after the lease publishes it (again, under the same eventId).
+        result = {name: value for name, value in record.items() if name != EVENT_PENDING}
+        with suppress(ClientError, BotoCoreError):
+            self.persistence.save_success(data=data, result=result if published else {**result, EVENT_PENDING: 0})
+
+
+def _duplicate(event: RegistrationEvent, stored: dict[str, Any]) -> Decision:
+    """A delivery answered from the record of the certificate's decision."""
+    return Decision(
+        Outcome.DUPLICATE,
+        event.certificate_id,
+        event.ca_certificate_id,
+        Reason.ALREADY_DECIDED,
+        f"decided {stored.get('outcome')}"
+        + (f" {stored['reason']}" if stored.get("reason") else "")
+        + f" at {stored.get('decidedAt')}: {stored.get('message')}",
+        thing_name=stored.get("thingName"),
+    )

@@ -22,6 +22,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
+from jitr.events import EventBus, decision_entries
 from jitr.iot import IoT, client_config
 from jitr.outcomes import Outcome, Reason
 from jitr.provisioning import MAX_EVENT_BYTES, Decision, RegistrationEvent, decide
@@ -96,7 +97,20 @@ class Registration:
             table_name=self.settings.decision_table,
             retention_days=self.settings.decision_retention_days,
             dynamodb_client=client,
+            announce=self._announce if self.events is not None else None,
         )
+
+    @cached_property
+    def events(self) -> EventBus | None:
+        """Where decisions are published (`JITR_EVENT_BUS`): only with a decision table, since a decision is
+        published once it is recorded."""
+        if not (self.settings.event_bus and self.settings.decision_table):
+            return None
+        return EventBus.connect(self.settings)
+
+    def _announce(self, record: dict[str, Any]) -> None:
+        assert self.events is not None
+        self.events.put(decision_entries(record, stack=SERVICE))
 
     @cached_property
     def index(self) -> RevocationIndex | None:
@@ -142,10 +156,13 @@ class Registration:
 
     def record_handler(self, record: SQSRecord) -> dict[str, Any]:
         """Raising here makes SQS redeliver this record; after maxReceiveCount it goes to the dead-letter queue. A
-        malformed body is raised too, so it is kept in the DLQ for inspection instead of being dropped."""
+        malformed body is raised too, so it is kept in the DLQ for inspection instead of being dropped; and a
+        decision whose event was not published, so that the redelivery publishes it (the decision stands)."""
         decision = self.handle_one(record.body)
         if decision.outcome in (Outcome.RETRY, Outcome.MALFORMED):
             raise RedeliverRecord(f"{decision.outcome}: {decision.reason}")
+        if decision.unpublished:
+            raise RedeliverRecord(f"{decision.outcome}, its event not published: {decision.unpublished}")
         return decision.to_dict()
 
     def __call__(self, event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
@@ -164,6 +181,8 @@ class Registration:
         decision = self.handle_one(event)
         if decision.outcome == Outcome.RETRY:
             raise RedeliverRecord(f"RETRY: {decision.reason}: {decision.message}")
+        if decision.unpublished:
+            raise RedeliverRecord(f"{decision.outcome}, its event not published: {decision.unpublished}")
         return decision.to_dict()
 
 
@@ -189,6 +208,8 @@ def _record(decision: Decision) -> None:
     if decision.outcome == Outcome.PROVISIONED:
         total = sum(decision.steps_ms.values())
         metrics.add_metric(name="ProvisioningLatency", unit=MetricUnit.Milliseconds, value=total)
+    if decision.unpublished:  # the decision stands; its delivery is made again to publish it
+        metrics.add_metric(name="DecisionEventsFailed", unit=MetricUnit.Count, value=1)
     if decision.unknown_accepted:  # provisioned without the issuer's word, as the fleet chose: counted every time
         metrics.add_metric(name="RevocationUnknownAccepted", unit=MetricUnit.Count, value=1)
     if decision.outcome in (Outcome.REJECTED, Outcome.MALFORMED, Outcome.RETRY) and decision.reason:
@@ -201,7 +222,7 @@ def _record(decision: Decision) -> None:
         ) as metric:
             metric.add_dimension(name="Reason", value=decision.reason)
     quiet = (Outcome.PROVISIONED, Outcome.ALREADY_ACTIVE, Outcome.DUPLICATE)
-    level = logger.info if decision.outcome in quiet else logger.warning
+    level = logger.info if decision.outcome in quiet and not decision.unpublished else logger.warning
     level(
         "registration decided",
         extra={

@@ -5,6 +5,11 @@ Its settings are the handler's (`JITR_REVOCATION`, `JITR_DECISION_TABLE`, `JITR_
 same model. Metrics per CA (dimension `CA`): `RevocationsFound` (entries of registered certificates the CRL lists),
 `RevocationSourceUnusable` and `RevocationSyncFailed`; and `CertificatesRevokedBySync`, `CertificatesHeldBySync`,
 `CertificatesReleasedBySync`. Each has an alarm in the stack.
+
+With `JITR_EVENT_BUS`, what a run did to each certificate is published as a decision event once it is done in AWS IoT
+and recorded in the index ("Certificate Revoked By Issuer", "... Held ...", "... Released ..."). EventBridge is asked
+with botocore's retries; a CA whose events still are not taken is counted (`DecisionEventsFailed`, alarmed) and its
+certificates named in the log: the change stands, and `jitr explain` shows it.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import boto3
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from jitr.events import EventBus, NotPublished, issuer_entries
 from jitr.iot import IoT, client_config
 from jitr.revocation_index import RevocationIndex
 from jitr.revocation_sources import CrlSources
@@ -37,7 +43,7 @@ def run(settings: Settings, *, time_left_s: Any = None) -> SyncReport:
         s3_client=lambda: session.client("s3", config=config),
     )
     options = {"time_left_s": time_left_s} if time_left_s else {}
-    return sync(
+    report = sync(
         settings,
         iot,
         RevocationIndex(settings.decision_table, dynamodb),
@@ -45,6 +51,33 @@ def run(settings: Settings, *, time_left_s: Any = None) -> SyncReport:
         update_tps=settings.sync_update_tps,
         **options,
     )
+    if settings.event_bus:
+        publish(report, settings)
+    return report
+
+
+def publish(report: SyncReport, settings: Settings) -> None:
+    """Each CA's changes as decision events; a CA whose events EventBridge does not take says why (`unpublished`)."""
+    bus = EventBus.connect(settings)
+    for ca in report.cas:
+        done = (("revoked", ca.revoked), ("held", ca.held), ("released", ca.released))
+        entries = [
+            entry
+            for action, certificates in done
+            for entry in issuer_entries(
+                action,
+                ca.ca_id,
+                [(c, *ca.facts.get(c, (None, None))) for c in certificates],
+                stack=SERVICE,
+                source=ca.source,
+            )
+        ]
+        if not entries:
+            continue
+        try:
+            bus.put(entries)
+        except NotPublished as exc:
+            ca.unpublished = str(exc)
 
 
 def record(report: SyncReport) -> None:
@@ -54,7 +87,9 @@ def record(report: SyncReport) -> None:
         metrics.add_metric(name="CertificatesRevokedBySync", unit=MetricUnit.Count, value=len(ca.revoked))
         metrics.add_metric(name="CertificatesHeldBySync", unit=MetricUnit.Count, value=len(ca.held))
         metrics.add_metric(name="CertificatesReleasedBySync", unit=MetricUnit.Count, value=len(ca.released))
-        level = logger.warning if ca.error or ca.revoked or ca.held else logger.info
+        if ca.unpublished:
+            metrics.add_metric(name="DecisionEventsFailed", unit=MetricUnit.Count, value=1)
+        level = logger.warning if ca.error or ca.revoked or ca.held or ca.unpublished else logger.info
         level("revocation sync", extra=ca.to_dict())
 
 

@@ -173,6 +173,8 @@ def test_the_sync_may_read_the_configured_cas_revoke_certificates_and_keep_only_
         "logs:PutLogEvents": {"${" + _id(revocation_stack, sync.log_group) + ".Arn}"},
         "xray:PutTraceSegments": {"*"},
         "xray:PutTelemetryRecords": {"*"},
+        # what it revoked, held and released, as decision events on the default bus
+        "events:PutEvents": {"arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/default"},
     }
     (on_table,) = [
         s

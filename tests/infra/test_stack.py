@@ -271,7 +271,8 @@ def test_alarms_cover_dead_letters_errors_throttling_queue_age_rejections_and_ru
     jitr_stack: Synthesized,
 ) -> None:
     alarms = jitr_stack.resources("AWS::CloudWatch::Alarm")
-    assert len(alarms) == 8  # and the sweeper's two: events it had to deliver again, its own failures
+    # and the sweeper's two (events it had to deliver again, its own failures), and decision events not published
+    assert len(alarms) == 9
     topic_id = jitr_stack.logical_id(_cfn(jitr_stack.stack.monitoring.topic))
     for alarm in alarms.values():
         assert alarm["Properties"]["AlarmActions"] == [{"Ref": topic_id}]
@@ -289,7 +290,7 @@ def test_alarms_cover_dead_letters_errors_throttling_queue_age_rejections_and_ru
         "SweptCertificates",
         1,
     )
-    assert len(by_id) == 8
+    assert len(by_id) == 9
 
 
 def test_the_sweeper_runs_on_a_schedule_may_only_list_certificates_send_to_the_queue_and_keep_its_cursors(

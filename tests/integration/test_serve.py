@@ -395,6 +395,33 @@ def test_a_defective_device_ends_refused_with_the_handlers_reason(
     assert device.connect() == "closed"
 
 
+def said(lines: list[str], start: str) -> str | None:
+    """The first line the service said that starts with `start`, waiting for it as long as a decision takes."""
+    deadline = time.monotonic() + DECIDED_S
+    while time.monotonic() < deadline:
+        found = next((line for line in list(lines) if line.startswith(start)), None)
+        if found:
+            return found
+        time.sleep(0.05)
+    return None
+
+
+def test_each_decision_event_is_printed_as_a_subscriber_to_the_bus_receives_it(
+    service: Service, lines: list[str], api: Any, ca: pki.Issued, root: Path
+) -> None:
+    device, cert_id = onboarded(service, api, ca, root, "evented-00001")
+    device.stop()
+    provisioned = said(lines, f"EVENT Device Provisioned certificate {cert_id[:12]} PROVISIONED")
+    assert provisioned is not None
+    assert "thing evented-00001" in provisioned
+    kind = pki.DEFECTS["weak-key"]
+    issued = kind.make(ca, "defect-events")
+    weak = paho(service, write_device(issued, root / "devices", "defect-events"), "defect-events")
+    assert weak.connect() == "closed"
+    weak_id = certificate_id(issued.certificate)
+    assert said(lines, f"EVENT Device Rejected certificate {weak_id[:12]} REJECTED {kind.reason}") is not None
+
+
 def test_a_certificate_malformed_inside_gets_the_handlers_decision_at_connect(
     service: Service, api: Any, ca: pki.Issued
 ) -> None:
@@ -637,7 +664,9 @@ def test_jitr_serve_runs_until_ctrl_c_and_a_device_onboards_through_it(tmp_path:
         rest = stop(process)
     assert process.returncode == 0, "".join(output) + rest
     assert "jitr serve: stopping" in rest
-    assert "jitr serve: decided 1 certificate this run (PROVISIONED 1)" in rest
+    assert "jitr serve: decided 1 certificate this run (PROVISIONED 1); decision events 1" in rest
+    # the decision's event, as a subscriber to the bus received it
+    assert re.search(r"^EVENT Device Provisioned certificate \w{12} PROVISIONED", "".join(output) + rest, re.M)
     assert "Traceback" not in "".join(output) + rest
     assert (tmp_path / "state" / "account.pickle").stat().st_mode & 0o777 == 0o600
 
@@ -680,9 +709,17 @@ def port_of(banner: str) -> int:
 
 
 def stop(process: subprocess.Popen[str]) -> str:
-    """Ctrl-C, and what it printed after."""
+    """Ctrl-C, and what it printed after (read through the stream, which may hold lines read ahead already: a
+    `communicate` would read the pipe past them). Killed if it has not stopped within a minute."""
+    assert process.stdout is not None
     process.send_signal(signal.SIGINT)
-    rest, _ = process.communicate(timeout=60)
+    killer = threading.Timer(60, process.kill)
+    killer.start()
+    try:
+        rest = process.stdout.read()
+    finally:
+        killer.cancel()
+    process.wait()
     return rest
 
 

@@ -28,6 +28,9 @@ def test_a_mixed_fleet_is_fully_accounted_for_with_duplicates_absorbed() -> None
     assert result.events > result.devices - result.refused_at_connect  # reconnects while pending publish again
     assert result.duplicates_absorbed >= 1
     assert result.dead_letters == 0
+    # each device decided is one event on the bus, however many duplicates it sent
+    assert result.decision_events == {"Device Provisioned": 30, "Device Rejected": result.rejected}
+    assert f"decision events      {30 + result.rejected}  (Device Provisioned 30, Device Rejected" in summary(result)
 
 
 def test_the_json_output_accounts_for_every_device(capsys: pytest.CaptureFixture[str]) -> None:

@@ -98,6 +98,12 @@ def test_a_verification_certificate_without_the_registration_code_is_refused(iss
         ({"devicePolicyParameter": []}, "devicePolicyParameter must be the name of a template parameter"),
         ({"caCertifcates": []}, "unknown setting"),
         ({"template": "templates/missing.json"}, "does not exist"),
+        ({"decisionEvents": True}, "decisionEvents must be an object"),
+        ({"decisionEvents": {"topic": "x"}}, "decisionEvents must be an object"),
+        ({"decisionEvents": {"enabled": "yes"}}, "decisionEvents.enabled must be true or false"),
+        ({"decisionEvents": {"bus": "my bus"}}, "decisionEvents.bus must be an event bus name"),
+        ({"decisionEvents": {"bus": "aws.partner/x"}}, "not a partner bus"),
+        ({"decisionEvents": {"bus": "arn:aws:sns:us-east-1:123456789012:topic"}}, "decisionEvents.bus"),
     ],
 )
 def test_bad_settings_are_named(ca_file: Path, settings: dict[str, object], message: str) -> None:

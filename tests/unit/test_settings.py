@@ -38,6 +38,7 @@ def test_every_setting_round_trips_through_the_environment() -> None:
         },
         revocation_allow_loopback=True,
         sync_update_tps=3,
+        event_bus="arn:aws:events:us-east-1:123456789012:event-bus/fleet",
     )
     environment = settings.to_environment()
     assert set(environment) == {field.alias for field in Settings.model_fields.values()}  # every one travels

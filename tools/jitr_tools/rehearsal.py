@@ -77,13 +77,14 @@ def handler_environment(
     decision_table: str | None = None,
     settings: Settings | None = None,
     revocation: Mapping[str, RevocationSource] | None = None,
+    event_bus: str | None = None,
 ) -> Iterator[Callable[[], Callable[[dict[str, Any]], Any]]]:
     """The real handler with the settings the stack gives it (pacing only when `quota` is given). Yields
     `new_environment()`: each call is one execution environment (its own Registration: adapter, template cache and
     share of the quota) and returns its Lambda handler. Log lines go to `log_stream`; X-Ray and EMF output are off
     (no daemon here); `on_decision` sees every decision; `revocation` gives CAs their CRL sources (served on
-    127.0.0.1, so loopback is allowed). `settings` replaces those (a stack's, for `jitr serve`).
-    Everything is put back on exit."""
+    127.0.0.1, so loopback is allowed); `event_bus` is where decisions are published. `settings` replaces those (a
+    stack's, for `jitr serve`). Everything is put back on exit."""
     from jitr.settings import Settings
     from jitr_handlers.observability import logger
     from jitr_handlers.registration import Registration, entry_point
@@ -96,6 +97,7 @@ def handler_environment(
         decision_table=decision_table,
         revocation=dict(revocation or {}),
         revocation_allow_loopback=bool(revocation),
+        event_bus=event_bus,
     )
     values = {
         "AWS_DEFAULT_REGION": region,

@@ -9,6 +9,9 @@ device's first connect is decided as in the account.
 When the development CA (`jitr pki ca`) is one of the CAs, its CRL is published on 127.0.0.1 (`--crl-port`, made
 afresh from `.dev-pki/` on each request, so `jitr pki revoke` counts at the next fetch), the handler checks its
 devices against it, and the revocation sync runs every `sync_seconds`, as the stack's schedule runs it.
+
+Decision events (`decisionEvents`, on by default) go to the configured bus in the embedded account; a rule forwards
+them to a queue, and each is printed as it arrives (`EVENT <detail-type> ...`), as a subscriber would receive it.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from . import embedded, pki, pki_revocations
 from .broker import MqttEndpoint, running
 from .crl_server import CrlServer
 from .embedded import EmbeddedIoT
+from .event_tap import EventPrinter, EventTap, local_bus
 from .pki import write_private
 from .rehearsal import DECISION_TABLE, DEVICE_POLICY, TEMPLATE_NAME, create_decision_table, handler_environment
 from .tls import ServerCredentials, server_credentials
@@ -98,6 +102,7 @@ class Service:
         self._sync_lock = threading.Lock()
         self._sync_errors: dict[str, str | None] = {}  # per CA, the last failure said (said once, not every run)
         self.revoked_by_sync = 0  # certificates the revocation sync set REVOKED this run
+        self.events: EventPrinter | None = None  # says the decision events a subscriber to the bus receives
 
     # -- start and stop -------------------------------------------------------------------------------------------
 
@@ -134,6 +139,7 @@ class Service:
         self._exit.enter_context(contextlib.redirect_stdout(log))
         if self.config.validated:
             settings = self._with_revocation(self.config.handler_settings(self.template_name, DECISION_TABLE))
+            settings = self._with_events(settings)
             self.settings = settings
             new_environment = self._exit.enter_context(
                 handler_environment(
@@ -202,6 +208,18 @@ class Service:
                     certificateId=ca.certificate_id,
                     registrationConfig={"templateBody": json.dumps(document), "roleArn": role},
                 )
+
+    # -- decision events ---------------------------------------------------------------------------------------------
+
+    def _with_events(self, settings: Settings) -> Settings:
+        """The handler's settings with the configured bus as the embedded account names it, and a subscriber to it
+        whose events are printed as they arrive (and once more at the stop: none is missed)."""
+        if not settings.event_bus:
+            return settings
+        bus = local_bus(settings.event_bus)
+        self.events = EventPrinter(EventTap(bus, self.iot.region), self.say).start()
+        self._exit.callback(self.events.stop)  # the summary stops it first, once the handler has stopped
+        return settings.model_copy(update={"event_bus": bus})
 
     # -- the development CA's revocations --------------------------------------------------------------------------
 
@@ -316,6 +334,8 @@ class Service:
     def _summary(self, wiring: QueueWiring) -> None:
         """What the run decided, and what the stack's alarms would have said: events dead-lettered after
         `maxReceiveCount` receives (the dead-letter queue's alarm) and events still queued at the stop."""
+        if self.events is not None:
+            self.events.stop()  # says the events still on their way
         outcomes = Counter(str(decision.outcome) for decision in self.decisions.values())
         stats = wiring.stats()
         counts = ", ".join(f"{outcome} {count}" for outcome, count in sorted(outcomes.items())) or "none"
@@ -323,6 +343,8 @@ class Service:
         line = f"jitr serve: decided {decided} certificate{'' if decided == 1 else 's'} this run ({counts})"
         if self.revoked_by_sync:
             line += f"; the revocation sync revoked {self.revoked_by_sync}"
+        if self.events is not None:
+            line += f"; decision events {self.events.heard}"
         if stats.dead_letters:
             certificates = sorted({str(json.loads(body).get("certificateId", "?"))[:12] for body in stats.given_up})
             line += (

@@ -10,6 +10,9 @@ With `revoked`, the CA has revoked that many of the good devices before they fir
 127.0.0.1, every good device names it as its CRL distribution point, and the handler checks each against it (the
 revoked ones are rejected REVOKED_BY_ISSUER).
 
+With the decision table (as the stack deploys it), each decision is published to the account's default EventBridge
+bus, as the stack's default `decisionEvents` does; a rule forwards them to a queue, and the summary counts them.
+
 Times are real but run `quota / 10` times faster than on AWS: the devices' reconnect delays are divided by that factor,
 and the queue's visibility timeout is scaled down too, so a rehearsal stays short; the handler, its retries (botocore's
 standard mode) and the IoT's checks are unchanged.
@@ -42,6 +45,7 @@ from . import embedded, pki
 from .crl_server import CrlServer
 from .embedded import EmbeddedIoT
 from .embedded.iot import Connect, ConnectResult
+from .event_tap import EventTap
 from .reconnect import Reconnect
 from .rehearsal import create_decision_table, handler_environment, prepare_account
 from .wiring import DirectWiring, QueueWiring, Wiring, WiringStats
@@ -147,6 +151,7 @@ class Result:
     throttles_by_operation: dict[str, int] = field(default_factory=dict)  # each one a call jitr saw throttled
     unfinished: int = 0  # still pending when the rehearsal stopped, with events of theirs still to be decided
     queue_drained: bool = True
+    decision_events: dict[str, int] = field(default_factory=dict)  # by detail-type, as a subscriber received them
     timeline: list[tuple[float, int]] = field(default_factory=list)
 
     @property
@@ -260,9 +265,10 @@ def _simulate(
             iot.set_quota("RegisterThing", options.quota)
         if options.latency_ms:
             iot.set_latency("RegisterThing", options.latency_ms / 1000)
-        table = None
+        table = tap = None
         if options.absorb_duplicates:
             table = create_decision_table(boto3.client("dynamodb", region_name=iot.region))
+            tap = EventTap("default", iot.region)
 
         revocation = {ca_id: RevocationSource(crl=tuple(crl_urls))} if crl_urls else None
         iot.reset_counters()  # the account's set-up is not the fleet's traffic
@@ -279,6 +285,7 @@ def _simulate(
                 on_decision=log,
                 decision_table=table,
                 revocation=revocation,
+                event_bus="default" if tap else None,
             ) as new_environment,
             contextlib.redirect_stdout(io.StringIO()),
         ):
@@ -307,9 +314,12 @@ def _simulate(
             stats = wiring.stats()
         if options.progress:
             print(file=sys.stderr)
-        return _account(
+        result = _account(
             iot, client, fleet, fleet_run, events, log, options, concurrency, stats, started, settled_at, queue_drained
         )
+        if tap is not None:
+            result.decision_events = dict(sorted(Counter(e["detail-type"] for e in tap.drain()).items()))
+        return result
 
 
 @dataclass
@@ -539,6 +549,8 @@ def summary(result: Result) -> str:
         f"RegisterThing calls  {result.register_calls}  (throttled: {result.throttles}; repeated on an already"
         f" provisioned device: {result.repeat_provisions})",
         f"dead letters         {result.dead_letters}",
+        f"decision events      {sum(result.decision_events.values())}"
+        + (f"  ({', '.join(f'{k} {v}' for k, v in result.decision_events.items())})" if result.decision_events else ""),
         f"wall time            {result.wall_s:.1f} s  (every device decided at {result.drain_s:.1f} s;"
         f" at the quota: {result.ideal_drain_s:.1f} s)",
         f"throughput           {result.throughput_per_s:.1f} provisioned/s"
