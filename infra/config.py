@@ -199,6 +199,8 @@ class JitrConfig:
             decision_table=decision_table,
             decision_retention_days=self.decision_retention_days,
             revocation=self.revocation,
+            # the sync's share of UpdateCertificate: the handlers pace themselves to the rest of the quota
+            **({"sync_update_tps": self.revocation_sync.update_tps} if self.revocation_sync else {}),
             event_bus=self.event_bus,
         )
 

@@ -65,12 +65,7 @@ class RevocationSyncFunction(Construct):
             self.role.add_to_policy(crl_objects)
         if config.event_bus:  # what it revoked, held and released, as decision events
             self.role.add_to_policy(publish_statement(config.event_bus))
-        variables = {
-            "POWERTOOLS_SERVICE_NAME": service,
-            "POWERTOOLS_LOG_LEVEL": "INFO",
-            **environment,
-            "JITR_SYNC_UPDATE_TPS": f"{sync.update_tps:g}",
-        }
+        variables = {"POWERTOOLS_SERVICE_NAME": service, "POWERTOOLS_LOG_LEVEL": "INFO", **environment}
         fit_environment(variables, "revocation sync")
         self.function = jitr_function(
             self,

@@ -176,13 +176,22 @@ class Settings(BaseModel):
         assert alias is not None
         return alias
 
+    def _travels(self, name: str) -> bool:
+        """Whether a set setting goes into the environment: the revocation settings only where revocation is on (a
+        stack without it keeps the environment it had)."""
+        if name == "revocation_allow_loopback":
+            return self.revocation_allow_loopback
+        if name == "sync_update_tps":
+            return bool(self.revocation)
+        return True
+
     def to_environment(self) -> dict[str, str]:
         """The variables that carry these settings (unset ones are left out)."""
         environment: dict[str, str] = {}
         dumped = self.model_dump(mode="json", by_alias=True)
         for name in type(self).model_fields:
             value = getattr(self, name)
-            if value is None or value == {} or (name == "revocation_allow_loopback" and not value):
+            if value is None or value == {} or not self._travels(name):
                 continue
             if name == "revocation":  # each CA's settings without their defaults: Lambda's environment is 4 KB
                 sources = {

@@ -143,6 +143,8 @@ def test_the_sync_runs_on_its_schedule_with_the_handlers_settings_and_its_pace(r
     variables = function["Environment"]["Variables"]
     handler_variables = registration_function(revocation_stack)["Properties"]["Environment"]["Variables"]
     assert variables == {**handler_variables, "JITR_SYNC_UPDATE_TPS": "3"}
+    # the handlers pace UpdateCertificate to the quota less the sync's share: they are told the same share
+    assert handler_variables["JITR_SYNC_UPDATE_TPS"] == "3"
     rules = [
         r["Properties"]
         for r in revocation_stack.resources("AWS::Events::Rule").values()

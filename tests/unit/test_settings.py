@@ -115,3 +115,8 @@ def test_the_ocsp_settings_travel_in_camel_case() -> None:
     settings = Settings(template_name="t", revocation={"ca": source})
     assert Settings.from_environment(settings.to_environment()) == settings
     assert '"ocspFromCertificate":true' in settings.to_environment()["JITR_REVOCATION"]
+
+
+def test_without_revocation_no_revocation_setting_travels() -> None:
+    environment = Settings(template_name="t").to_environment()
+    assert not {name for name in environment if "REVOCATION" in name or "SYNC" in name}
