@@ -41,6 +41,9 @@ class Reason(StrEnum):
     CA_NOT_ACTIVE = "CA_NOT_ACTIVE"  # the certificate's CA was deactivated: its devices are refused
     UNKNOWN_CA = "UNKNOWN_CA"
     REVOKED_BY_ISSUER = "REVOKED_BY_ISSUER"  # the issuer's CRL lists it (any reason but certificateHold)
+    DENIED_BY_HOOK = (
+        "DENIED_BY_HOOK"  # the product's decision hook denied it: the fleet's own decision, its reason kept
+    )
     # -- the event's: REJECTED, the certificate left as it is ---
     CA_MISMATCH = "CA_MISMATCH"
     # -- not the device's fault: RETRY ---
@@ -54,8 +57,14 @@ class Reason(StrEnum):
     OWNERSHIP_NOT_SETTLED = "OWNERSHIP_NOT_SETTLED"  # a call settling who keeps a thing failed: finished on redelivery
     DECISION_STORE_UNAVAILABLE = "DECISION_STORE_UNAVAILABLE"
     REVOCATION_UNKNOWN = "REVOCATION_UNKNOWN"  # the issuer's revocation status could not be learned
+    ENROLLMENT_UNAVAILABLE = "ENROLLMENT_UNAVAILABLE"  # the enrollment table could not be read or written
+    HOOK_FAILED = "HOOK_FAILED"  # the decision hook timed out, failed or answered what cannot be read
     # -- held: HELD ---
     CERTIFICATE_ON_HOLD = "CERTIFICATE_ON_HOLD"  # the issuer's CRL lists it as certificateHold
+    NO_PRODUCT = "NO_PRODUCT"  # no product's selector matches it: the stack does not (yet) know what it is
+    NOT_ENROLLED = "NOT_ENROLLED"  # its product needs enrollment and its manifest is not imported (yet)
+    DEVICE_DISABLED = "DEVICE_DISABLED"  # an operator disabled its enrollment: refused while disabled, reversible
+    HELD_BY_HOOK = "HELD_BY_HOOK"  # the product's decision hook answered hold
     # -- a duplicate: DUPLICATE ---
     ALREADY_DECIDED = "ALREADY_DECIDED"
     BEING_DECIDED = "BEING_DECIDED"
@@ -91,6 +100,7 @@ _REJECTED = (
     Reason.CA_NOT_ACTIVE,
     Reason.UNKNOWN_CA,
     Reason.REVOKED_BY_ISSUER,
+    Reason.DENIED_BY_HOOK,
     Reason.CA_MISMATCH,
 )
 _RETRY = (
@@ -104,8 +114,16 @@ _RETRY = (
     Reason.OWNERSHIP_NOT_SETTLED,
     Reason.DECISION_STORE_UNAVAILABLE,
     Reason.REVOCATION_UNKNOWN,
+    Reason.ENROLLMENT_UNAVAILABLE,
+    Reason.HOOK_FAILED,
 )
-_HELD = (Reason.CERTIFICATE_ON_HOLD,)
+_HELD = (
+    Reason.CERTIFICATE_ON_HOLD,
+    Reason.NO_PRODUCT,
+    Reason.NOT_ENROLLED,
+    Reason.DEVICE_DISABLED,
+    Reason.HELD_BY_HOOK,
+)
 _DUPLICATE = (Reason.ALREADY_DECIDED, Reason.BEING_DECIDED)
 _SKIPPED = (
     Reason.UNKNOWN_CERTIFICATE,
