@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import itertools
 import json
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -24,8 +25,9 @@ from pydantic import ValidationError
 
 from jitr.certificates import PROFILES, ca_problem, certificate_id
 from jitr.pacing import AWS_DEFAULT_TPS, max_concurrency
+from jitr.products import IMPLICIT, PRODUCT_NAME, SUBJECT_ATTRIBUTES, Product, extension_problem
 from jitr.revocation_sources import address_refusal
-from jitr.settings import EXISTING_THING_ACTIONS, REJECTION_ACTIONS, RevocationSource, Settings, extension_problem
+from jitr.settings import EXISTING_THING_ACTIONS, REJECTION_ACTIONS, RevocationSource, Settings
 from jitr.templates import Plan, Problem, Template, TemplateError, parse_template, render_template
 from jitr.templates.fields import (
     AWS_FIELDS,
@@ -37,6 +39,8 @@ from jitr.templates.fields import (
 )
 from jitr.templates.intrinsics import referenced_parameters
 from jitr.templates.limits import POLICY, TEMPLATE_NAME, THING
+
+from . import selectors
 
 CONTEXT_KEY = "jitr"
 CONFIG_FILE_KEY = "jitr:configFile"
@@ -81,6 +85,8 @@ DEFAULTS: dict[str, Any] = {
     "developmentPki": ".dev-pki",
     # each final decision published to EventBridge: the account's default bus, or a bus's name or ARN
     "decisionEvents": {"enabled": True, "bus": "default"},
+    # the product lines: name -> its caCertificates, select and any of the settings above a product may set
+    "products": None,
 }
 KNOWN_KEYS = frozenset(DEFAULTS)
 # What `existingResources` may list: resources a template names that the stack does not create.
@@ -105,6 +111,44 @@ class CaCertificate:
     verification_pem: str | None = None
     retired: bool = False  # registered INACTIVE, auto-registration DISABLE: no new devices, provisioned ones unaffected
     revocation: RevocationSource | None = None  # where the CRL of the certificates it issued is read
+
+
+@dataclass(frozen=True)
+class ProductConfig:
+    """One product line: its CAs, selector, template and rules, checked. A configuration without `products` has one,
+    named "default", of every CA, with the stack's top-level settings."""
+
+    name: str
+    ca_certificate_ids: tuple[str, ...]
+    select: dict[str, str]
+    template: Template
+    template_path: str
+    template_name: str | None
+    device_policy_parameter: str | None
+    device_profile: str
+    cn_pattern: str | None
+    max_validity_days: int | None
+    rejection_action: str
+    existing_thing: str
+    extra_parameters: dict[str, str]
+    certificate_extensions: dict[str, str]
+    implicit: bool = False  # the one product of a configuration that names none
+
+    def handler_product(self, template_name: str) -> Product:
+        """The product as the handler decides with it (its stored template named `template_name`)."""
+        return Product(
+            name=self.name,
+            cas=self.ca_certificate_ids,
+            select=self.select,
+            template=template_name,
+            rejection_action=self.rejection_action,
+            device_profile=self.device_profile,
+            cn_pattern=self.cn_pattern,
+            max_validity_days=self.max_validity_days,
+            extra_parameters=self.extra_parameters,
+            certificate_extensions=self.certificate_extensions,
+            existing_thing=self.existing_thing,
+        )
 
 
 @dataclass(frozen=True)
@@ -159,6 +203,12 @@ class JitrConfig:
     revocation: dict[str, RevocationSource] = field(default_factory=dict)
     revocation_sync: RevocationSync | None = None  # set when `revocation` is
     event_bus: str | None = None  # where decisions are published (decisionEvents); None: not published
+    products: tuple[ProductConfig, ...] = ()  # the product lines (one implicit product when none are configured)
+
+    @property
+    def implicit_products(self) -> bool:
+        """True when the configuration names no products: the handler decides every CA with its top-level settings."""
+        return all(p.implicit for p in self.products)
 
     @property
     def revocation_ca_ids(self) -> tuple[str, ...]:
@@ -180,10 +230,17 @@ class JitrConfig:
         """True when our handler decides (jitr); False when AWS provisions by itself (jitp)."""
         return self.provisioning_mode == "jitr"
 
-    def handler_settings(self, template_name: str, decision_table: str) -> Settings:
-        """The registration handler's settings as the stack gives them (and `jitr serve` runs it with)."""
+    def handler_settings(self, template_names: str | Mapping[str, str], decision_table: str) -> Settings:
+        """The registration handler's settings as the stack gives them (and `jitr serve` runs it with).
+        `template_names`: each product's stored template name (a text: the first product's)."""
+        if isinstance(template_names, str):
+            template_names = {self.products[0].name: template_names} if self.products else {}
+        products = (
+            () if self.implicit_products else tuple(p.handler_product(template_names[p.name]) for p in self.products)
+        )
         return Settings(
-            template_name=template_name,
+            products=() if self.implicit_products else products,
+            template_name=next(iter(template_names.values()), "jitr-device"),
             rejection_action=self.rejection_action,
             device_profile=self.device_profile,
             cn_pattern=self.cn_pattern,
@@ -273,8 +330,77 @@ def load_config(
     if len(set(ids)) != len(ids):
         raise ConfigError("caCertificates lists the same CA certificate twice")
 
+    trust_root_pem, trust_root_revocation = _trust_root(settings.get("trustRoot"), root)
+    existing = _existing_resources(settings)
+    context = _ProductContext(cas, root, provisioning_mode, trust_root_pem, at, existing, notes)
+    products = _products(settings, context)
+    first = products[0]
+    email = settings.get("alarmEmail")
+    if email is not None and not EMAIL.match(str(email)):
+        raise ConfigError(f"alarmEmail {email!r} is not an e-mail address")
+    register_thing_tps = _whole(settings, "registerThingTps", 1, 10000)
+    revocation = _revocation_by_ca(cas, trust_root_pem, trust_root_revocation, provisioning_mode)
+    sync = _revocation_sync(settings, register_thing_tps, notes) if revocation else None
+    if not revocation and "revocationSync" in settings:
+        notes.append("revocationSync has no effect: no CA has revocation configured, so no sync is deployed")
+    return JitrConfig(
+        cas=cas,
+        certificate_mode=certificate_mode,
+        provisioning_mode=provisioning_mode,
+        template=first.template,
+        template_path=first.template_path,
+        template_name=first.template_name,
+        device_policy_parameter=first.device_policy_parameter,
+        device_profile=first.device_profile,
+        cn_pattern=first.cn_pattern,
+        max_validity_days=first.max_validity_days,
+        trust_root_pem=trust_root_pem,
+        rejection_action=first.rejection_action,
+        register_thing_tps=register_thing_tps,
+        max_receive_count=_whole(settings, "maxReceiveCount", 2, 1000),
+        alarm_email=str(email) if email else None,
+        rejection_alarm_threshold=_whole(settings, "rejectionAlarmThreshold", 1, 10**6),
+        queue_age_alarm_seconds=_whole(settings, "queueAgeAlarmSeconds", 60, 14 * 24 * 3600),
+        log_retention_days=_whole(settings, "logRetentionDays", 1, 3653),
+        sweep_interval_minutes=_whole(settings, "sweepIntervalMinutes", 5, 24 * 60),  # >= the sweeper's timeout
+        sweep_min_age_minutes=_whole(settings, "sweepMinAgeMinutes", 1, 7 * 24 * 60),
+        sweep_max_per_run=_whole(settings, "sweepMaxPerRun", 1, 100_000),
+        development_ca=dev,
+        extra_parameters=first.extra_parameters,
+        certificate_extensions=first.certificate_extensions,
+        existing_resources=existing,
+        existing_thing=first.existing_thing,
+        clock_skew_seconds=_whole(settings, "clockSkewSeconds", 0, 3600),
+        decision_retention_days=_whole(settings, "decisionRetentionDays", 1, 3650),
+        notes=tuple(notes),
+        revocation=revocation,
+        revocation_sync=sync,
+        event_bus=_decision_events(settings, provisioning_mode, notes),
+        products=products,
+    )
+
+
+@dataclass(frozen=True)
+class _ProductContext:
+    """What every product is checked against: the stack's CAs, mode, trust root and existing resources."""
+
+    cas: tuple[CaCertificate, ...]
+    root: Path
+    provisioning_mode: str
+    trust_root_pem: str | None
+    at: dt.datetime
+    existing: Mapping[str, tuple[str, ...]]
+    notes: list[str]
+
+
+def _product(
+    name: str, settings: Mapping[str, Any], cas: tuple[CaCertificate, ...], context: _ProductContext
+) -> ProductConfig:
+    """One product's template and rules, checked as the stack's were before products: `settings` holds the product's
+    own keys over the stack's. Its CAs are `cas`."""
+    provisioning_mode, notes = context.provisioning_mode, context.notes
     template_path = str(settings.get("template", DEFAULTS["template"]))
-    template = _template(root / template_path, template_path, provisioning_mode)
+    template = _template(context.root / template_path, template_path, provisioning_mode)
     template_name = settings.get("templateName")
     if template_name is not None and not TEMPLATE_NAME.fullmatch(str(template_name)):
         raise ConfigError(f"templateName {template_name!r} must match {TEMPLATE_NAME.pattern}")
@@ -297,34 +423,23 @@ def load_config(
             re.compile(str(cn_pattern))
         except re.error as exc:
             raise ConfigError(f"cnPattern is not a regular expression: {exc}") from exc
-    trust_root_pem, trust_root_revocation = _trust_root(settings.get("trustRoot"), root)
     if not validated_mode(provisioning_mode):
         for key in ("deviceProfile", "cnPattern", "maxValidityDays", "trustRoot", "rejectionAction", "existingThing"):
             if key in settings:
                 notes.append(f"{key} has no effect in jitp mode: AWS provisions devices without jitr's checks")
     else:
-        _check_cas_against_profile(cas, profile, trust_root_pem, at)
+        _check_cas_against_profile(cas, context.cas, profile, context.trust_root_pem, context.at)
     extra_parameters = _extra_parameters(settings, template, template_path, notes)
     extensions = _certificate_extensions(settings, template, template_path, provisioning_mode, notes)
     plan, render_problems = _neutral_plan(template, extra_parameters, extensions)
     if validated_mode(provisioning_mode):
         values = _Values(extra_parameters, extensions, policy_parameter)
         _check_parameters_have_values(template, template_path, values, render_problems)
-    existing = _existing_resources(settings)
-    _check_named_resources(template, template_path, plan, policy_parameter, existing, notes)
-
-    email = settings.get("alarmEmail")
-    if email is not None and not EMAIL.match(str(email)):
-        raise ConfigError(f"alarmEmail {email!r} is not an e-mail address")
-    register_thing_tps = _whole(settings, "registerThingTps", 1, 10000)
-    revocation = _revocation_by_ca(cas, trust_root_pem, trust_root_revocation, provisioning_mode)
-    sync = _revocation_sync(settings, register_thing_tps, notes) if revocation else None
-    if not revocation and "revocationSync" in settings:
-        notes.append("revocationSync has no effect: no CA has revocation configured, so no sync is deployed")
-    return JitrConfig(
-        cas=cas,
-        certificate_mode=certificate_mode,
-        provisioning_mode=provisioning_mode,
+    _check_named_resources(template, template_path, plan, policy_parameter, context.existing, notes)
+    return ProductConfig(
+        name=name,
+        ca_certificate_ids=tuple(ca.certificate_id for ca in cas),
+        select=_selector(settings.get("select")),
         template=template,
         template_path=template_path,
         template_name=str(template_name) if template_name is not None else None,
@@ -332,39 +447,171 @@ def load_config(
         device_profile=profile,
         cn_pattern=str(cn_pattern) if cn_pattern is not None else None,
         max_validity_days=_integer(settings, "maxValidityDays", 1, 36500),
-        trust_root_pem=trust_root_pem,
         rejection_action=_choice(settings, "rejectionAction", REJECTION_ACTIONS),
-        register_thing_tps=register_thing_tps,
-        max_receive_count=_whole(settings, "maxReceiveCount", 2, 1000),
-        alarm_email=str(email) if email else None,
-        rejection_alarm_threshold=_whole(settings, "rejectionAlarmThreshold", 1, 10**6),
-        queue_age_alarm_seconds=_whole(settings, "queueAgeAlarmSeconds", 60, 14 * 24 * 3600),
-        log_retention_days=_whole(settings, "logRetentionDays", 1, 3653),
-        sweep_interval_minutes=_whole(settings, "sweepIntervalMinutes", 5, 24 * 60),  # >= the sweeper's timeout
-        sweep_min_age_minutes=_whole(settings, "sweepMinAgeMinutes", 1, 7 * 24 * 60),
-        sweep_max_per_run=_whole(settings, "sweepMaxPerRun", 1, 100_000),
-        development_ca=dev,
+        existing_thing=_choice(settings, "existingThing", EXISTING_THING_ACTIONS),
         extra_parameters=extra_parameters,
         certificate_extensions=extensions,
-        existing_resources=existing,
-        existing_thing=_choice(settings, "existingThing", EXISTING_THING_ACTIONS),
-        clock_skew_seconds=_whole(settings, "clockSkewSeconds", 0, 3600),
-        decision_retention_days=_whole(settings, "decisionRetentionDays", 1, 3650),
-        notes=tuple(notes),
-        revocation=revocation,
-        revocation_sync=sync,
-        event_bus=_decision_events(settings, provisioning_mode, notes),
     )
 
 
+PRODUCT_KEYS = (
+    "caCertificates",
+    "select",
+    "template",
+    "templateName",
+    "devicePolicyParameter",
+    "deviceProfile",
+    "cnPattern",
+    "maxValidityDays",
+    "rejectionAction",
+    "existingThing",
+    "extraParameters",
+    "certificateExtensions",
+)
+# What a product takes from the top level when it does not set it (a fixed template name is one product's alone).
+INHERITED_KEYS = tuple(k for k in PRODUCT_KEYS if k not in ("caCertificates", "select", "templateName"))
+
+
+def _products(settings: Mapping[str, Any], context: _ProductContext) -> tuple[ProductConfig, ...]:
+    """`products`, each checked, then checked together: every active CA served, no certificate claimed twice. Without
+    `products`, one implicit product of every CA with the top-level settings (today's configuration, unchanged)."""
+    value = settings.get("products")
+    if value is None:
+        implicit = _product(IMPLICIT, settings, context.cas, context)
+        return (replace(implicit, implicit=True),)
+    if not isinstance(value, dict) or not value:
+        raise ConfigError('products must be an object of product name -> its settings, e.g. {"sensor": {...}}')
+    if not validated_mode(context.provisioning_mode):
+        raise ConfigError(
+            "products need provisioningMode jitr: in jitp mode AWS applies one template per CA with no selector"
+        )
+    inherited = {key: settings[key] for key in INHERITED_KEYS if key in settings}
+    products = []
+    for name, raw in value.items():
+        where = f"products.{name}"
+        if not isinstance(name, str) or not PRODUCT_NAME.match(name):
+            raise ConfigError(
+                f"{where}: a product name is a letter or digit, then letters, digits, _ or - (64 at most)"
+            )
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{where} must be an object with any of {', '.join(PRODUCT_KEYS)}")
+        unknown = sorted(set(raw) - set(PRODUCT_KEYS))
+        if unknown:
+            raise ConfigError(f"{where} has unknown key(s) {', '.join(unknown)}; known: {', '.join(PRODUCT_KEYS)}")
+        cas = _product_cas(raw.get("caCertificates"), where, context)
+        try:
+            products.append(_product(name, {**inherited, **raw}, cas, context))
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+    _check_claims(tuple(products), context)
+    return tuple(products)
+
+
+def _product_cas(value: Any, where: str, context: _ProductContext) -> tuple[CaCertificate, ...]:
+    """A product's CAs: each a registered CA (caCertificates), named by its PEM (file or text) or certificate id."""
+    if not isinstance(value, list) or not value:
+        raise ConfigError(
+            f"{where}.caCertificates must list the product's CAs: PEM files as in caCertificates, or certificate ids"
+        )
+    by_id = {ca.certificate_id: ca for ca in context.cas}
+    cas: list[CaCertificate] = []
+    for i, entry in enumerate(value):
+        key = f"{where}.caCertificates[{i}]"
+        if isinstance(entry, str) and re.fullmatch(r"[0-9a-f]{64}", entry):
+            ca_id = entry
+        elif isinstance(entry, str):
+            ca_id = certificate_id(_certificate(_pem(entry, key, context.root), key))
+        else:
+            raise ConfigError(f"{key} must be a PEM file path, PEM text or a CA certificate id")
+        if ca_id not in by_id:
+            raise ConfigError(f"{key} is not one of caCertificates: register the CA there, then name it here")
+        if by_id[ca_id] in cas:
+            raise ConfigError(f"{key} names the same CA twice")
+        cas.append(by_id[ca_id])
+    return tuple(cas)
+
+
+def _selector(value: Any) -> dict[str, str]:
+    """A product's `select`: subject attribute -> regular expression matched in full."""
+    if value is None:
+        return {}
+    known = ", ".join(SUBJECT_ATTRIBUTES)
+    if not isinstance(value, dict) or not value or not all(isinstance(v, str) for v in value.values()):
+        raise ConfigError(f"select must be an object of subject attribute ({known}) -> regular expression")
+    for attribute, pattern in value.items():
+        if attribute not in SUBJECT_ATTRIBUTES:
+            raise ConfigError(f"select reads {attribute!r}, which is not a subject attribute jitr reads: {known}")
+        try:
+            re.compile(pattern)
+            unreachable = selectors.matches_nothing(pattern)
+        except re.error as exc:
+            raise ConfigError(f"select.{attribute} is not a regular expression: {exc}") from exc
+        except selectors.SelectorProblem as exc:
+            raise ConfigError(f"select.{attribute}: {exc}") from None
+        if unreachable:
+            raise ConfigError(
+                f"select.{attribute} {pattern!r} matches no value: no certificate could reach the product"
+            )
+    return dict(value)
+
+
+def _check_claims(products: tuple[ProductConfig, ...], context: _ProductContext) -> None:
+    """Every CA that registers new devices is served by some product; where products share a CA, each has a selector
+    and no certificate can match two of them; a selector on CN must leave room for the product's cnPattern."""
+    for i, ca in enumerate(context.cas):
+        serving = [p for p in products if ca.certificate_id in p.ca_certificate_ids]
+        if not serving and not ca.retired:
+            raise ConfigError(
+                f"caCertificates[{i}] ({ca.subject}) is served by no product: list it in a product's caCertificates"
+                " (or retire it)"
+            )
+        if len(serving) > 1 and any(not p.select for p in serving):
+            names = " and ".join(p.name for p in serving)
+            raise ConfigError(
+                f"caCertificates[{i}] ({ca.subject}) is claimed by products {names}: products that share a CA each"
+                ' need a select (e.g. {"OU": "gateway"}) that tells their certificates apart'
+            )
+        for a, b in itertools.combinations(serving, 2):
+            try:
+                apart = selectors.separating_attribute(a.select, b.select)
+            except selectors.SelectorProblem as exc:
+                raise ConfigError(f"products.{a.name}.select or products.{b.name}.select: {exc}") from None
+            if apart is None:
+                raise ConfigError(
+                    f"products.{a.name}.select and products.{b.name}.select overlap on caCertificates[{i}]: one"
+                    " certificate could match both. Give both a select on one attribute (e.g. OU) with patterns no"
+                    " value matches together"
+                )
+    for product in products:
+        cn = product.select.get("CN")
+        if cn is not None and product.cn_pattern is not None and _never_together(cn, product.cn_pattern):
+            raise ConfigError(
+                f"products.{product.name}.select.CN {cn!r} and its cnPattern {product.cn_pattern!r} have no common"
+                " name in common: every certificate the selector chooses would be refused CN_MISMATCH"
+            )
+
+
+def _never_together(selector: str, cn_pattern: str) -> bool:
+    """Whether no common name matches both (a cnPattern the checker cannot read is given the benefit of the doubt)."""
+    try:
+        return selectors.disjoint(selector, cn_pattern)
+    except selectors.SelectorProblem:
+        return False
+
+
 def _check_cas_against_profile(
-    cas: tuple[CaCertificate, ...], profile: str, trust_root_pem: str | None, at: dt.datetime
+    cas: tuple[CaCertificate, ...],
+    registered: tuple[CaCertificate, ...],
+    profile: str,
+    trust_root_pem: str | None,
+    at: dt.datetime,
 ) -> None:
     """A CA the device profile can never accept would leave every device it signed pending (jitr retries what is
-    not the device's fault): refuse it here, where it is the deployer's to fix."""
+    not the device's fault): refuse it here, where it is the deployer's to fix. `cas` are the product's, named by
+    their place in `registered` (caCertificates)."""
     root = _certificate(trust_root_pem, "trustRoot") if trust_root_pem else None
-    for i, ca in enumerate(cas):
-        if ca.retired:
+    for i, ca in enumerate(registered):
+        if ca.retired or ca not in cas:
             continue  # no new device registers under it: nothing left for the profile to accept
         problem = ca_problem(_certificate(ca.pem, f"caCertificates[{i}]"), PROFILES[profile], at, root)
         if problem:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+import re
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import aws_cdk as cdk
@@ -15,7 +17,7 @@ from .bundling import HANDLER
 from .config import ConfigError, JitrConfig
 from .decision_events import publish_statement
 from .decisions import DecisionTable
-from .stored_template import iot_arn
+from .stored_template import StoredTemplate, iot_arn
 
 # The newest Python runtime Lambda offers. The code needs 3.11+; the tests run on this machine's 3.11 (no 3.14 here).
 RUNTIME = aws_lambda.Runtime.PYTHON_3_14
@@ -24,8 +26,13 @@ MEMORY_MB = 512  # CPU scales with memory; chain validation is CPU-bound, and 51
 TIMEOUT_S = 30  # a paced batch of 10 takes about 5 s (jitr.pacing); the rest is room for botocore's retries
 ENVIRONMENT_LIMIT_BYTES = 4096  # Lambda's limit on all environment variables together
 UNRESOLVED_ROOM_BYTES = 200  # kept for the names CloudFormation gives at deploy (template, decision table)
+# a name CloudFormation gives at deploy inside a longer value (each product's template name in JITR_PRODUCTS): room
+# for the longest such name (a provisioning template's is at most 36 characters)
+TOKEN = re.compile(r"\$\{Token\[[^\]]+\]\}")
+TOKEN_ROOM_BYTES = 40
 # the settings behind the variables that grow with the configuration, named when an environment does not fit
 GROWING_VARIABLES = {
+    "JITR_PRODUCTS": "the products (each one's CAs, selector, template and rules)",
     "JITR_REVOCATION": "the revocation objects (caCertificates[].revocation, trustRoot.revocation)",
     "JITR_TRUST_ROOT_PEM": "trustRoot",
     "JITR_EXTRA_PARAMETERS": "extraParameters",
@@ -42,9 +49,7 @@ class RegistrationHandler(Construct):
         construct_id: str,
         *,
         config: JitrConfig,
-        template_name: str,
-        template_arn: str,
-        template_statements: list[iam.PolicyStatement],
+        templates: Sequence[StoredTemplate],
         ca_arns: list[str],
         decisions: DecisionTable,
         code: aws_lambda.Code,
@@ -56,7 +61,8 @@ class RegistrationHandler(Construct):
             retention_days=config.log_retention_days,
             description="jitr registration handler: read certificates and the template, provision, reject.",
         )
-        for statement in _iot_statements(template_arn, template_statements, ca_arns):
+        statements = _distinct([statement for template in templates for statement in template.statements])
+        for statement in _iot_statements([t.template_arn for t in templates], statements, ca_arns):
             self.role.add_to_policy(statement)
         decisions.grant_decisions(self.role)
         crl_objects = read_crl_objects(config)
@@ -65,7 +71,8 @@ class RegistrationHandler(Construct):
         if config.event_bus:
             self.role.add_to_policy(publish_statement(config.event_bus))
 
-        self.settings = config.handler_settings(template_name, decisions.table.table_name)
+        names = {template.product.name: template.template_name for template in templates}
+        self.settings = config.handler_settings(names, decisions.table.table_name)
         environment = {
             "POWERTOOLS_SERVICE_NAME": self.service,
             "POWERTOOLS_LOG_LEVEL": "INFO",
@@ -91,9 +98,9 @@ def fit_environment(environment: Mapping[str, str], function: str) -> None:
     """Refuse an environment over Lambda's limit, naming the settings that take the most of it (the names
     CloudFormation gives at deploy are unknown at synth: they are given room)."""
     sizes = {
-        name: len(name.encode()) + len(value.encode())
+        name: len(name.encode()) + len(TOKEN.sub("x" * TOKEN_ROOM_BYTES, value).encode())
         for name, value in environment.items()
-        if not cdk.Token.is_unresolved(value)
+        if not cdk.Token.is_unresolved(value) or TOKEN.sub("", value)  # a name alone is in UNRESOLVED_ROOM_BYTES
     }
     total = sum(sizes.values())
     if total <= ENVIRONMENT_LIMIT_BYTES - UNRESOLVED_ROOM_BYTES:
@@ -163,8 +170,16 @@ def jitr_function(
     )
 
 
+def _distinct(statements: list[iam.PolicyStatement]) -> list[iam.PolicyStatement]:
+    """The statements, each once (products whose templates create the same kinds of resource need the same)."""
+    seen: dict[str, iam.PolicyStatement] = {}
+    for statement in statements:
+        seen.setdefault(json.dumps(statement.to_statement_json(), sort_keys=True, default=str), statement)
+    return list(seen.values())
+
+
 def _iot_statements(
-    template_arn: str, template_statements: list[iam.PolicyStatement], ca_arns: list[str]
+    template_arns: list[str], template_statements: list[iam.PolicyStatement], ca_arns: list[str]
 ) -> list[iam.PolicyStatement]:
     return [
         iam.PolicyStatement(
@@ -174,7 +189,7 @@ def _iot_statements(
         ),
         iam.PolicyStatement(sid="ReadTheCas", actions=["iot:DescribeCACertificate"], resources=ca_arns),
         iam.PolicyStatement(
-            sid="ReadTheTemplate", actions=["iot:DescribeProvisioningTemplate"], resources=[template_arn]
+            sid="ReadTheTemplate", actions=["iot:DescribeProvisioningTemplate"], resources=template_arns
         ),
         iam.PolicyStatement(sid="RejectCertificates", actions=["iot:UpdateCertificate"], resources=[iot_arn("cert/*")]),
         iam.PolicyStatement(

@@ -195,6 +195,8 @@ class Monitoring(Construct):
             self.alarms.update(self._revocation_alarms(revocation_sync, tuple(config.revocation)))
         if config.event_bus:
             self.alarms.update(self._decision_events_alarm(config.event_bus))
+        if not config.implicit_products:
+            self.alarms.update(self._product_alarms(config))
 
         self.topic: sns.Topic | None = None
         if config.alarm_email:
@@ -245,6 +247,8 @@ class Monitoring(Construct):
                 width=8,
             ),
         )
+        if not config.implicit_products:
+            self.dashboard.add_widgets(*_product_widgets(service))
         if revocation_sync is not None:
             self.dashboard.add_widgets(*_revocation_widgets(service))
         self.dashboard.add_widgets(
@@ -299,6 +303,36 @@ class Monitoring(Construct):
             ),
         }
         return alarms | self._per_ca_alarms(ca_ids, period)
+
+    def _product_alarms(self, config: JitrConfig) -> dict[str, cw.Alarm]:
+        """Each product's rejections (the stack-wide alarm's threshold, per product), and certificates no product
+        claims (a product line the stack does not serve yet, or a selector that misses)."""
+        above = cw.ComparisonOperator.GREATER_THAN_THRESHOLD
+        alarms = {
+            f"Rejections-{p.name}": self._alarm(
+                f"Rejections-{p.name}",
+                (
+                    f"More than {config.rejection_alarm_threshold} devices of product {p.name} were refused in 5"
+                    " minutes. See the dashboard's decisions by product and rejections by reason."
+                ),
+                _metric(self.service, "REJECTEDByProduct", PERIOD, Product=p.name),
+                config.rejection_alarm_threshold,
+                above,
+            )
+            for p in config.products
+        }
+        alarms["NoProduct"] = self._alarm(
+            "NoProduct",
+            (
+                "Devices of a CA that products share matched no product's select and are held pending (HELD"
+                " NO_PRODUCT; the handler's log names their subjects' CA). Add the product line they belong to, or"
+                " widen a selector, and deploy: their next connect decides them again."
+            ),
+            _metric(self.service, "HELDByReason", PERIOD, Reason="NO_PRODUCT"),
+            1,
+            cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        )
+        return alarms
 
     def _decision_events_alarm(self, bus: str) -> dict[str, cw.Alarm]:
         description = (
@@ -364,6 +398,23 @@ def _per_ca(service: str, name: str, ca_ids: tuple[str, ...], period: cdk.Durati
             period=period,
         )
         for group in groups
+    ]
+
+
+def _product_widgets(service: str) -> list[cw.IWidget]:
+    def by_product(outcome: str) -> cw.MathExpression:
+        return cw.MathExpression(
+            expression=(
+                f'SEARCH(\'{{{NAMESPACE},Product,service}} MetricName="{outcome}ByProduct" service="{service}"\','
+                " 'Sum', 300)"
+            ),
+            label=outcome.lower(),
+            period=PERIOD,
+        )
+
+    return [
+        cw.GraphWidget(title=f"{outcome.title()} by product", left=[by_product(outcome)], width=6)
+        for outcome in ("PROVISIONED", "REJECTED", "HELD", "RETRY")
     ]
 
 

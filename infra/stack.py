@@ -9,6 +9,8 @@ from aws_cdk import aws_lambda
 from cdk_nag import AwsSolutionsChecks
 from constructs import Construct
 
+from jitr.products import IMPLICIT
+
 from .bundling import FUNCTION_TARGET, lambda_code
 from .ca_registration import CaRegistration
 from .config import JitrConfig
@@ -27,7 +29,12 @@ class JitrStack(cdk.Stack):
     def __init__(self, scope: Construct, construct_id: str, *, config: JitrConfig, **kwargs: Any) -> None:
         super().__init__(scope, construct_id, description="jitr: just-in-time registration for AWS IoT", **kwargs)
         self.config = config
-        self.template = StoredTemplate(self, "Template", config=config)
+        # one stored template per product; the implicit product's (or one named "default") keeps the id it had
+        # before products, so an upgrade updates it in place
+        self.templates = {
+            p.name: StoredTemplate(self, _template_id(p.name), config=config, product=p) for p in config.products
+        }
+        self.template = next(iter(self.templates.values()))
         self.cas = CaRegistration(self, "Cas", config=config, jitp_template_name=self.template.template_name)
         for _, resource in self.cas.cas:
             # In jitp mode AWS runs the template the moment a device connects: it must exist before the CA does.
@@ -36,6 +43,9 @@ class JitrStack(cdk.Stack):
             self._require_opt_in()
         cdk.CfnOutput(self, "CaCertificateIds", value=",".join(self.cas.certificate_ids))
         cdk.CfnOutput(self, "TemplateName", value=self.template.template_name)
+        if not config.implicit_products:
+            names = {name: template.template_name for name, template in self.templates.items()}
+            cdk.CfnOutput(self, "ProductTemplates", value=self.to_json_string(names))
         if self.template.device_policy is not None:
             cdk.CfnOutput(
                 self,
@@ -54,9 +64,7 @@ class JitrStack(cdk.Stack):
             self,
             "Handler",
             config=config,
-            template_name=self.template.template_name,
-            template_arn=self.template.template_arn,
-            template_statements=self.template.statements,
+            templates=list(self.templates.values()),
             ca_arns=self.cas.arns,
             decisions=self.decisions,
             code=code,
@@ -151,13 +159,18 @@ class JitrStack(cdk.Stack):
         )
 
     def _suppress_provisioning_role(self) -> None:
-        _acknowledge_wildcards(self.template.provisioning_role)
+        for template in self.templates.values():
+            _acknowledge_wildcards(template.provisioning_role)
 
     def _suppress_handler(self) -> None:
         _acknowledge_wildcards(self.handler.role)
         _acknowledge_wildcards(self.sweeper.role)
         if self.revocation_sync is not None:
             _acknowledge_wildcards(self.revocation_sync.role, SYNC_WILDCARDS)
+
+
+def _template_id(product: str) -> str:
+    return "Template" if product == IMPLICIT else f"Template-{product}"
 
 
 # Every wildcard the roles hold, and why it cannot be narrower.

@@ -18,7 +18,7 @@ from jitr.policy import device_policy_document
 from jitr.templates import Template
 from jitr.templates.limits import CERTIFICATE, POLICY, THING
 
-from .config import JitrConfig
+from .config import JitrConfig, ProductConfig
 
 
 def iot_arn(resource: str) -> str:
@@ -106,14 +106,19 @@ def template_statements(
 
 
 class StoredTemplate(Construct):
-    """`CfnProvisioningTemplate` + provisioning role + device `CfnPolicy` (when the template takes its name)."""
+    """`CfnProvisioningTemplate` + provisioning role + device `CfnPolicy` (when the template takes its name), of one
+    product (`product`; the configuration's first when none is given)."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, config: JitrConfig) -> None:
+    def __init__(
+        self, scope: Construct, construct_id: str, *, config: JitrConfig, product: ProductConfig | None = None
+    ) -> None:
         super().__init__(scope, construct_id)
-        document = copy.deepcopy(config.template.document)
+        product = product or config.products[0]
+        self.product = product
+        document = copy.deepcopy(product.template.document)
         self.device_policy: iot.CfnPolicy | None = None
         device_policy_name: str | None = None
-        if config.device_policy_parameter:
+        if product.device_policy_parameter:
             self.device_policy = iot.CfnPolicy(self, "DevicePolicy", policy_document=device_policy_document(iot_arn))
             # Kept when the stack is deleted or the resource replaced: every provisioned device's certificate is
             # attached to it (AWS IoT refuses to delete an attached policy, which would leave the stack DELETE_FAILED),
@@ -121,8 +126,8 @@ class StoredTemplate(Construct):
             self.device_policy.apply_removal_policy(cdk.RemovalPolicy.RETAIN)
             device_policy_name = self.device_policy.ref
             # The generated policy name becomes the parameter's default, so AWS (jitp) and the handler (jitr) agree.
-            document["Parameters"][config.device_policy_parameter]["Default"] = device_policy_name
-        self.statements = template_statements(config.template, device_policy_name, config.device_policy_parameter)
+            document["Parameters"][product.device_policy_parameter]["Default"] = device_policy_name
+        self.statements = template_statements(product.template, device_policy_name, product.device_policy_parameter)
 
         # CloudFormation requires a provisioning role. In jitr mode nothing uses it (the handler calls RegisterThing
         # with its own role, and the template is disabled), so it gets no permissions at all; in jitp mode AWS IoT
@@ -143,8 +148,8 @@ class StoredTemplate(Construct):
         self.template = iot.CfnProvisioningTemplate(
             self,
             "Template",
-            template_name=config.template_name,
-            description=f"jitr: {config.template_path} ({config.provisioning_mode} mode)",
+            template_name=product.template_name,
+            description=f"jitr: {_described(product)}{product.template_path} ({config.provisioning_mode} mode)",
             provisioning_role_arn=self.provisioning_role.role_arn,
             template_body=cdk.Stack.of(self).to_json_string(document),
             template_type="FLEET_PROVISIONING" if config.validated else "JITP",
@@ -153,3 +158,7 @@ class StoredTemplate(Construct):
         )
         self.template_name = self.template.ref
         self.template_arn = self.template.attr_template_arn
+
+
+def _described(product: ProductConfig) -> str:
+    return "" if product.implicit else f"product {product.name}: "

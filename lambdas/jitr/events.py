@@ -28,7 +28,6 @@ from .settings import Settings
 
 SOURCE = "jitr"  # one source for every stack: a rule filters on `detail.stack` to hear one deployment
 SCHEMA_VERSION = "1.0"
-DEFAULT_PRODUCT = "default"  # every certificate belongs to one implicit product until products are configured
 MAX_ENTRIES = 10  # PutEvents takes at most 10 entries a call
 MAX_MESSAGE_CHARS = 2048  # a decision's sentence, cut to this (an event is at most 256 KB; a message never needs it)
 
@@ -83,7 +82,7 @@ def _detail(identity: str, stack: str, record: Mapping[str, Any], **more: Any) -
         "schemaVersion": SCHEMA_VERSION,
         "eventId": identity,
         "stack": stack,
-        "product": record.get("product") or DEFAULT_PRODUCT,
+        "product": record.get("product"),
         "certificateId": record.get("certificateId"),
         "caCertificateId": record.get("caCertificateId"),
         "thingName": record.get("thingName"),

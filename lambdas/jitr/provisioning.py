@@ -31,6 +31,7 @@ from .facts import CertificateFacts, certificate_facts
 from .iot import CertificateRecord, IoT, IoTError, Misconfigured, NotFound, PermanentFailure, Retryable
 from .iot import Conflict as IoTConflict
 from .outcomes import NOT_THE_DEVICE, OUTCOME, Outcome, Reason, skipped_status
+from .products import Selection, candidates, needs_subject, select
 from .revocation import Revocation, Status
 from .revocation_sources import CrlSources
 from .settings import Settings
@@ -90,6 +91,7 @@ class Decision:
     revocation: tuple[Revocation, ...] = ()  # the issuer's word on each certificate of the path, leaf first
     unknown_accepted: bool = False  # provisioned although a revocation status was unknown (onUnknown: accept)
     unpublished: str | None = None  # why its decision event was not published (a later delivery publishes it)
+    product: str | None = None  # the product line it was decided for, once found
 
     def decide_as(self, reason: Reason, message: str) -> None:
         """Decide for `reason`: its outcome is the one `OUTCOME` gives it (the blame rule, in one place)."""
@@ -103,6 +105,7 @@ class Decision:
             "reason": self.reason,
             "message": self.message,
             "thingName": self.thing_name,
+            **({"product": self.product} if self.product else {}),
             **({"serialNumber": self.serial} if self.serial else {}),
             **({"notAfter": self.not_after.isoformat()} if self.not_after else {}),
             **({"replacedCertificateIds": list(self.replaced)} if self.replaced else {}),
@@ -149,9 +152,15 @@ def decide(
     except Retryable as exc:
         _set(decision, Reason.AWS_UNAVAILABLE, f"{exc.code}: {exc.message}")
     if decision.outcome == Outcome.REJECTED and decision.reason not in NOT_THE_DEVICE and not decision.recorded:
-        record_rejection(event.certificate_id, iot, settings.rejection_action, decision)
+        record_rejection(event.certificate_id, iot, _rejection_action(settings, decision.product), decision)
         step.done("reject")
     return decision
+
+
+def _rejection_action(settings: Settings, product: str | None) -> str:
+    """The rejection status of the certificate's product (the stack's when no product was found)."""
+    chosen = [p for p in settings.product_lines if p.name == product]
+    return chosen[0].rejection_action if chosen else settings.rejection_action
 
 
 def record_rejection(certificate_id: str, iot: IoT, status: str, decision: Decision) -> None:
@@ -210,6 +219,10 @@ def _decide(
             f"the event names CA {event.ca_certificate_id} but AWS IoT says the certificate's CA is "
             f"{certificate.ca_certificate_id}; the event is not trusted",
         )
+    selection = _product_of(certificate, settings)
+    if selection.product is not None:
+        decision.product = selection.product.name
+        settings = settings.for_product(selection.product)
     if certificate.status != "PENDING_ACTIVATION":
         return _not_pending(decision, iot, settings, certificate)
     try:
@@ -219,6 +232,8 @@ def _decide(
     step.done("describe")
     if ca.status != "ACTIVE":
         return _set(decision, Reason.CA_NOT_ACTIVE, f"the registered CA is {ca.status}")
+    if selection.product is None:
+        return _no_product(decision, selection)
     try:
         verified = verify_device_certificate(
             certificate.pem,
@@ -276,6 +291,29 @@ def _decide(
         _settle_ownership(decision, iot, settings, replace(certificate, status="ACTIVE"), decision.thing_name)
         step.done("ownership")
     return None
+
+
+def _product_of(certificate: CertificateRecord, settings: Settings) -> Selection:
+    """The certificate's product: from its CA, and where products share the CA, from their selectors."""
+    serving = candidates(settings.product_lines, certificate.ca_certificate_id or "")
+    subject = None
+    if needs_subject(serving):
+        try:
+            subject = load_certificate(certificate.pem).subject
+        except BadCertificate as exc:
+            return Selection(None, str(exc), malformed=True)
+    return select(serving, certificate.ca_certificate_id or "", subject)
+
+
+def _no_product(decision: Decision, selection: Selection) -> None:
+    """No product to decide with. A certificate nobody can read is its own fault (the stack's rejection action); one
+    no product claims is nobody's yet (a product line the stack does not serve): held, decided again on its next
+    event; several products claiming it is the deployment's (the synth refuses overlapping selectors)."""
+    if selection.malformed:
+        return _set(decision, Reason.MALFORMED_CERTIFICATE, selection.why)
+    if selection.ambiguous:
+        return _set(decision, Reason.CONFIGURATION, f"{selection.why} (fix the selectors, then redrive)")
+    return _set(decision, Reason.NO_PRODUCT, f"{selection.why}; decided again on its next event")
 
 
 def _not_pending(decision: Decision, iot: IoT, settings: Settings, certificate: CertificateRecord) -> None:

@@ -11,16 +11,12 @@ from collections.abc import Mapping
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from cryptography import x509
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .certificates import PROFILES, DeviceProfile
 from .pacing import AWS_DEFAULT_TPS, share
-from .templates.fields import EXTENSION_NAME
+from .products import IMPLICIT, ExistingThing, Product, ProfileName, RejectionAction, extension_problem
 
-RejectionAction = Literal["REVOKED", "INACTIVE", "NONE"]
-ExistingThing = Literal["refuse", "replace"]
-ProfileName = Literal["strict", "aws-openssl"]
 REJECTION_ACTIONS: tuple[str, ...] = RejectionAction.__args__  # type: ignore[attr-defined]
 # What a new certificate does to a thing that already has another ACTIVE certificate: refuse it (one thing, one
 # owner), or replace the thing's certificates from the same CA (fleets that re-issue certificates).
@@ -66,17 +62,7 @@ class RevocationSource(BaseModel):
         return urls
 
 
-def extension_problem(name: str, oid: str) -> str | None:
-    """Why `name` -> `oid` cannot declare an extension a template reads, or None."""
-    if not EXTENSION_NAME.fullmatch(name):
-        return f"extension name {name!r} must match {EXTENSION_NAME.pattern}"
-    try:
-        written = x509.ObjectIdentifier(oid).dotted_string
-    except ValueError:
-        written = None
-    if written != oid:
-        return f"extension {name!r}: {oid!r} is not a dotted object identifier such as 1.3.6.1.4.1.55555.1"
-    return None
+_PRODUCT = Product.model_fields  # the rules a product may set take their defaults from the product's model
 
 
 class SettingsError(ValueError):
@@ -89,15 +75,15 @@ class Settings(BaseModel):
     model_config = ConfigDict(frozen=True, populate_by_name=True, extra="forbid")
 
     template_name: str = Field(alias="JITR_TEMPLATE_NAME", min_length=1)
-    rejection_action: RejectionAction = Field("REVOKED", alias="JITR_REJECTION_ACTION")
-    device_profile: ProfileName = Field("strict", alias="JITR_DEVICE_PROFILE")
+    rejection_action: RejectionAction = Field(_PRODUCT["rejection_action"].default, alias="JITR_REJECTION_ACTION")
+    device_profile: ProfileName = Field(_PRODUCT["device_profile"].default, alias="JITR_DEVICE_PROFILE")
     cn_pattern: str | None = Field(None, alias="JITR_CN_PATTERN")
     max_validity_days: int | None = Field(None, alias="JITR_MAX_VALIDITY_DAYS", ge=1)
     trust_root_pem: str | None = Field(None, alias="JITR_TRUST_ROOT_PEM")
     extra_parameters: dict[str, str] = Field(default_factory=dict, alias="JITR_EXTRA_PARAMETERS")
     # extensions a template may read, as Jitr::Certificate::Extension::<name>: name -> dotted OID
     certificate_extensions: dict[str, str] = Field(default_factory=dict, alias="JITR_CERTIFICATE_EXTENSIONS")
-    existing_thing: ExistingThing = Field("refuse", alias="JITR_EXISTING_THING")
+    existing_thing: ExistingThing = Field(_PRODUCT["existing_thing"].default, alias="JITR_EXISTING_THING")
     clock_skew_seconds: int = Field(CLOCK_SKEW_SECONDS, alias="JITR_CLOCK_SKEW_SECONDS", ge=0, le=86400)
     template_cache_seconds: float = Field(300.0, alias="JITR_TEMPLATE_CACHE_SECONDS", ge=0)
     ca_cache_seconds: float = Field(60.0, alias="JITR_CA_CACHE_SECONDS", ge=0)  # a deactivated CA counts within it
@@ -115,10 +101,15 @@ class Settings(BaseModel):
     sync_update_tps: float = Field(2.0, alias="JITR_SYNC_UPDATE_TPS", gt=0, le=100)
     # the EventBridge bus (name or ARN) each final decision is published to; unset: none is (needs decision_table)
     event_bus: str | None = Field(None, alias="JITR_EVENT_BUS", min_length=1, max_length=1600)
+    # the product lines, each with its CAs, selector, template and rules; unset: one product of every CA, decided with
+    # the settings above
+    products: tuple[Product, ...] = Field((), alias="JITR_PRODUCTS")
     # only for a rehearsal on one machine (a CRL served on 127.0.0.1): the stack never sets it
     revocation_allow_loopback: bool = Field(False, alias="JITR_REVOCATION_ALLOW_LOOPBACK")
 
-    @field_validator("extra_parameters", "certificate_extensions", "iot_quotas", "revocation", mode="before")
+    @field_validator(
+        "extra_parameters", "certificate_extensions", "iot_quotas", "revocation", "products", mode="before"
+    )
     @classmethod
     def _json_object(cls, value: Any) -> Any:
         if not isinstance(value, str):
@@ -149,6 +140,40 @@ class Settings(BaseModel):
     @property
     def profile(self) -> DeviceProfile:
         return PROFILES[self.device_profile].with_options(self.cn_pattern, self.max_validity_days)
+
+    @property
+    def product_lines(self) -> tuple[Product, ...]:
+        """The products a certificate is chosen among: those configured, else one of every CA with these settings."""
+        if self.products:
+            return self.products
+        return (
+            Product(
+                name=IMPLICIT,
+                template=self.template_name,
+                rejection_action=self.rejection_action,
+                device_profile=self.device_profile,
+                cn_pattern=self.cn_pattern,
+                max_validity_days=self.max_validity_days,
+                extra_parameters=self.extra_parameters,
+                certificate_extensions=self.certificate_extensions,
+                existing_thing=self.existing_thing,
+            ),
+        )
+
+    def for_product(self, product: Product) -> Settings:
+        """These settings with the product's rules in place of the stack's."""
+        return self.model_copy(
+            update={
+                "template_name": product.template,
+                "rejection_action": product.rejection_action,
+                "device_profile": product.device_profile,
+                "cn_pattern": product.cn_pattern,
+                "max_validity_days": product.max_validity_days,
+                "extra_parameters": product.extra_parameters,
+                "certificate_extensions": product.certificate_extensions,
+                "existing_thing": product.existing_thing,
+            }
+        )
 
     @property
     def register_rate_per_s(self) -> float | None:
@@ -191,7 +216,7 @@ class Settings(BaseModel):
         dumped = self.model_dump(mode="json", by_alias=True)
         for name in type(self).model_fields:
             value = getattr(self, name)
-            if value is None or value == {} or not self._travels(name):
+            if value is None or value in ({}, ()) or not self._travels(name):
                 continue
             if name == "revocation":  # each CA's settings without their defaults: Lambda's environment is 4 KB
                 sources = {
@@ -199,6 +224,9 @@ class Settings(BaseModel):
                     for ca, source in value.items()
                 }
                 text = json.dumps(sources, separators=(",", ":"))
+            elif name == "products":  # each product without the defaults it keeps: Lambda's environment is 4 KB
+                products = [p.model_dump(mode="json", by_alias=True, exclude_defaults=True) for p in value]
+                text = json.dumps(products, separators=(",", ":"))
             elif isinstance(value, dict):
                 text = json.dumps(dumped[self.variable(name)], separators=(",", ":"))
             elif isinstance(value, float) and value.is_integer():

@@ -212,15 +212,10 @@ def _record(decision: Decision) -> None:
         metrics.add_metric(name="DecisionEventsFailed", unit=MetricUnit.Count, value=1)
     if decision.unknown_accepted:  # provisioned without the issuer's word, as the fleet chose: counted every time
         metrics.add_metric(name="RevocationUnknownAccepted", unit=MetricUnit.Count, value=1)
-    if decision.outcome in (Outcome.REJECTED, Outcome.MALFORMED, Outcome.RETRY) and decision.reason:
-        with single_metric(
-            name=f"{decision.outcome.value}ByReason",
-            unit=MetricUnit.Count,
-            value=1,
-            namespace=NAMESPACE,
-            default_dimensions={"service": SERVICE},
-        ) as metric:
-            metric.add_dimension(name="Reason", value=decision.reason)
+    if decision.outcome in (Outcome.REJECTED, Outcome.MALFORMED, Outcome.RETRY, Outcome.HELD) and decision.reason:
+        _count(f"{decision.outcome.value}ByReason", "Reason", decision.reason)
+    if decision.product and decision.outcome in BY_PRODUCT:  # each product's decisions, for its alarms and dashboard
+        _count(f"{decision.outcome.value}ByProduct", "Product", decision.product)
     quiet = (Outcome.PROVISIONED, Outcome.ALREADY_ACTIVE, Outcome.DUPLICATE)
     level = logger.info if decision.outcome in quiet and not decision.unpublished else logger.warning
     level(
@@ -231,6 +226,18 @@ def _record(decision: Decision) -> None:
             "stepsMs": {k: round(v, 2) for k, v in decision.steps_ms.items()},
         },
     )
+
+
+# the outcomes counted per product too (a DUPLICATE or SKIPPED says nothing about a product line)
+BY_PRODUCT = (Outcome.PROVISIONED, Outcome.REJECTED, Outcome.HELD, Outcome.RETRY)
+
+
+def _count(name: str, dimension: str, value: str) -> None:
+    """One count of `name` with the service and one more dimension (its own EMF record: dimensions differ)."""
+    with single_metric(
+        name=name, unit=MetricUnit.Count, value=1, namespace=NAMESPACE, default_dimensions={"service": SERVICE}
+    ) as metric:
+        metric.add_dimension(name=dimension, value=value)
 
 
 def entry_point(registration: Callable[[], Registration]) -> LambdaHandler:

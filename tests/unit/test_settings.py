@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from jitr.products import Product
 from jitr.settings import RevocationSource, Settings, SettingsError
 
 
@@ -39,6 +40,21 @@ def test_every_setting_round_trips_through_the_environment() -> None:
         revocation_allow_loopback=True,
         sync_update_tps=3,
         event_bus="arn:aws:events:us-east-1:123456789012:event-bus/fleet",
+        products=(
+            Product(name="sensor", cas=("cd" * 32,), template="jitr-sensor", cn_pattern=r"sensor-\d+"),
+            Product(
+                name="gateway",
+                cas=("cd" * 32, "ef" * 32),
+                select={"OU": "gateway|edge"},
+                template="jitr-gateway",
+                rejection_action="INACTIVE",
+                device_profile="aws-openssl",
+                max_validity_days=825,
+                extra_parameters={"Site": "plant-7"},
+                certificate_extensions={"Batch": "1.3.6.1.4.1.55555.1"},
+                existing_thing="replace",
+            ),
+        ),
     )
     environment = settings.to_environment()
     assert set(environment) == {field.alias for field in Settings.model_fields.values()}  # every one travels

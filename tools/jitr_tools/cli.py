@@ -36,8 +36,9 @@ from jitr.certificates import (
     verify_device_certificate,
 )
 from jitr.facts import CertificateFacts, certificate_facts
+from jitr.products import extension_problem
 from jitr.revocation_sources import CrlSources
-from jitr.settings import CLOCK_SKEW_SECONDS, DEFAULT_CRL_GRACE_SECONDS, RevocationSource, extension_problem
+from jitr.settings import CLOCK_SKEW_SECONDS, DEFAULT_CRL_GRACE_SECONDS, RevocationSource
 from jitr.templates import Problem, TemplateError, check_template, parse_template, render_template
 
 from . import pki, pki_commands, pki_revocations, revocation_commands

@@ -147,6 +147,7 @@ def make_device(
     serial_number: str | None = None,
     organization: str | None = None,
     country: str | None = None,
+    unit: str | None = None,
     crl_urls: Sequence[str] = (),
     ocsp_urls: Sequence[str] = (),
     extensions: Sequence[x509.ExtensionType] = (),
@@ -160,7 +161,11 @@ def make_device(
         x509.CertificateBuilder()
         .subject_name(
             _name(
-                common_name, serial_number=serial_number or "", organization=organization or "", country=country or ""
+                common_name,
+                serial_number=serial_number or "",
+                organization=organization or "",
+                organizational_unit=unit or "",
+                country=country or "",
             )
         )
         .issuer_name(issuer.certificate.subject)
