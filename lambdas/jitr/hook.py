@@ -244,12 +244,14 @@ class HookFailed(Exception):
 def _problems(exc: ValidationError) -> str:
     """What is wrong, by field: pydantic's messages without the input (the answer is never repeated)."""
     errors = exc.errors(include_url=False, include_input=False, include_context=False)
-    described = [
-        f"{_bounded('.'.join(str(part) for part in error['loc'])) or 'the answer'}: {error['msg']}"
-        for error in errors[:3]
-    ]
+    described = [_problem(error["loc"], error["msg"]) for error in errors[:3]]
     more = f" (and {len(errors) - 3} more)" if len(errors) > 3 else ""
     return "the answer is malformed: " + "; ".join(described) + more
+
+
+def _problem(location: tuple[int | str, ...], message: str) -> str:
+    message = message.removeprefix("Value error, ")
+    return f"{_bounded('.'.join(map(str, location)))}: {message}" if location else message
 
 
 def _shown(name: str) -> str:
