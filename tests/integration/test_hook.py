@@ -14,7 +14,7 @@ import pytest
 from jitr.certificates import certificate_id
 from jitr.hook import HookDecision, HookFailed, HookRequest, Hooks, HookSettings, lambda_clients
 from jitr_tools import pki
-from jitr_tools.embedded import EmbeddedIoT, EmbeddedLambda, serve
+from jitr_tools.embedded import EmbeddedIoT, EmbeddedLambda, mock, serve
 
 REGION = "eu-west-1"
 
@@ -189,3 +189,14 @@ def test_answers_are_read_as_the_product_declares(
     assert hooks.ask(settings("shared-hook", "Site"), request_).parameters == {"Site": "plant-3"}
     with pytest.raises(HookFailed, match="sets 'Site', not among the parameters the product lets its hook set"):
         hooks.ask(settings("shared-hook", "Line"), request_)
+
+
+def test_in_process_under_the_mock_too(aws_env: None, request_: HookRequest) -> None:
+    """The handler's integration tests run the embedded AWS in-process: the same function answers there."""
+    with mock():
+        iot = EmbeddedIoT()
+        iot.functions.add("fleet-hook", answering({"decision": "hold", "reason": "awaiting end-of-line test"}))
+
+        answer = Hooks(lambda_clients(region=iot.region)).ask(settings("fleet-hook"), request_)
+
+    assert (answer.decision, answer.reason) == (HookDecision.HOLD, "awaiting end-of-line test")
