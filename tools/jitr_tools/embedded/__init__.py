@@ -2,10 +2,12 @@
 
 Layout, along moto's own seam: `models` (the backend class: state and operations), `responses` (HTTP handlers and the
 knobs every operation goes through), `register_thing` (RegisterThing's plan applied to the account), `install` (puts
-both in place), `iot` (`EmbeddedIoT`: a device's connect, the event bus, the knobs).
+both in place), `functions` (`EmbeddedLambda`: Lambda functions that are Python callables, for decision hooks),
+`iot` (`EmbeddedIoT`: a device's connect, the event bus, the knobs).
 """
 
 from ..topics import topic_matches
+from .functions import EmbeddedLambda
 from .iot import DEFAULT_ACCOUNT, DEFAULT_REGION, Connect, ConnectResult, EmbeddedIoT, mock, serve
 
 __all__ = [
@@ -14,6 +16,7 @@ __all__ = [
     "Connect",
     "ConnectResult",
     "EmbeddedIoT",
+    "EmbeddedLambda",
     "mock",
     "serve",
     "topic_matches",

@@ -1,6 +1,7 @@
 """`install()`: complete moto's AWS IoT in this process, once. moto builds each account's backend from the class its
 `BackendDict` holds, so the embedded backend (`models.EmbeddedBackend`) is put there; the HTTP handlers
-(`responses`) are given to moto's `IoTResponse`, which moto routes requests to."""
+(`responses`) are given to moto's `IoTResponse`, which moto routes requests to. The embedded Lambda (`functions`) is
+installed with it, so a rehearsal's hook functions run wherever its IoT does."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import threading
 from moto.iot.models import iot_backends
 from moto.iot.responses import IoTResponse
 
+from . import functions
 from .models import EmbeddedBackend, patch_certificate_descriptions
 from .responses import HANDLERS, admit_every_operation
 
@@ -30,4 +32,5 @@ def install() -> None:
         for name, handler in HANDLERS.items():
             setattr(IoTResponse, name, handler)
         admit_every_operation()
+        functions.install()
         _installed = True

@@ -30,6 +30,7 @@ from jitr.provisioning import RegistrationEvent
 
 from ..topics import REGISTERED_TOPIC, topic_matches
 from . import errors
+from .functions import EmbeddedLambda
 from .install import install
 from .lookups import attached_policy_names
 from .models import EmbeddedBackend
@@ -78,6 +79,11 @@ class EmbeddedIoT:
     @property
     def state(self) -> Extension:
         return self.backend.extension
+
+    @property
+    def functions(self) -> EmbeddedLambda:
+        """The account and region's Lambda functions that are Python callables (products' decision hooks)."""
+        return EmbeddedLambda(self.account_id, self.region)
 
     # -- knobs for tests, the simulator and the benchmarks -------------------------------------------------------------
 
