@@ -444,7 +444,7 @@ def _csv_rows(text: str, by: str | None) -> tuple[str, str, list[RawRow]]:
         line = reader.line_num
         for record in reader:
             start, line = line + 1, reader.line_num
-            if not any(cell.strip() for cell in record):
+            if not record:
                 continue  # a blank line
             value = record[at].strip() if at < len(record) else ""
             batch = record[batch_at].strip() if batch_at is not None and batch_at < len(record) else None
