@@ -243,6 +243,20 @@ class Enrollments:
         item = self._call("get_item", Key=self._key(product, by, value), ConsistentRead=True).get("Item") or {}
         return Enrollment.from_item(product, by, value, item)
 
+    def find(self, product: str, value: str) -> list[Enrollment]:
+        """The product's enrolled identities `value` may be, as any of the three (a serial number and a common name
+        can look alike): what `disable ID` and `enable ID` act on when not told which."""
+        found = []
+        for by in BY_VALUES:
+            try:
+                kept = normalized(by, value)
+            except ValueError:
+                continue
+            enrollment = self.look_up(product, by, kept)
+            if enrollment.status != Status.NOT_ENROLLED:
+                found.append(enrollment)
+        return found
+
     def wait(self, product: str, by: str, value: str, certificate_id: str, ca_certificate_id: str) -> None:
         """Remember a certificate held for this identity so an import or `enable` sends its event again. It adds to
         `waiting` only (never `status`): the identity does not count as enrolled. At most MAX_WAITING are kept."""
