@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -30,6 +31,7 @@ from jitr.enrollment import (
 from jitr.iot import IoT
 from jitr.provisioning import RegistrationEvent
 from jitr_handlers.registration import handler
+from jitr_tools.cli import main
 from tests.integration.support import FakeLambdaContext, Fleet, sqs_event
 
 PRODUCT = "sensor"
@@ -242,3 +244,51 @@ def test_every_table_failure_is_enrollment_unavailable(stack: Stack) -> None:
         missing.wait(PRODUCT, "serialNumber", "1", "c" * 64, "d" * 64)
     with pytest.raises(EnrollmentUnavailable):
         missing.provisioned(PRODUCT, "serialNumber", "1", "c" * 64)
+
+
+def jitr(*argv: str) -> list[str]:
+    return [*argv, "--product", PRODUCT, "--table", TABLE]
+
+
+def test_jitr_enroll_import_says_what_it_imported_skipped_and_refused(
+    stack: Stack, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    good, bad = tmp_path / "batch-1.json", tmp_path / "batch-2.csv"
+    good.write_text(json.dumps([{"commonName": "sensor-1", "batch": "B1"}, {"commonName": "sensor-2"}]))
+    bad.write_text("commonName\nsensor-3\n\nsensor-3\n")
+    stack.enrollments.wait(PRODUCT, "commonName", "sensor-2", "c" * 64, "d" * 64)
+
+    assert main(jitr("enroll", "import", str(good), "--queue-url", stack.queue_url)) == 0
+    assert capsys.readouterr().out.strip() == (
+        "batch-1.json: 2 rows: imported 2, skipped 0 (already enrolled or disabled), refused 0;"
+        " 1 held certificates sent again"
+    )
+    assert main(jitr("enroll", "import", str(good), "--json")) == 0
+    assert json.loads(capsys.readouterr().out)["skipped"] == 2
+    assert main(jitr("enroll", "import", str(bad))) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        f"jitr: {bad}: refused, nothing imported: 1 malformed of 2 rows",
+        "  line 4: duplicate of line 2 (sensor-3)",
+    ]
+    assert [e["certificateId"] for e in stack.requeued()] == ["c" * 64]
+
+
+def test_jitr_enroll_list_disable_and_enable(stack: Stack, capsys: pytest.CaptureFixture[str]) -> None:
+    import_manifest(stack.enrollments, PRODUCT, manifest("5", "6"))
+    certificate = provision(stack, "5")
+    capsys.readouterr()
+
+    assert main(jitr("enroll", "disable", "05")) == 0
+    assert capsys.readouterr().out.strip() == "serialNumber 5 of sensor: DISABLED; its certificate set INACTIVE"
+    assert stack.fleet.status(certificate) == "INACTIVE"
+    assert main(jitr("enroll", "list", "--status", "DISABLED")) == 0
+    assert capsys.readouterr().out.strip() == (
+        f"serialNumber=5  DISABLED  batch-7.csv:2 batch B7, certificate {certificate} (quarantined)"
+    )
+    assert main(jitr("enroll", "enable", "5", "--json")) == 0
+    assert json.loads(capsys.readouterr().out)["action"] == "RELEASED"
+    assert stack.fleet.status(certificate) == "ACTIVE"
+    assert main(jitr("enroll", "list", "--json")) == 0
+    assert [json.loads(line)["status"] for line in capsys.readouterr().out.splitlines()] == ["ENROLLED", "ENROLLED"]
+    assert main(jitr("enroll", "enable", "77")) == 2
+    assert capsys.readouterr().err.strip() == "jitr: '77' is not enrolled in product sensor (import its manifest first)"
