@@ -151,6 +151,17 @@ CASES = {
     "pki crl --next-update-hours 0": (["pki", "crl", "--next-update-hours", "0"], "--next-update-hours"),
     "pki crl --next-update-hours nan": (["pki", "crl", "--next-update-hours", "nan"], "--next-update-hours"),
     "pki crl, no development CA": (["pki", "crl", "--dir", "{directory}"], "no development CA"),
+    "enroll import, binary": (["enroll", "import", "{binary}", "--product", "p"], "not UTF-8 text"),
+    "enroll import, missing": (["enroll", "import", "{missing}", "--product", "p"], "No such file"),
+    "enroll import, no product": (["enroll", "import", "{ca}"], "--product"),
+    "enroll import, no table": (["enroll", "import", "{ca}", "--product", "p", "--by", "commonName"], "no commonName"),
+    "enroll list, no table": (["enroll", "list", "--product", "p"], "name the enrollment table"),
+    "enroll list, bad status": (["enroll", "list", "--product", "p", "--status", "ON"], "--status"),
+    "enroll disable, empty product": (["enroll", "disable", "01", "--product", ""], "product name"),
+    "enroll enable, bad queue": (
+        ["enroll", "enable", "01", "--product", "p", "--table", "t", "--queue-url", "nope", "--by", "serialNumber"],
+        "not an SQS queue URL",
+    ),
 }
 
 
@@ -303,7 +314,19 @@ REVOCATIONS = st.one_of(
     st.builds(lambda bad: {"revoked": bad}, st.text(min_size=1, max_size=8) | st.integers() | st.booleans()),
 ).map(_json_file)
 
+# manufacturing manifests: CSV under an identity header with any rows, or JSON of any shape
+MANIFESTS = st.one_of(
+    NOT_OBJECTS.map(_json_file),
+    st.lists(JSON, max_size=3).map(_json_file),
+    st.builds(
+        lambda header, rows: (header + "\n" + "\n".join(rows)).encode(),
+        st.sampled_from(["serialNumber", "commonName,batch", "publicKeySha256", "serial", ""]),
+        st.lists(st.text(max_size=12), max_size=4),
+    ),
+)
+
 FILE_INPUTS = {
+    "enroll import FILE": (["enroll", "import", "{file}", "--product", "sensor"], MANIFESTS),
     "doctor --outputs": (["doctor", "--outputs", "{file}"], OUTPUTS),
     "invoke EVENT": (["invoke", "{file}"], EVENTS),
     "template check": (["template", "check", "{file}"], TEMPLATES),
@@ -384,6 +407,9 @@ def test_malformed_files_are_one_line_and_a_nonzero_exit(
         if case.startswith("template") and not case.endswith("--cert") and code == 1:
             assert err
             assert _template_problem_lines(err), err
+        elif case.startswith("enroll") and code == 1:  # a refused manifest: a line, then one per malformed row
+            assert err.startswith("jitr: ")
+            assert all(line.startswith("  ") for line in err.splitlines()[1:]), err
         else:
             assert len(err.splitlines()) == 1, (case, data[:200], err)
             assert err.startswith("jitr: ")

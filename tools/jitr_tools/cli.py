@@ -41,7 +41,7 @@ from jitr.revocation_sources import CrlSources
 from jitr.settings import CLOCK_SKEW_SECONDS, DEFAULT_CRL_GRACE_SECONDS, RevocationSource
 from jitr.templates import Problem, TemplateError, check_template, parse_template, render_template
 
-from . import pki, pki_commands, pki_revocations, revocation_commands
+from . import enroll_commands, pki, pki_commands, pki_revocations, revocation_commands
 from .arguments import (
     Parser,
     UsageError,
@@ -253,6 +253,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.set_defaults(run=_serve)
 
     revocation_commands.add_parser(commands)
+    enroll_commands.add_parser(commands)
 
     demo = commands.add_parser("demo", help="the main job on the embedded AWS IoT, no account needed")
     demo.set_defaults(run=_demo)

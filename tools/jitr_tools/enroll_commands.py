@@ -1,0 +1,292 @@
+"""`jitr enroll import|list|disable|enable`: the devices a product requires enrolled, in a deployed stack's enrollment
+table (or the embedded one's): manufacturing manifests imported, single devices disabled (quarantined) and enabled."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from .arguments import UsageError, number, read_bytes
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+TABLE_VARIABLE = "JITR_ENROLLMENT_TABLE"  # the registration function's variable naming its enrollment table
+MAX_PROBLEMS_SHOWN = 100
+STATUSES = ("ENROLLED", "DISABLED", "NOT_ENROLLED")
+
+
+def add_parser(commands: Any) -> None:
+    from jitr.enrollment import BY_VALUES, DEFAULT_WRITES_PER_S
+
+    enroll = commands.add_parser("enroll", help="devices a product requires enrolled: manifests, disable, enable")
+    sub = enroll.add_subparsers(title="enroll commands")
+    imports = sub.add_parser("import", help="enroll every device a manifest (CSV or JSON) lists; resumable")
+    imports.add_argument("file", type=Path, help="the manifest: CSV with a header row, or JSON")
+    imports.add_argument("--by", choices=BY_VALUES, help="the identity the manifest lists (default: its column)")
+    imports.add_argument(
+        "--writes-per-second",
+        type=number(minimum=1, maximum=10_000),
+        default=DEFAULT_WRITES_PER_S,
+        help=f"the import's pace ({DEFAULT_WRITES_PER_S:g})",
+    )
+    _stack_options(imports, queue=True)
+    imports.set_defaults(run=_import)
+    listing = sub.add_parser("list", help="a product's devices and their status")
+    listing.add_argument("--status", choices=STATUSES, help="only these (NOT_ENROLLED: held, never imported)")
+    _stack_options(listing, queue=False)
+    listing.set_defaults(run=_list)
+    for name, run, what in (
+        ("disable", _disable, "refuse a device; quarantine its certificate (INACTIVE)"),
+        ("enable", _enable, "enroll a disabled device again; release its quarantine"),
+    ):
+        command = sub.add_parser(name, help=what)
+        command.add_argument("id", help="the device's serial number, common name or public-key SHA-256")
+        command.add_argument("--by", choices=BY_VALUES, help="which identity ID is (default: the one enrolled)")
+        _stack_options(command, queue=name == "enable")
+        command.set_defaults(run=run)
+
+
+def _product(text: str) -> str:
+    if not text or len(text) > 128:
+        raise argparse.ArgumentTypeError("a product name is 1 to 128 characters")
+    return text
+
+
+def _stack_options(parser: argparse.ArgumentParser, *, queue: bool) -> None:
+    parser.add_argument("--product", required=True, type=_product, help="the product, as the configuration names it")
+    parser.add_argument("--table", help="the enrollment table (default: the one --function names)")
+    parser.add_argument("--function", help=f"the deployed registration function: its {TABLE_VARIABLE} and queue")
+    if queue:
+        parser.add_argument(
+            "--queue-url", help="the intake queue held devices are sent to again (default: --function's)"
+        )
+    parser.add_argument("--endpoint-url", help="AWS endpoint (the embedded IoT's URL); default: the real account")
+    parser.add_argument("--region", help="AWS region (default: AWS_DEFAULT_REGION or us-east-1)")
+    parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
+
+
+def _clients(args: argparse.Namespace) -> Callable[[str], Any]:
+    import boto3
+
+    from jitr.enrollment import operator_config
+    from jitr.iot import client_config
+
+    region = args.region or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+    session = boto3.session.Session(region_name=region)
+
+    def client(service: str) -> Any:
+        config = operator_config() if service == "dynamodb" else client_config(5)
+        return session.client(service, config=config, endpoint_url=args.endpoint_url)
+
+    return client
+
+
+def _stack(args: argparse.Namespace, client: Callable[[str], Any]) -> tuple[str, str | None]:
+    """The enrollment table and the intake queue's URL: as given, else the registration function's."""
+    table, queue_url = args.table, getattr(args, "queue_url", None)
+    if args.function and not table:
+        configuration = client("lambda").get_function_configuration(FunctionName=args.function)
+        table = configuration.get("Environment", {}).get("Variables", {}).get(TABLE_VARIABLE)
+        if not table:
+            raise UsageError(f"{args.function} has no {TABLE_VARIABLE}: does its product require enrollment?")
+    if args.function and hasattr(args, "queue_url") and not queue_url:
+        mappings = client("lambda").list_event_source_mappings(FunctionName=args.function)["EventSourceMappings"]
+        arns = [m["EventSourceArn"] for m in mappings if m.get("EventSourceArn", "").startswith("arn:aws:sqs:")]
+        if len(arns) == 1:
+            name, account = arns[0].split(":")[5], arns[0].split(":")[4]
+            queue_url = client("sqs").get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)["QueueUrl"]
+    if not table:
+        raise UsageError("name the enrollment table: --table NAME, or --function FUNCTION")
+    return table, queue_url
+
+
+def _intake(queue_url: str | None, client: Callable[[str], Any]) -> Any:
+    from jitr.enrollment import Intake
+    from jitr.provisioning import RegistrationEvent
+
+    if not queue_url:
+        return None
+    path = urlsplit(queue_url).path.strip("/").split("/")
+    account = path[0] if len(path) == 2 else ""  # https://sqs.<region>.amazonaws.com/<account>/<name>
+    if not (account.isdigit() and len(account) == 12):
+        raise UsageError(
+            f"--queue-url {queue_url!r} is not an SQS queue URL (https://sqs.REGION.amazonaws.com/ACCOUNT/NAME)"
+        )
+    return Intake(queue_url, client("sqs"), lambda c, ca: RegistrationEvent.payload(c, ca, account))
+
+
+def _aws(run: Callable[[], int]) -> int:
+    """AWS's failures as one line."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from jitr.enrollment import EnrollmentUnavailable, NotEnrolled, RequeueFailed
+    from jitr.iot import IoTError
+
+    try:
+        return run()
+    except NotEnrolled as exc:
+        raise UsageError(str(exc)) from None
+    except (EnrollmentUnavailable, IoTError, RequeueFailed, BotoCoreError, ClientError) as exc:
+        raise UsageError(f"AWS: {exc}") from None
+
+
+def _manifest(args: argparse.Namespace) -> Any:
+    from jitr.enrollment import ManifestError, read_manifest
+
+    data = read_bytes(args.file)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{args.file}: not UTF-8 text (byte {exc.start}); a manifest is a CSV or JSON file") from None
+    try:
+        return read_manifest(args.file.name, text, args.by)
+    except ManifestError as exc:
+        raise UsageError(f"{args.file}: {exc}; nothing imported") from None
+
+
+def _import(args: argparse.Namespace) -> int:
+    from jitr.enrollment import Enrollments, import_manifest
+    from jitr.pacing import Pacer
+
+    manifest = _manifest(args)
+    if manifest.problems:
+        return _refused(args, manifest)
+    client = _clients(args)
+
+    def run() -> int:
+        table, queue_url = _stack(args, client)
+        report = import_manifest(
+            Enrollments(table, client("dynamodb")),
+            args.product,
+            manifest,
+            intake=_intake(queue_url, client),
+            pacer=Pacer(args.writes_per_second),
+        )
+        if args.json:
+            print(json.dumps(report.to_dict(), indent=2))
+        else:
+            print(
+                f"{manifest.name}: {report.rows} rows: imported {report.imported}, skipped {report.skipped} (already"
+                f" enrolled or disabled), refused {report.refused}; {report.requeued} held certificates sent again"
+            )
+        if report.error:
+            print(f"jitr: {report.error}; run it again to go on", file=sys.stderr)
+            return EXIT_FAILED
+        return EXIT_OK
+
+    return _aws(run)
+
+
+def _refused(args: argparse.Namespace, manifest: Any) -> int:
+    """A manifest with malformed rows: nothing is imported; each row named on a line of its own."""
+
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "manifest": manifest.name,
+                    "rows": manifest.total,
+                    "refused": len(manifest.problems),
+                    "problems": list(manifest.problems),
+                },
+                indent=2,
+            )
+        )
+    print(
+        f"jitr: {args.file}: refused, nothing imported: {len(manifest.problems)} malformed of {manifest.total} rows",
+        file=sys.stderr,
+    )
+    for problem in manifest.problems[:MAX_PROBLEMS_SHOWN]:
+        print(f"  {problem}", file=sys.stderr)
+    if len(manifest.problems) > MAX_PROBLEMS_SHOWN:
+        print(f"  ... and {len(manifest.problems) - MAX_PROBLEMS_SHOWN} more", file=sys.stderr)
+    return EXIT_FAILED
+
+
+def _list(args: argparse.Namespace) -> int:
+    from jitr.enrollment import Enrollments, Status
+
+    client = _clients(args)
+
+    def run() -> int:
+        table, _ = _stack(args, client)
+        found = Enrollments(table, client("dynamodb")).list(args.product, Status(args.status) if args.status else None)
+        for enrollment in found:
+            if args.json:
+                print(json.dumps(enrollment.to_dict(), separators=(",", ":")))
+                continue
+            held = f", {len(enrollment.waiting)} held" if enrollment.waiting else ""
+            certificate = enrollment.provisioned_certificate_id
+            provisioned = f", certificate {certificate}" + (" (quarantined)" if enrollment.quarantined else "")
+            origin = f"{enrollment.manifest}:{enrollment.line}" if enrollment.manifest else "-"
+            batch = f" batch {enrollment.batch}" if enrollment.batch else ""
+            print(
+                f"{enrollment.by}={enrollment.value}  {enrollment.status}  {origin}{batch}"
+                + (provisioned if certificate else "")
+                + held
+            )
+        return EXIT_OK
+
+    return _aws(run)
+
+
+def _target(args: argparse.Namespace, enrollments: Any) -> tuple[str, str]:
+    """The identity ID names: of the given kind, or the one enrolled (a serial and a name may look alike)."""
+    from jitr.enrollment import normalized
+
+    if args.by:
+        try:
+            return args.by, normalized(args.by, args.id)
+        except ValueError as exc:
+            raise UsageError(f"{args.id!r} is not a {args.by}: {exc}") from None
+    found = enrollments.find(args.product, args.id)
+    if len(found) > 1:
+        kinds = ", ".join(e.by for e in found)
+        raise UsageError(f"{args.id!r} is enrolled in {args.product} as {kinds}: say which with --by")
+    if not found:
+        raise UsageError(f"{args.id!r} is not enrolled in product {args.product} (import its manifest first)")
+    return found[0].by, found[0].value
+
+
+def _change(args: argparse.Namespace, act: Callable[..., Any]) -> int:
+    from jitr.enrollment import Enrollments
+    from jitr.iot import IoT
+
+    client = _clients(args)
+
+    def run() -> int:
+        table, queue_url = _stack(args, client)
+        enrollments = Enrollments(table, client("dynamodb"))
+        by, value = _target(args, enrollments)
+        extra = {"intake": _intake(queue_url, client)} if hasattr(args, "queue_url") else {}
+        change = act(enrollments, IoT(client("iot"), template_ttl_s=0), args.product, by, value, **extra)
+        if args.json:
+            print(json.dumps(change.to_dict(), indent=2))
+            return EXIT_OK
+        done = {None: "", "QUARANTINED": "; its certificate set INACTIVE", "RELEASED": "; its certificate ACTIVE again"}
+        kept = ""
+        if change.certificate_id and not change.action:
+            kept = f"; its certificate left {change.certificate_status or 'as it is (not found in AWS IoT)'}"
+        requeued = f"; {change.requeued} held certificates sent again" if change.requeued else ""
+        print(f"{by} {value} of {args.product}: {change.enrollment.status}{done[change.action]}{kept}{requeued}")
+        return EXIT_OK
+
+    return _aws(run)
+
+
+def _disable(args: argparse.Namespace) -> int:
+    from jitr.enrollment import disable
+
+    return _change(args, disable)
+
+
+def _enable(args: argparse.Namespace) -> int:
+    from jitr.enrollment import enable
+
+    return _change(args, enable)
