@@ -24,6 +24,8 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from pydantic import ValidationError
 
 from jitr.certificates import PROFILES, ca_problem, certificate_id
+from jitr.enrollment import EnrollmentSettings
+from jitr.hook import HookSettings
 from jitr.pacing import AWS_DEFAULT_TPS, max_concurrency
 from jitr.products import IMPLICIT, PRODUCT_NAME, SUBJECT_ATTRIBUTES, Product, extension_problem
 from jitr.revocation_sources import address_refusal
@@ -132,6 +134,8 @@ class ProductConfig:
     existing_thing: str
     extra_parameters: dict[str, str]
     certificate_extensions: dict[str, str]
+    enrollment: EnrollmentSettings | None = None
+    hook: HookSettings | None = None
     implicit: bool = False  # the one product of a configuration that names none
 
     def handler_product(self, template_name: str) -> Product:
@@ -148,6 +152,8 @@ class ProductConfig:
             extra_parameters=self.extra_parameters,
             certificate_extensions=self.certificate_extensions,
             existing_thing=self.existing_thing,
+            enrollment=self.enrollment,
+            hook=self.hook,
         )
 
 
@@ -206,6 +212,16 @@ class JitrConfig:
     products: tuple[ProductConfig, ...] = ()  # the product lines (one implicit product when none are configured)
 
     @property
+    def enrollment(self) -> bool:
+        """Whether some product requires enrollment (the stack then has an enrollment table)."""
+        return any(p.enrollment for p in self.products)
+
+    @property
+    def hook_budget_seconds(self) -> float:
+        """The longest any product's decision hook may take (0: no product has one)."""
+        return max((p.hook.timeout_seconds for p in self.products if p.hook), default=0.0)
+
+    @property
     def implicit_products(self) -> bool:
         """True when the configuration names no products: the handler decides every CA with its top-level settings."""
         return all(p.implicit for p in self.products)
@@ -230,7 +246,9 @@ class JitrConfig:
         """True when our handler decides (jitr); False when AWS provisions by itself (jitp)."""
         return self.provisioning_mode == "jitr"
 
-    def handler_settings(self, template_names: str | Mapping[str, str], decision_table: str) -> Settings:
+    def handler_settings(
+        self, template_names: str | Mapping[str, str], decision_table: str, enrollment_table: str | None = None
+    ) -> Settings:
         """The registration handler's settings as the stack gives them (and `jitr serve` runs it with).
         `template_names`: each product's stored template name (a text: the first product's)."""
         if isinstance(template_names, str):
@@ -259,6 +277,7 @@ class JitrConfig:
             # the sync's share of UpdateCertificate: the handlers pace themselves to the rest of the quota
             **({"sync_update_tps": self.revocation_sync.update_tps} if self.revocation_sync else {}),
             event_bus=self.event_bus,
+            enrollment_table=enrollment_table,
         )
 
 
@@ -431,6 +450,7 @@ def _product(
         _check_cas_against_profile(cas, context.cas, profile, context.trust_root_pem, context.at)
     extra_parameters = _extra_parameters(settings, template, template_path, notes)
     extensions = _certificate_extensions(settings, template, template_path, provisioning_mode, notes)
+    hook = _hook(settings.get("hook"), template, template_path)
     plan, render_problems = _neutral_plan(template, extra_parameters, extensions)
     if validated_mode(provisioning_mode):
         values = _Values(extra_parameters, extensions, policy_parameter)
@@ -451,7 +471,51 @@ def _product(
         existing_thing=_choice(settings, "existingThing", EXISTING_THING_ACTIONS),
         extra_parameters=extra_parameters,
         certificate_extensions=extensions,
+        enrollment=_enrollment(settings.get("enrollment")),
+        hook=hook,
     )
+
+
+def _enrollment(value: Any) -> EnrollmentSettings | None:
+    """A product's `enrollment`: which identity its manifests list."""
+    if value is None:
+        return None
+    try:
+        return EnrollmentSettings.model_validate(value, strict=True)
+    except ValidationError:
+        raise ConfigError(
+            'enrollment must be {"by": "serialNumber"}, {"by": "commonName"} or {"by": "publicKeySha256"}: the'
+            " identity the product's manifests list"
+        ) from None
+
+
+def _hook(value: Any, template: Template, template_path: str) -> HookSettings | None:
+    """A product's `hook`: its function, time budget and the template parameters it may set, each declared by the
+    template and none in a policy (a policy stays the deployment's alone)."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ConfigError('hook must be an object: {"function": <name or ARN>, "timeoutSeconds": 5, "parameters": []}')
+    try:
+        hook = HookSettings.model_validate_json(json.dumps(value), strict=True)
+    except ValidationError as exc:
+        problems = (f"hook{_location(error['loc'])}: {error['msg']}" for error in exc.errors())
+        raise ConfigError("; ".join(problems)) from None
+    in_policies = {
+        name
+        for resource in template.document.get("Resources", {}).values()
+        if isinstance(resource, dict) and resource.get("Type") == POLICY
+        for name in referenced_parameters(resource.get("Properties", {}))
+    }
+    for name in hook.parameters:
+        if name not in template.parameters:
+            raise ConfigError(f"hook.parameters names {name!r}, which template {template_path} does not declare")
+        if name in in_policies:
+            raise ConfigError(
+                f"hook.parameters names {name!r}, which template {template_path} uses in a policy: a hook may set"
+                " names and attributes, never what a device is allowed to do"
+            )
+    return hook
 
 
 PRODUCT_KEYS = (
@@ -467,9 +531,13 @@ PRODUCT_KEYS = (
     "existingThing",
     "extraParameters",
     "certificateExtensions",
+    "enrollment",
+    "hook",
 )
 # What a product takes from the top level when it does not set it (a fixed template name is one product's alone).
-INHERITED_KEYS = tuple(k for k in PRODUCT_KEYS if k not in ("caCertificates", "select", "templateName"))
+INHERITED_KEYS = tuple(
+    k for k in PRODUCT_KEYS if k not in ("caCertificates", "select", "templateName", "enrollment", "hook")
+)
 
 
 def _products(settings: Mapping[str, Any], context: _ProductContext) -> tuple[ProductConfig, ...]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -17,6 +18,8 @@ from .bundling import HANDLER
 from .config import ConfigError, JitrConfig
 from .decision_events import publish_statement
 from .decisions import DecisionTable
+from .enrollment import EnrollmentTable
+from .hook import grant_hook
 from .stored_template import StoredTemplate, iot_arn
 
 # The newest Python runtime Lambda offers. The code needs 3.11+; the tests run on this machine's 3.11 (no 3.14 here).
@@ -24,6 +27,8 @@ RUNTIME = aws_lambda.Runtime.PYTHON_3_14
 ARCHITECTURE = aws_lambda.Architecture.ARM_64  # Graviton: cheaper per GB-second; every dependency ships aarch64 wheels
 MEMORY_MB = 512  # CPU scales with memory; chain validation is CPU-bound, and 512 MB keeps a cold start short
 TIMEOUT_S = 30  # a paced batch of 10 takes about 5 s (jitr.pacing); the rest is room for botocore's retries
+BATCH_SIZE = 10  # records per invocation (the intake's event source mapping)
+# with decision hooks, each record of a batch may wait for its product's hook: the timeout grows by that much
 ENVIRONMENT_LIMIT_BYTES = 4096  # Lambda's limit on all environment variables together
 UNRESOLVED_ROOM_BYTES = 200  # kept for the names CloudFormation gives at deploy (template, decision table)
 # a name CloudFormation gives at deploy inside a longer value (each product's template name in JITR_PRODUCTS): room
@@ -53,6 +58,7 @@ class RegistrationHandler(Construct):
         ca_arns: list[str],
         decisions: DecisionTable,
         code: aws_lambda.Code,
+        enrollment: EnrollmentTable | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self.service = cdk.Stack.of(self).stack_name
@@ -70,15 +76,22 @@ class RegistrationHandler(Construct):
             self.role.add_to_policy(crl_objects)
         if config.event_bus:
             self.role.add_to_policy(publish_statement(config.event_bus))
+        if enrollment is not None:
+            enrollment.grant_enrollments(self.role)
+        for function in dict.fromkeys(p.hook.function for p in config.products if p.hook):
+            grant_hook(self.role, function, self)
 
         names = {template.product.name: template.template_name for template in templates}
-        self.settings = config.handler_settings(names, decisions.table.table_name)
+        self.settings = config.handler_settings(
+            names, decisions.table.table_name, enrollment.table.table_name if enrollment else None
+        )
         environment = {
             "POWERTOOLS_SERVICE_NAME": self.service,
             "POWERTOOLS_LOG_LEVEL": "INFO",
             **self.settings.to_environment(),
         }
         fit_environment(environment, "registration handler")
+        timeout_s = TIMEOUT_S + math.ceil(BATCH_SIZE * config.hook_budget_seconds)
 
         self.function = jitr_function(
             self,
@@ -86,12 +99,12 @@ class RegistrationHandler(Construct):
             handler=HANDLER,
             description="jitr: validate a device certificate registered by AWS IoT, then provision or reject it",
             memory_mb=MEMORY_MB,
-            timeout_s=TIMEOUT_S,
+            timeout_s=timeout_s,
             role=self.role,
             log_group=self.log_group,
             environment=environment,
         )
-        self.timeout = cdk.Duration.seconds(TIMEOUT_S)
+        self.timeout = cdk.Duration.seconds(timeout_s)
 
 
 def fit_environment(environment: Mapping[str, str], function: str) -> None:

@@ -19,12 +19,11 @@ from constructs import Construct
 from jitr.pacing import max_concurrency
 
 from .config import JitrConfig
-from .handler import retention
+from .handler import BATCH_SIZE, retention
 from .stored_template import iot_principal
 
 SQL_VERSION = "2016-03-23"  # CloudFormation's default is the old 2015-10-08 dialect: always set it
 REGISTERED_TOPIC = "$aws/events/certificates/registered/{}"
-BATCH_SIZE = 10
 BATCH_WINDOW_S = 1  # gather a burst into full batches, at most one second late
 VISIBILITY_FACTOR = 6  # AWS's advice: queue visibility >= 6 x function timeout
 DLQ_RETENTION_DAYS = 14  # the longest SQS allows: time to fix the cause and redrive

@@ -15,6 +15,7 @@ from .bundling import FUNCTION_TARGET, lambda_code
 from .ca_registration import CaRegistration
 from .config import JitrConfig
 from .decisions import DecisionTable
+from .enrollment import EnrollmentTable
 from .handler import RegistrationHandler
 from .intake import Intake
 from .monitoring import Monitoring
@@ -59,6 +60,7 @@ class JitrStack(cdk.Stack):
             return
 
         self.decisions = DecisionTable(self, "Decisions")
+        self.enrollment = EnrollmentTable(self, "Enrollment") if config.enrollment else None
         code = lambda_code(self, FUNCTION_TARGET)  # one asset (bundled and hashed once) for both functions
         self.handler = RegistrationHandler(
             self,
@@ -68,6 +70,7 @@ class JitrStack(cdk.Stack):
             ca_arns=self.cas.arns,
             decisions=self.decisions,
             code=code,
+            enrollment=self.enrollment,
         )
         self.intake = Intake(
             self,
@@ -107,6 +110,8 @@ class JitrStack(cdk.Stack):
         cdk.CfnOutput(self, "DeadLetterQueueArn", value=self.intake.dead_letter_queue.queue_arn)
         cdk.CfnOutput(self, "DashboardName", value=self.monitoring.dashboard.dashboard_name)
         cdk.CfnOutput(self, "DecisionTableName", value=self.decisions.table.table_name)
+        if self.enrollment is not None:
+            cdk.CfnOutput(self, "EnrollmentTableName", value=self.enrollment.table.table_name)
         # what `jitr doctor` checks, read from these outputs (cdk-outputs.json or the stack's)
         cdk.CfnOutput(self, "RuleNames", value=",".join(self.intake.rule_names))
         cdk.CfnOutput(self, "EventSourceMappingId", value=self.intake.event_source.event_source_mapping_id)

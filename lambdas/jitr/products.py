@@ -18,6 +18,8 @@ from cryptography.x509.oid import NameOID
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .certificates import PROFILES, DeviceProfile
+from .enrollment import EnrollmentSettings
+from .hook import HookSettings
 from .templates.fields import EXTENSION_NAME
 
 RejectionAction = Literal["REVOKED", "INACTIVE", "NONE"]
@@ -69,6 +71,8 @@ class Product(BaseModel):
     extra_parameters: dict[str, str] = Field(default_factory=dict, alias="extraParameters")
     certificate_extensions: dict[str, str] = Field(default_factory=dict, alias="certificateExtensions")
     existing_thing: ExistingThing = Field("refuse", alias="existingThing")
+    enrollment: EnrollmentSettings | None = None  # devices are provisioned only once an imported manifest lists them
+    hook: HookSettings | None = None  # the team's function asked to allow, deny or hold each device
 
     @field_validator("select")
     @classmethod

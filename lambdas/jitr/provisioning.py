@@ -27,11 +27,14 @@ from .certificates import (
     load_certificate,
     verify_device_certificate,
 )
+from .enrollment import Enrollments, EnrollmentUnavailable, identity
+from .enrollment import Status as Enrolled
 from .facts import CertificateFacts, certificate_facts
+from .hook import HookDecision, HookFailed, HookRequest, Hooks
 from .iot import CertificateRecord, IoT, IoTError, Misconfigured, NotFound, PermanentFailure, Retryable
 from .iot import Conflict as IoTConflict
 from .outcomes import NOT_THE_DEVICE, OUTCOME, Outcome, Reason, skipped_status
-from .products import Selection, candidates, needs_subject, select
+from .products import Product, Selection, candidates, needs_subject, select
 from .revocation import Revocation, Status
 from .revocation_sources import CrlSources
 from .settings import Settings
@@ -92,6 +95,8 @@ class Decision:
     unknown_accepted: bool = False  # provisioned although a revocation status was unknown (onUnknown: accept)
     unpublished: str | None = None  # why its decision event was not published (a later delivery publishes it)
     product: str | None = None  # the product line it was decided for, once found
+    enrollment: str | None = None  # what the enrollment table said (products that require enrollment)
+    hook: str | None = None  # what the product's decision hook answered
 
     def decide_as(self, reason: Reason, message: str) -> None:
         """Decide for `reason`: its outcome is the one `OUTCOME` gives it (the blame rule, in one place)."""
@@ -106,6 +111,8 @@ class Decision:
             "message": self.message,
             "thingName": self.thing_name,
             **({"product": self.product} if self.product else {}),
+            **({"enrollment": self.enrollment} if self.enrollment else {}),
+            **({"hook": self.hook} if self.hook else {}),
             **({"serialNumber": self.serial} if self.serial else {}),
             **({"notAfter": self.not_after.isoformat()} if self.not_after else {}),
             **({"replacedCertificateIds": list(self.replaced)} if self.replaced else {}),
@@ -128,12 +135,21 @@ class _Step:
         self.mark = now
 
 
+@dataclass(frozen=True)
+class Checks:
+    """The adapters of a product's optional checks: its enrollment table, its decision hook."""
+
+    enrollments: Enrollments | None = None
+    hooks: Hooks | None = None
+
+
 def decide(
     event: RegistrationEvent,
     iot: IoT,
     settings: Settings,
     at: datetime | None = None,
     crls: CrlSources | None = None,
+    checks: Checks = Checks(),
 ) -> Decision:
     """Decide on one registration event and carry the decision out. Never raises for a device problem; RETRY
     means the caller must make the trigger deliver the event again. `crls` learns the issuer's revocation status for
@@ -146,7 +162,7 @@ def decide(
     try:
         with iot.registration_slot():
             step = _Step(decision.steps_ms)  # time spent waiting for the slot is pacing, not a step
-            _decide(event, iot, settings, at, decision, step, crls or _crls_for(settings))
+            _decide(event, iot, settings, at, decision, step, crls or _crls_for(settings), checks)
     except Misconfigured as exc:
         _set(decision, Reason.CONFIGURATION, f"{exc.message} (fix the deployment, then redrive)")
     except Retryable as exc:
@@ -207,6 +223,7 @@ def _decide(
     decision: Decision,
     step: _Step,
     crls: CrlSources,
+    checks: Checks,
 ) -> None:
     try:
         certificate = iot.describe_certificate(event.certificate_id)
@@ -224,7 +241,10 @@ def _decide(
         decision.product = selection.product.name
         settings = settings.for_product(selection.product)
     if certificate.status != "PENDING_ACTIVATION":
-        return _not_pending(decision, iot, settings, certificate)
+        _not_pending(decision, iot, settings, certificate)
+        if selection.product and decision.outcome == Outcome.ALREADY_ACTIVE:  # a redelivery records it if it failed
+            _record_provisioned(decision, selection.product, certificate.pem, checks)
+        return None
     try:
         ca = iot.describe_ca_certificate(event.ca_certificate_id)
     except NotFound:
@@ -254,13 +274,24 @@ def _decide(
     if settings.revocation and _refused_by_issuer(decision, verified, settings, crls, at):
         return None
     step.done("revocation")
+    product = selection.product
+    if product.enrollment is not None and not _enrolled(decision, product, verified.leaf, checks.enrollments):
+        return None
+    step.done("enrollment")
+    hook_parameters: Mapping[str, str] = {}
+    if product.hook is not None:
+        allowed = _ask_hook(decision, product, verified.leaf, checks.hooks)
+        step.done("hook")
+        if allowed is None:
+            return None
+        hook_parameters = allowed
 
     template = iot.template(settings.template_name)
     try:  # only the facts the template reads: a decision pays for what its template uses
         facts = certificate_facts(verified.leaf, settings.certificate_extensions, template.parameters)
     except BadCertificate as exc:
         return _set(decision, Reason.MALFORMED_CERTIFICATE, str(exc))
-    plan = _render(decision, template, settings, facts)
+    plan = _render(decision, template, settings, facts, hook_parameters)
     if plan is None:
         return None
     thing = plan.thing
@@ -290,7 +321,98 @@ def _decide(
     if decision.thing_name:
         _settle_ownership(decision, iot, settings, replace(certificate, status="ACTIVE"), decision.thing_name)
         step.done("ownership")
+    if decision.outcome == Outcome.PROVISIONED:
+        _record_provisioned(decision, product, certificate.pem, checks)
     return None
+
+
+# -- a product's own checks: enrollment and its decision hook ---
+
+
+def _enrolled(decision: Decision, product: Product, leaf: x509.Certificate, enrollments: Enrollments | None) -> bool:
+    """Whether an imported manifest lists the device and its enrollment is not disabled. A device not (yet) listed,
+    or disabled, is held pending and remembered on its enrollment item, so an import or an enable decides it again."""
+    assert product.enrollment is not None
+    by = product.enrollment.by
+    if enrollments is None:
+        _set(decision, Reason.CONFIGURATION, f"product {product.name} requires enrollment but no table is configured")
+        return False
+    value = identity(leaf, by)
+    if value is None:
+        _set(
+            decision, Reason.NOT_ENROLLED, f"the certificate has no single {by} for product {product.name}'s manifests"
+        )
+        return False
+    assert decision.certificate_id is not None
+    assert decision.ca_certificate_id is not None
+    try:
+        found = enrollments.look_up(product.name, by, value)
+        decision.enrollment = found.describe()
+        if found.status == Enrolled.ENROLLED:
+            return True
+        enrollments.wait(product.name, by, value, decision.certificate_id, decision.ca_certificate_id)
+    except EnrollmentUnavailable as exc:
+        _set(decision, Reason.ENROLLMENT_UNAVAILABLE, str(exc))
+        return False
+    if found.status == Enrolled.DISABLED:
+        _set(decision, Reason.DEVICE_DISABLED, f"{found.describe()}; decided again when it is enabled")
+    else:
+        _set(decision, Reason.NOT_ENROLLED, f"{found.describe()}; decided again when a manifest listing it is imported")
+    return False
+
+
+def _record_provisioned(decision: Decision, product: Product, pem: str, checks: Checks) -> None:
+    """Keep the provisioned certificate on its enrollment item (what `jitr enroll disable` quarantines). A failed
+    write is RETRY: the redelivery (ALREADY_ACTIVE) writes it."""
+    if product.enrollment is None or checks.enrollments is None or not decision.certificate_id:
+        return
+    try:
+        value = identity(load_certificate(pem), product.enrollment.by)
+    except BadCertificate:
+        return
+    if value is None:
+        return
+    try:
+        checks.enrollments.provisioned(product.name, product.enrollment.by, value, decision.certificate_id)
+    except EnrollmentUnavailable as exc:
+        decision.decide_as(
+            Reason.ENROLLMENT_UNAVAILABLE, f"{decision.message}; but its enrollment could not be updated ({exc})"
+        )
+
+
+def _ask_hook(
+    decision: Decision, product: Product, leaf: x509.Certificate, hooks: Hooks | None
+) -> Mapping[str, str] | None:
+    """The parameters the product's hook set when it allowed the device; None with the decision made otherwise (a
+    deny is the fleet's own refusal; a hold is held; no usable answer in time is RETRY)."""
+    assert product.hook is not None
+    assert decision.certificate_id is not None
+    assert decision.ca_certificate_id is not None
+    if hooks is None:
+        _set(decision, Reason.CONFIGURATION, f"product {product.name} has a decision hook but no client to call it")
+        return None
+    try:
+        request = HookRequest.from_certificate(leaf, decision.certificate_id, decision.ca_certificate_id, product.name)
+    except BadCertificate as exc:
+        _set(decision, Reason.MALFORMED_CERTIFICATE, str(exc))
+        return None
+    try:
+        answer = hooks.ask(product.hook, request)
+    except HookFailed as exc:
+        _set(decision, Reason.HOOK_FAILED, f"{exc.message} (fix the hook, then redrive)")
+        return None
+    decision.hook = f"{answer.decision}" + (f": {answer.reason}" if answer.reason else "")
+    if answer.decision == HookDecision.DENY:
+        _set(decision, Reason.DENIED_BY_HOOK, f"the decision hook of product {product.name} denied it: {answer.reason}")
+        return None
+    if answer.decision == HookDecision.HOLD:
+        _set(
+            decision,
+            Reason.HELD_BY_HOOK,
+            f"the decision hook holds it: {answer.reason}; decided again on its next event",
+        )
+        return None
+    return answer.parameters
 
 
 def _product_of(certificate: CertificateRecord, settings: Settings) -> Selection:
@@ -393,15 +515,22 @@ def _refused_by_issuer(
 # -- whose fault is a template that does not render ---
 
 
-def _render(decision: Decision, template: Template, settings: Settings, facts: CertificateFacts) -> Plan | None:
+def _render(
+    decision: Decision,
+    template: Template,
+    settings: Settings,
+    facts: CertificateFacts,
+    hook_parameters: Mapping[str, str],
+) -> Plan | None:
     """The plan for this certificate, or None with the decision made. The template is given the certificate facts it
-    declares (a value it does not read is no reason to refuse a device), over the deployment's extraParameters."""
+    declares (a value it does not read is no reason to refuse a device), over what the product's hook set, over the
+    deployment's extraParameters. A value the hook set is the deployment's, never the certificate's, to answer for."""
     unreadable = facts.unreadable_in(template.parameters)
     if unreadable:
         _set(decision, Reason.MISSING_CERTIFICATE_FIELD, "; ".join(unreadable))
         return None
     given = facts.given(template.parameters)
-    parameters = {**settings.extra_parameters, **given}
+    parameters = {**settings.extra_parameters, **hook_parameters, **given}
     try:
         return render_template(template, parameters)
     except TemplateError as exc:

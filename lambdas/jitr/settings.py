@@ -104,6 +104,8 @@ class Settings(BaseModel):
     # the product lines, each with its CAs, selector, template and rules; unset: one product of every CA, decided with
     # the settings above
     products: tuple[Product, ...] = Field((), alias="JITR_PRODUCTS")
+    # the stack's enrollment table (when a product requires enrollment)
+    enrollment_table: str | None = Field(None, alias="JITR_ENROLLMENT_TABLE", min_length=1)
     # only for a rehearsal on one machine (a CRL served on 127.0.0.1): the stack never sets it
     revocation_allow_loopback: bool = Field(False, alias="JITR_REVOCATION_ALLOW_LOOPBACK")
 

@@ -22,10 +22,12 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
+from jitr.enrollment import Enrollments
 from jitr.events import EventBus, decision_entries
+from jitr.hook import Hooks, lambda_clients
 from jitr.iot import IoT, client_config
 from jitr.outcomes import Outcome, Reason
-from jitr.provisioning import MAX_EVENT_BYTES, Decision, RegistrationEvent, decide
+from jitr.provisioning import MAX_EVENT_BYTES, Checks, Decision, RegistrationEvent, decide
 from jitr.revocation_index import IndexUnavailable, RevocationIndex
 from jitr.revocation_sources import CrlSources
 from jitr.settings import Settings
@@ -79,11 +81,25 @@ class Registration:
         )
 
     @cached_property
+    def checks(self) -> Checks:
+        """The adapters of the products' own checks: the enrollment table, the decision hooks (only those used)."""
+        enrollments = None
+        if self.settings.enrollment_table and any(p.enrollment for p in self.settings.product_lines):
+            client = boto3.session.Session().client(
+                "dynamodb", config=client_config(self.settings.max_attempts), endpoint_url=self.settings.endpoint_url
+            )
+            enrollments = Enrollments(self.settings.enrollment_table, client)
+        hooks = None
+        if any(p.hook for p in self.settings.product_lines):
+            hooks = Hooks(lambda_clients(self.settings.endpoint_url))
+        return Checks(enrollments=enrollments, hooks=hooks)
+
+    @cached_property
     def decide(self) -> Callable[[RegistrationEvent], Decision]:
         """`decide` with this environment's adapter; once per certificate id when the stack gives a decision table."""
 
         def decide_now(event: RegistrationEvent) -> Decision:
-            decision = decide(event, self.iot, self.settings, crls=self.crls)
+            decision = decide(event, self.iot, self.settings, crls=self.crls, checks=self.checks)
             self._index(decision)
             return decision
 

@@ -14,7 +14,7 @@ from infra.config import ConfigError
 from jitr.certificates import certificate_id
 from jitr.settings import Settings
 from jitr_tools import pki
-from tests.infra.support import Synthesized, registration_function, statements_of, synthesize
+from tests.infra.support import Synthesized, flat, registration_function, statements_of, synthesize
 from tests.support import REPO
 
 UPGRADE = REPO / "tests/data/upgrade"
@@ -106,3 +106,31 @@ def test_products_that_do_not_fit_the_functions_environment_are_refused_naming_t
     }
     with pytest.raises(ConfigError, match=r"the products .*: [0-9]+ bytes"):
         synthesize({"caCertificates": [issuing_ca.pem], "products": many}, tmp_path)
+
+
+def test_enrollment_and_a_hook_give_the_handler_a_table_and_one_function_to_invoke(
+    tmp_path: Path, issuing_ca: pki.Issued, second_ca: pki.Issued
+) -> None:
+    stack = synthesize(
+        {
+            "caCertificates": [issuing_ca.pem, second_ca.pem],
+            "products": {
+                "sensor": {"caCertificates": [issuing_ca.pem], "enrollment": {"by": "serialNumber"}},
+                "gateway": {"caCertificates": [second_ca.pem], "hook": {"function": "fleet-hook", "timeoutSeconds": 3}},
+            },
+        },
+        tmp_path,
+    )
+    tables = stack.resources("AWS::DynamoDB::Table")
+    assert len(tables) == 2  # the decision table and the enrollment table
+    function = registration_function(stack)
+    assert "JITR_ENROLLMENT_TABLE" in function["Properties"]["Environment"]["Variables"]
+    assert function["Properties"]["Timeout"] == 30 + 10 * 3  # room for each record of a batch to ask its hook
+    (queue,) = [q for q in stack.resources("AWS::SQS::Queue").values() if "RedrivePolicy" in q["Properties"]]
+    assert queue["Properties"]["VisibilityTimeout"] == 6 * 60
+    role = stack.logical_id(stack.stack.handler.role.node.default_child)
+    invoke = [s for s in statements_of(stack, role) if "lambda:InvokeFunction" in str(s["Action"])]
+    assert [flat(s["Resource"]) for s in invoke] == [
+        "arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:fleet-hook"
+    ]
+    assert "EnrollmentTableName" in stack.json["Outputs"]

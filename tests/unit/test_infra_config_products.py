@@ -158,3 +158,27 @@ def test_a_retired_ca_may_be_served_by_no_product(issuing_ca: pki.Issued, shared
 def test_products_need_jitr_mode(issuing_ca: pki.Issued) -> None:
     with pytest.raises(ConfigError, match="products need provisioningMode jitr"):
         configure([issuing_ca], {"sensor": {"caCertificates": [issuing_ca.pem]}}, provisioningMode="jitp")
+
+
+@pytest.mark.parametrize(
+    ("product", "message"),
+    [
+        ({"enrollment": {"by": "imei"}}, "enrollment must be"),
+        ({"enrollment": "serialNumber"}, "enrollment must be"),
+        ({"hook": {"function": "arn:aws:lambda:*"}}, "hook.function"),
+        ({"hook": {"function": "f", "timeoutSeconds": 6}}, "hook.timeoutSeconds"),
+        ({"hook": {"function": "f", "parameters": ["Site"]}}, "'Site', which template .* does not declare"),
+        ({"hook": {"function": "f", "parameters": ["DevicePolicyName"]}}, "uses in a policy"),
+        ({"hook": {"function": "f", "parameters": ["AWS::IoT::Certificate::CommonName"]}}, "cannot be set by a hook"),
+    ],
+)
+def test_enrollment_and_hooks_that_cannot_work_are_refused_naming_the_setting(
+    issuing_ca: pki.Issued, product: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=f"products.sensor: .*{message}"):
+        configure([issuing_ca], {"sensor": {"caCertificates": [issuing_ca.pem], **product}})
+
+
+def test_enrollment_and_hooks_are_a_products_not_the_stacks(issuing_ca: pki.Issued) -> None:
+    with pytest.raises(ConfigError, match="unknown setting.*'enrollment'"):
+        configure([issuing_ca], None, enrollment={"by": "serialNumber"})

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from jitr.enrollment import EnrollmentSettings
+from jitr.hook import HookSettings
 from jitr.products import Product
 from jitr.settings import RevocationSource, Settings, SettingsError
 
@@ -53,8 +55,11 @@ def test_every_setting_round_trips_through_the_environment() -> None:
                 extra_parameters={"Site": "plant-7"},
                 certificate_extensions={"Batch": "1.3.6.1.4.1.55555.1"},
                 existing_thing="replace",
+                enrollment=EnrollmentSettings(by="serialNumber"),
+                hook=HookSettings(function="fleet-allow-list", timeout_seconds=2, parameters=("Site",)),
             ),
         ),
+        enrollment_table="jitr-enrollment",
     )
     environment = settings.to_environment()
     assert set(environment) == {field.alias for field in Settings.model_fields.values()}  # every one travels
