@@ -10,8 +10,7 @@ from typing import Any
 import boto3
 import pytest
 
-from jitr.certificates import certificate_id
-from jitr.enrollment import EnrollmentSettings, Enrollments, Intake, disable, enable, import_manifest, read_manifest
+from jitr.enrollment import Enrollments, EnrollmentSettings, Intake, disable, enable, import_manifest, read_manifest
 from jitr.hook import HookSettings
 from jitr.iot import IoT
 from jitr.products import Product
@@ -93,7 +92,8 @@ def test_a_disabled_device_is_held_and_a_provisioned_one_quarantined_then_releas
     fleet, enrollments, intake = enrolled_fleet
     first, second = fleet.device("sensor-1"), fleet.device("sensor-2")
     serials = [f"{d.certificate.serial_number:x}" for d in (first, second)]
-    import_manifest(enrollments, "sensor", read_manifest("b8.json", json.dumps(serials), by="serialNumber"), intake=intake)
+    manifest = read_manifest("b8.json", json.dumps(serials), by="serialNumber")
+    import_manifest(enrollments, "sensor", manifest, intake=intake)
     provisioned = decide(fleet.first_connect(first))
     assert provisioned["outcome"] == "PROVISIONED"
     iot = IoT(fleet.account.client)

@@ -180,5 +180,5 @@ def test_enrollment_and_hooks_that_cannot_work_are_refused_naming_the_setting(
 
 
 def test_enrollment_and_hooks_are_a_products_not_the_stacks(issuing_ca: pki.Issued) -> None:
-    with pytest.raises(ConfigError, match="unknown setting.*'enrollment'"):
+    with pytest.raises(ConfigError, match=r"unknown setting.*'enrollment'"):
         configure([issuing_ca], None, enrollment={"by": "serialNumber"})
