@@ -15,7 +15,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from jitr_handlers.observability import NAMESPACE
-from jitr_handlers.once import KEY_PREFIX
+from jitr_handlers.once import HELD_PREFIX, KEY_PREFIX
 from jitr_handlers.sweeper import CURSOR_PREFIX
 
 from .config import JitrConfig
@@ -102,7 +102,11 @@ def _decision_table_statements(table_arn: str) -> list[iam.PolicyStatement]:
             sid="ReadDecisionsAndCursors",
             actions=["dynamodb:GetItem"],
             resources=[table_arn],
-            conditions={"ForAllValues:StringLike": {"dynamodb:LeadingKeys": [f"{KEY_PREFIX}#*", f"{CURSOR_PREFIX}#*"]}},
+            conditions={
+                "ForAllValues:StringLike": {
+                    "dynamodb:LeadingKeys": [f"{KEY_PREFIX}#*", f"{HELD_PREFIX}#*", f"{CURSOR_PREFIX}#*"]
+                }
+            },
         ),
         iam.PolicyStatement(
             sid="KeepTheCursors",

@@ -43,6 +43,8 @@ class DetailType(StrEnum):
     REVOKED_BY_ISSUER = "Certificate Revoked By Issuer"  # the revocation sync set it REVOKED
     HELD_BY_ISSUER = "Certificate Held By Issuer"  # the revocation sync set it INACTIVE (certificateHold)
     RELEASED_BY_ISSUER = "Certificate Released By Issuer"  # the hold was lifted: ACTIVE again
+    QUARANTINED = "Device Quarantined"  # an operator disabled a provisioned device: its certificate set INACTIVE
+    RELEASED = "Device Released"  # the operator enabled it again: its certificate ACTIVE again
 
 
 _FAMILY = {
@@ -148,6 +150,32 @@ def issuer_entries(
         identity = event_id(detail_type, certificate, ca_id, status, decided_at)
         entries.append(_entry(detail_type, _detail(identity, stack, record)))
     return entries
+
+
+ENROLLMENT_ACTIONS = {  # what `jitr enroll disable|enable` did -> (detail type, the status it set, the reason)
+    "QUARANTINED": (DetailType.QUARANTINED, "INACTIVE", Reason.DEVICE_DISABLED),
+    "RELEASED": (DetailType.RELEASED, "ACTIVE", None),
+}
+
+
+def enrollment_entries(
+    action: str, product: str, certificate: str, ca_id: str | None, device: str, *, stack: str
+) -> list[dict[str, Any]]:
+    """The entry of what an operator's disable or enable did to the certificate provisioned for `device` (its
+    enrollment identity, as `by value`) of `product`."""
+    detail_type, status, reason = ENROLLMENT_ACTIONS[action]
+    decided_at = now()
+    record = {
+        "product": product,
+        "certificateId": certificate,
+        "caCertificateId": ca_id,
+        "outcome": status,
+        "reason": reason,
+        "message": f"set {status}: {device} of {product} was {'disabled' if reason else 'enabled'} by an operator",
+        "decidedAt": decided_at,
+    }
+    identity = event_id(detail_type, certificate, ca_id, status, decided_at)
+    return [_entry(detail_type, _detail(identity, stack, record))]
 
 
 class EventBus:

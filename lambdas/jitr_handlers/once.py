@@ -20,6 +20,10 @@ nothing (the deciding delivery is publishing it). If EventBridge does not take i
 the lease is released, and the delivery reports `unpublished`, so SQS redelivers its record: the redelivery (or any
 delivery after the lease, as after a crash between recording and publishing) publishes the recorded decision. A hold
 is never recorded: it is published each time it is made.
+
+A hold leaves a marker instead (`jitr-held#<certificate id>#<CA id>`, for the retention): not a decision (the next
+event decides again), but the sweeper's sign that the certificate's events do arrive, so it is not taken for a lost
+one and sent again every pass (a device waiting for its manifest may wait for weeks).
 """
 
 from __future__ import annotations
@@ -53,6 +57,11 @@ EVENT_PENDING = "eventPending"  # in a record: its event is not published yet; u
 EVENT_LEASE_S = 30  # that lease with no Lambda context to read it from (the handler's timeout)
 # Publishes a decision (as recorded: `Decision.to_dict()` and `decidedAt`); raises `NotPublished`.
 Announce = Callable[[dict[str, Any]], None]
+HELD_PREFIX = "jitr-held"  # "jitr-held#<certificate id>#<CA id>": the latest hold of a certificate still pending
+
+
+def held_key(certificate_id: str, ca_certificate_id: str) -> str:
+    return f"{HELD_PREFIX}#{certificate_id}#{ca_certificate_id}"
 
 
 class _NotFinal(Exception):
@@ -83,8 +92,17 @@ class DecisionRecords:
     built, so building one per read makes a long run of reads on one client slower and slower."""
 
     def __init__(self, table_name: str, dynamodb_client: Any) -> None:
+        self.table_name, self.client = table_name, dynamodb_client
         self.persistence = _persistence(table_name, dynamodb_client)
         self.persistence.configure(_config(1), key_prefix=KEY_PREFIX)
+
+    def held(self, certificate_id: str, ca_certificate_id: str) -> dict[str, Any] | None:
+        """The certificate's latest hold (`outcome`, `reason`, `heldAt`), while its marker lives; else None."""
+        key = {KEY_ATTRIBUTE: {"S": held_key(certificate_id, ca_certificate_id)}}
+        item = self.client.get_item(TableName=self.table_name, Key=key, ConsistentRead=True).get("Item")
+        if not item or float(item.get(EXPIRY_ATTRIBUTE, {}).get("N", "0")) <= time.time():
+            return None  # DynamoDB deletes expired items lazily: an expired marker is no marker
+        return {name: item[name]["S"] for name in ("outcome", "reason", "heldAt") if "S" in item.get(name, {})}
 
     def get(self, certificate_id: str, ca_certificate_id: str) -> dict[str, Any] | None:
         """What the table holds for the certificate issued by the CA (the decision, with `decidedAt`), or None. An
@@ -125,6 +143,7 @@ class DecideOnce:
     ) -> None:
         self.decide = decide
         self.announce = announce
+        self.table_name, self.client, self.retention_days = table_name, dynamodb_client, retention_days
         self.config = _config(retention_days)
         self.persistence = persistence = _persistence(table_name, dynamodb_client)
         self.fresh: Decision | None = None
@@ -153,6 +172,7 @@ class DecideOnce:
             stored = self.once(event=data)
         except _NotFinal as exc:
             if exc.decision.outcome == Outcome.HELD:  # never recorded: published each time it is made
+                self._mark_held(exc.decision)
                 self._publish(exc.decision, {**exc.decision.to_dict(), "decidedAt": now()})
             return exc.decision
         except IdempotencyAlreadyInProgressError:
@@ -177,6 +197,21 @@ class DecideOnce:
         if lease is not None and (self.fresh is not None or time.time() >= float(lease)):
             self._publish(decision, stored, data)
         return decision
+
+    def _mark_held(self, decision: Decision) -> None:
+        """Leave the hold's marker for the sweeper. A write that fails only means the sweeper sends the certificate's
+        event again, and it is decided again: no harm, so the decision stands."""
+        assert decision.certificate_id is not None
+        assert decision.ca_certificate_id is not None
+        item = {
+            KEY_ATTRIBUTE: {"S": held_key(decision.certificate_id, decision.ca_certificate_id)},
+            "outcome": {"S": str(decision.outcome)},
+            "reason": {"S": str(decision.reason)},
+            "heldAt": {"S": now()},
+            EXPIRY_ATTRIBUTE: {"N": str(int(time.time()) + self.retention_days * SECONDS_PER_DAY)},
+        }
+        with suppress(ClientError, BotoCoreError):
+            self.client.put_item(TableName=self.table_name, Item=item)
 
     def _lease(self) -> int:
         """Until when (epoch seconds) the delivery deciding now may publish its decision: its invocation's end."""

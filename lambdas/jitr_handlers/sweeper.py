@@ -95,6 +95,7 @@ class SweepResult:
     failed: int = 0  # events the queue refused (the next run lists their page again)
     listed: int = 0  # certificates listed
     decided: int = 0  # pending certificates the decision table holds as decided: not sent again
+    held: int = 0  # pending certificates held (not enrolled, no product, on hold...): their events arrive; not sent
 
     def to_dict(self) -> dict[str, int | bool]:
         return {
@@ -103,6 +104,7 @@ class SweepResult:
             "failed": self.failed,
             "listed": self.listed,
             "decided": self.decided,
+            "held": self.held,
         }
 
 
@@ -225,11 +227,15 @@ class _Run:
         return certificate["status"] == "PENDING_ACTIVATION" and _created(certificate) <= self.older_than
 
     def _undecided(self, ca_certificate_id: str, pending: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Those the decision table does not hold as decided (a record being written or expired is not a decision)."""
+        """Those the decision table holds neither as decided (a record being written or expired is not a decision) nor
+        as held (a hold's events arrive: the device, an import or an enable decides it again, not the sweeper)."""
         records = list(self.readers.map(lambda c: self.decisions.get(c["certificateId"], ca_certificate_id), pending))
         undecided = [c for c, record in zip(pending, records, strict=True) if not (record and "outcome" in record)]
         self.result.decided += len(pending) - len(undecided)
-        return undecided
+        holds = list(self.readers.map(lambda c: self.decisions.held(c["certificateId"], ca_certificate_id), undecided))
+        lost = [c for c, hold in zip(undecided, holds, strict=True) if hold is None]
+        self.result.held += len(undecided) - len(lost)
+        return lost
 
     def _send(self, events: list[dict[str, Any]]) -> int:
         """Put `events` on the intake queue; returns how many it refused."""

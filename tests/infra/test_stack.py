@@ -329,7 +329,7 @@ def test_the_sweeper_runs_on_a_schedule_may_only_list_certificates_send_to_the_q
     assert on_table == {
         "dynamodb:GetItem": (
             "${" + table_id + ".Arn}",
-            {leading: {"dynamodb:LeadingKeys": ["jitr-decision#*", "jitr-sweep-cursor#*"]}},
+            {leading: {"dynamodb:LeadingKeys": ["jitr-decision#*", "jitr-held#*", "jitr-sweep-cursor#*"]}},
         ),
         "dynamodb:PutItem": ("${" + table_id + ".Arn}", {leading: {"dynamodb:LeadingKeys": ["jitr-sweep-cursor#*"]}}),
     }

@@ -292,3 +292,29 @@ def test_jitr_enroll_list_disable_and_enable(stack: Stack, capsys: pytest.Captur
     assert [json.loads(line)["status"] for line in capsys.readouterr().out.splitlines()] == ["ENROLLED", "ENROLLED"]
     assert main(jitr("enroll", "enable", "77")) == 2
     assert capsys.readouterr().err.strip() == "jitr: '77' is not enrolled in product sensor (import its manifest first)"
+
+
+def test_a_quarantine_and_its_release_are_published_as_decision_events(
+    stack: Stack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.integration.test_decision_events import Subscriber
+
+    subscriber = Subscriber("fleet")
+    import_manifest(stack.enrollments, PRODUCT, manifest("5"))
+    certificate = provision(stack, "5")
+    assert main(jitr("enroll", "disable", "5", "--event-bus", "fleet", "--stack", "JitrProd")) == 0
+    assert main(jitr("enroll", "disable", "5", "--event-bus", "fleet")) == 0  # already quarantined: nothing new
+    assert main(jitr("enroll", "enable", "5", "--event-bus", "fleet", "--stack", "JitrProd")) == 0
+    events = subscriber.received()
+    assert [e["detail-type"] for e in events] == ["Device Quarantined", "Device Released"]
+    quarantined, released = (e["detail"] for e in events)
+    assert (quarantined["product"], quarantined["certificateId"], quarantined["stack"]) == (
+        PRODUCT,
+        certificate,
+        "JitrProd",
+    )
+    assert (quarantined["outcome"], quarantined["reason"]) == ("INACTIVE", "DEVICE_DISABLED")
+    assert (released["outcome"], released["reason"]) == ("ACTIVE", None)
+    assert quarantined["eventId"] != released["eventId"]
+    assert main(jitr("enroll", "disable", "5", "--event-bus", "no-such-bus")) == 1
+    assert "its event was not published" in capsys.readouterr().err

@@ -287,3 +287,28 @@ def test_a_run_with_less_time_than_the_margin_lists_nothing(
 def test_a_misconfigured_sweeper_says_which_variable(variables: dict[str, str], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         SweepSettings.from_environment(variables)
+
+
+def test_a_held_device_is_not_taken_for_a_lost_one_and_sent_every_pass(
+    fleet: Fleet,
+    lambda_context: FakeLambdaContext,
+    queue: tuple[Any, str],
+    sweeper_env: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given a device held (its CA's only product selects another OU: NO_PRODUCT), and a device whose event was lost
+    (lost,) = _load(fleet, 1, pending={0})
+    monkeypatch.setenv("JITR_SWEEP_MIN_AGE_SECONDS", "0")
+    monkeypatch.setenv(
+        "JITR_PRODUCTS",
+        json.dumps([{"name": "meter", "cas": [fleet.ca_id], "select": {"OU": "meter"}, "template": "jitr-device"}]),
+    )
+    held = fleet.first_connect(fleet.device("gw-1", unit="gateway"))
+    assert handler(held, lambda_context)["reason"] == "NO_PRODUCT"
+
+    # When the sweeper runs
+    result = sweeper.handler({}, FakeLambdaContext(remaining_ms=300_000))
+
+    # Then only the lost device is sent: the held one's events arrive, its next connect decides it again
+    assert _swept_ids(queue) == [lost]
+    assert (result["swept"], result["held"]) == (1, 1)

@@ -48,6 +48,10 @@ def add_parser(commands: Any) -> None:
         command = sub.add_parser(name, help=what)
         command.add_argument("id", help="the device's serial number, common name or public-key SHA-256")
         command.add_argument("--by", choices=BY_VALUES, help="which identity ID is (default: the one enrolled)")
+        command.add_argument(
+            "--event-bus", help="publish the quarantine or release to this EventBridge bus (default: --function's)"
+        )
+        command.add_argument("--stack", help="the stack's name in the event (default: --function's service name)")
         _stack_options(command, queue=name == "enable")
         command.set_defaults(run=run)
 
@@ -268,16 +272,39 @@ def _change(args: argparse.Namespace, act: Callable[..., Any]) -> int:
         change = act(enrollments, IoT(client("iot"), template_ttl_s=0), args.product, by, value, **extra)
         if args.json:
             print(json.dumps(change.to_dict(), indent=2))
-            return EXIT_OK
+            return _announce(args, client, change, f"{by} {value}")
         done = {None: "", "QUARANTINED": "; its certificate set INACTIVE", "RELEASED": "; its certificate ACTIVE again"}
         kept = ""
         if change.certificate_id and not change.action:
             kept = f"; its certificate left {change.certificate_status or 'as it is (not found in AWS IoT)'}"
         requeued = f"; {change.requeued} held certificates sent again" if change.requeued else ""
         print(f"{by} {value} of {args.product}: {change.enrollment.status}{done[change.action]}{kept}{requeued}")
-        return EXIT_OK
+        return _announce(args, client, change, f"{by} {value}")
 
     return _aws(run)
+
+
+def _announce(args: argparse.Namespace, client: Callable[[str], Any], change: Any, device: str) -> int:
+    """Publish a quarantine or a release as a decision event, where the stack publishes them. The change stands
+    either way; a failed publish is said, with a non-zero exit, for the operator to report it."""
+    from jitr.events import EventBus, NotPublished, enrollment_entries
+
+    bus, stack = args.event_bus, args.stack
+    if args.function and not (bus and stack):
+        variables = client("lambda").get_function_configuration(FunctionName=args.function)
+        environment = variables.get("Environment", {}).get("Variables", {})
+        bus, stack = bus or environment.get("JITR_EVENT_BUS"), stack or environment.get("POWERTOOLS_SERVICE_NAME")
+    if not (bus and change.action and change.certificate_id):
+        return EXIT_OK
+    entries = enrollment_entries(
+        str(change.action), args.product, change.certificate_id, change.ca_certificate_id, device, stack=stack or "Jitr"
+    )
+    try:
+        EventBus(bus, lambda: client("events")).put(entries)
+    except NotPublished as exc:
+        print(f"jitr enroll: done, but its event was not published: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
 
 
 def _disable(args: argparse.Namespace) -> int:
