@@ -3,7 +3,11 @@ stack by name, or `cdk-outputs.json`), one finding per line with what to do.
 
 Checked: every configured CA (ACTIVE with auto-registration ENABLE, and in jitr mode no registrationConfig, the
 trap that makes AWS provision without jitr's checks); the stored template (present, passing the `--jitr` checks); the
-device policy and every policy, thing type, thing group and billing group the template names; each topic rule
+device policy and every policy, thing type, thing group and billing group the template names; with products
+(JITR_PRODUCTS), each product's own: its stored template the one the stack stored for it (output ProductTemplates),
+rendering with the product's extraParameters, and what it names; the enrollment table, when a product requires
+enrollment (the stack's, readable, some device of each such product enrolled); each product's decision hook function
+(a DryRun Invoke: it exists and may be invoked, and does not run); each topic rule
 (enabled, on its CA's registered topic, delivering to the intake queue); the event source mapping (enabled); the
 dead-letter queue (empty); certificates of each CA pending longer than a threshold; each CA's revocation sources in the
 function's settings (JITR_REVOCATION: each CRL reachable, signed by the CA, current with the grace) and, with a
