@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from jitr.certificates import certificate_id
-from jitr.hook import HookDecision, HookFailed, HookRequest, Hooks, HookSettings, lambda_clients
+from jitr.hook import HookDecision, HookFailed, HookRequest, Hooks, HookSettings, budget_config, lambda_clients
 from jitr_tools import pki
 from jitr_tools.embedded import EmbeddedIoT, EmbeddedLambda, mock, serve
 
@@ -200,3 +200,18 @@ def test_in_process_under_the_mock_too(aws_env: None, request_: HookRequest) -> 
         answer = Hooks(lambda_clients(region=iot.region)).ask(settings("fleet-hook"), request_)
 
     assert (answer.decision, answer.reason) == (HookDecision.HOLD, "awaiting end-of-line test")
+
+
+def test_a_dry_run_invoke_answers_204_without_running_the_function(functions: EmbeddedLambda, endpoint: str) -> None:
+    """As Lambda's DryRun: the function exists and may be invoked, and it did not run (what `jitr doctor` asks)."""
+    seen: list[dict[str, Any]] = []
+    functions.add("quiet-hook", answering({"decision": "allow"}, seen))
+    client = lambda_clients(endpoint, REGION)(budget_config(5))
+
+    response = client.invoke(FunctionName="quiet-hook", InvocationType="DryRun", Payload=b"{}")
+
+    assert response["StatusCode"] == 204
+    assert "FunctionError" not in response
+    assert seen == []
+    with pytest.raises(client.exceptions.ResourceNotFoundException):
+        client.invoke(FunctionName="no-such-hook", InvocationType="DryRun", Payload=b"{}")

@@ -539,6 +539,7 @@ def _aws(args: argparse.Namespace) -> Callable[[str], Any]:
 def _explain(args: argparse.Namespace) -> int:
     from botocore.exceptions import BotoCoreError, ClientError
 
+    from jitr.hook import Hooks, lambda_clients
     from jitr.iot import IoTError
     from jitr.settings import Settings, SettingsError
 
@@ -560,7 +561,10 @@ def _explain(args: argparse.Namespace) -> int:
             variables[name] = value
         settings = Settings.from_environment(variables)
         crls = CrlSources(loopback_ok=settings.revocation_allow_loopback, s3_client=lambda: client("s3"))
-        result = explain(args.certificate_id, settings, client("iot"), dynamodb_client=client("dynamodb"), crls=crls)
+        hooks = Hooks(lambda_clients(args.endpoint_url, _region(args)))  # a product's decision hook is asked
+        result = explain(
+            args.certificate_id, settings, client("iot"), dynamodb_client=client("dynamodb"), crls=crls, hooks=hooks
+        )
     except SettingsError as exc:
         raise UsageError(str(exc)) from None
     except IoTError as exc:

@@ -3,7 +3,11 @@ stack by name, or `cdk-outputs.json`), one finding per line with what to do.
 
 Checked: every configured CA (ACTIVE with auto-registration ENABLE, and in jitr mode no registrationConfig, the
 trap that makes AWS provision without jitr's checks); the stored template (present, passing the `--jitr` checks); the
-device policy and every policy, thing type, thing group and billing group the template names; each topic rule
+device policy and every policy, thing type, thing group and billing group the template names; with products
+(JITR_PRODUCTS), each product's own: its stored template the one the stack stored for it (output ProductTemplates),
+rendering with the product's extraParameters, and what it names; the enrollment table, when a product requires
+enrollment (the stack's, readable, some device of each such product enrolled); each product's decision hook function
+(a DryRun Invoke: it exists and may be invoked, and does not run); each topic rule
 (enabled, on its CA's registered topic, delivering to the intake queue); the event source mapping (enabled); the
 dead-letter queue (empty); certificates of each CA pending longer than a threshold; each CA's revocation sources in the
 function's settings (JITR_REVOCATION: each CRL reachable, signed by the CA, current with the grace) and, with a
@@ -28,6 +32,8 @@ from jitr.certificates import (
     certificate_id,
     load_certificate,
 )
+from jitr.enrollment import Enrollments, EnrollmentUnavailable
+from jitr.enrollment import Status as Enrolled
 from jitr.revocation import IndexedCrl, UnusableCrl
 from jitr.revocation_index import SYNC_PREFIX
 from jitr.revocation_sources import CrlSources, SourceUnavailable
@@ -110,7 +116,7 @@ def diagnose(
 ) -> list[Finding]:
     jitr_mode = bool(outputs.get("FunctionName"))
     findings: list[Finding] = []
-    for check in (_cas, _template, _rules, _mapping, _dead_letters, _pending, _revocation):
+    for check in (_cas, _template, _enrollment, _hooks, _rules, _mapping, _dead_letters, _pending, _revocation):
         try:
             findings += check(outputs, clients, jitr_mode, pending_after, now or datetime.now(UTC))
         except (ClientError, BotoCoreError) as exc:
@@ -169,56 +175,193 @@ def _cas(outputs: StackOutputs, clients: Clients, jitr_mode: bool, _: timedelta,
 
 
 def _template(outputs: StackOutputs, clients: Clients, jitr_mode: bool, _: timedelta, __: datetime) -> list[Finding]:
+    """The stored template and what it names; with products, each product's (`_products`)."""
+    settings = _function_settings(outputs, clients)
+    if isinstance(settings, Settings) and (settings.products or _product_templates(outputs)):
+        return _products(settings, outputs, clients)
     name = outputs.get("TemplateName", "")
-    subject = f"template {name}"
+    deployed: Deployed | Finding = _deployed_parameters(settings)
+    if not isinstance(deployed, Finding):
+        given = (
+            f"the function's extraParameters ({', '.join(sorted(deployed.parameters)) or 'none'})"
+            if jitr_mode
+            else "the certificate's fields alone (jitp)"
+        )
+        deployed = Deployed(deployed.parameters, deployed.extensions, given)
+    findings, names = _stored_template(name, f"template {name}", deployed, jitr_mode, clients)
+    return findings + _named_resources(names, outputs, clients)
+
+
+@dataclass(frozen=True)
+class Deployed:
+    """What the function renders a template with besides the certificate's fields: its extraParameters, the
+    extensions the certificate fills too, and how a finding names them."""
+
+    parameters: dict[str, str]
+    extensions: dict[str, str]
+    given: str = ""
+
+
+def _stored_template(
+    name: str, subject: str, deployed: Deployed | Finding, jitr_mode: bool, clients: Clients
+) -> tuple[list[Finding], list[tuple[str, str]]]:
+    """The stored template `name`: present, passing the checks, rendering with what the function gives it; and the
+    (kind, name) of each policy, thing type and group it names (none when it cannot be rendered)."""
     template = _found(partial(clients["iot"].describe_provisioning_template, templateName=name))
     if template is None:
-        return [Finding(Level.FAIL, subject, "not found", "deploy the stack again")]
+        return [Finding(Level.FAIL, subject, "not found", "deploy the stack again")], []
     body = template["templateBody"]
     errors = [p for p in check_template(body, for_jitr=jitr_mode) if p.severity == "error"]
     if errors:
-        findings = [Finding(Level.FAIL, subject, str(p), "fix the template, then deploy") for p in errors]
-        return findings + _named_resources([], outputs, clients)
+        return [Finding(Level.FAIL, subject, str(p), "fix the template, then deploy") for p in errors], []
     checks = "present, passes the " + ("--jitr " if jitr_mode else "") + "checks"
-    deployed = _deployed_parameters(outputs, clients)
     if isinstance(deployed, Finding):
-        return [Finding(Level.OK, subject, checks), deployed, *_named_resources([], outputs, clients)]
-    parameters, extensions = deployed
-    given = (
-        f"the function's extraParameters ({', '.join(sorted(parameters)) or 'none'})"
-        if jitr_mode
-        else "the certificate's fields alone (jitp)"
-    )
+        return [Finding(Level.OK, subject, checks), deployed], []
     declared = json.loads(body).get("Parameters", {})
     # in jitp mode AWS gives its own fields alone; jitr's take their Defaults
-    certificate = neutral_parameters(declared if jitr_mode else AWS_FIELDS & declared.keys(), extensions)
+    certificate = neutral_parameters(declared if jitr_mode else AWS_FIELDS & declared.keys(), deployed.extensions)
     try:
-        plan = render_template(body, {**parameters, **certificate})
+        plan = render_template(body, {**deployed.parameters, **certificate})
     except TemplateError as exc:
         problems = "; ".join(p.message for p in exc.problems)
         unrendered = Finding(
             Level.FAIL,
             subject,
-            f"does not render with {given}: {problems}: RegisterThing fails for every device",
+            f"does not render with {deployed.given}: {problems}: RegisterThing fails for every device",
             "fix the template or extraParameters, then deploy",
         )
-        return [unrendered, *_named_resources([], outputs, clients)]
-    rendered = Finding(Level.OK, subject, f"{checks}, renders with {given}")
-    return [rendered, *_named_resources(_names_in(body, plan), outputs, clients)]
+        return [unrendered], []
+    return [Finding(Level.OK, subject, f"{checks}, renders with {deployed.given}")], _names_in(body, plan)
 
 
-def _deployed_parameters(outputs: StackOutputs, clients: Clients) -> tuple[dict[str, str], dict[str, str]] | Finding:
+# -- products: each product's template, its enrollment table, its decision hook ---
+
+
+def _product_templates(outputs: StackOutputs) -> dict[str, str]:
+    """The stack's ProductTemplates output (product -> stored template name); empty without products."""
+    try:
+        names = json.loads(outputs.get("ProductTemplates") or "{}")
+    except json.JSONDecodeError:
+        return {}
+    return {str(k): str(v) for k, v in names.items()} if isinstance(names, dict) else {}
+
+
+def _products(settings: Settings, outputs: StackOutputs, clients: Clients) -> list[Finding]:
+    """Each product the function decides with (JITR_PRODUCTS) is one the stack stored a template for, that template;
+    each template present, passing the --jitr checks and rendering with the product's extraParameters; and every
+    policy, thing type and group they name present."""
+    findings = _products_agree(settings, _product_templates(outputs))
+    names: dict[tuple[str, str], list[str]] = {}
+    for product in settings.products:
+        given = f"product {product.name}'s extraParameters ({', '.join(sorted(product.extra_parameters)) or 'none'})"
+        deployed = Deployed(dict(product.extra_parameters), dict(product.certificate_extensions), given)
+        subject = f"template {product.template} of product {product.name}"
+        found, named = _stored_template(product.template, subject, deployed, True, clients)
+        findings += found
+        for kind_name in named:
+            names.setdefault(kind_name, []).append(product.name)
+    return findings + _named_resources(list(names), outputs, clients, names)
+
+
+def _products_agree(settings: Settings, stored: Mapping[str, str]) -> list[Finding]:
+    """The function's products and their templates are the ones the stack stored (its ProductTemplates output)."""
+    deciding = {p.name: p.template for p in settings.products}
+    findings = []
+    for name in sorted(stored.keys() | deciding.keys()):
+        subject = f"product {name}"
+        if name not in deciding:
+            detail = (
+                f"the stack stored template {stored[name]} for it, but the function's JITR_PRODUCTS has no such"
+                " product: its devices are held NO_PRODUCT"
+            )
+        elif stored and name not in stored:
+            detail = f"the function decides it with template {deciding[name]}, which the stack's outputs do not name"
+        elif stored and stored[name] != deciding[name]:
+            detail = f"the function decides it with template {deciding[name]}, the stack stored {stored[name]}"
+        else:
+            continue
+        findings.append(Finding(Level.FAIL, subject, detail, "deploy the stack again"))
+    return findings
+
+
+def _enrollment(outputs: StackOutputs, clients: Clients, _: bool, __: timedelta, ___: datetime) -> list[Finding]:
+    """The enrollment table, when a product requires enrollment: the one the stack made, readable, and listing some
+    device of each such product (else every device of it is held NOT_ENROLLED)."""
+    settings = _function_settings(outputs, clients)
+    if not isinstance(settings, Settings):
+        return []
+    requiring = [p for p in settings.products if p.enrollment is not None]
+    if not requiring:
+        return []
+    names = ", ".join(p.name for p in requiring)
+    table, stack_table = settings.enrollment_table, outputs.get("EnrollmentTableName")
+    if not table:
+        detail = f"products {names} require enrollment but the function has no JITR_ENROLLMENT_TABLE"
+        return [
+            Finding(Level.FAIL, "enrollment table", f"{detail}: their devices are retried", "deploy the stack again")
+        ]
+    subject = f"enrollment table {table}"
+    if stack_table and stack_table != table:
+        detail = f"the function reads it, but the stack's enrollment table is {stack_table}"
+        return [Finding(Level.FAIL, subject, detail, "deploy the stack again")]
+    enrollments = Enrollments(table, clients["dynamodb"])
+    findings = []
+    for product in requiring:
+        try:
+            imported = next((e for e in enrollments.list(product.name) if e.status != Enrolled.NOT_ENROLLED), None)
+        except EnrollmentUnavailable as exc:
+            consequence = f"devices of products {names} are retried (RETRY ENROLLMENT_UNAVAILABLE)"
+            return [Finding(Level.FAIL, subject, f"not readable: {exc}: {consequence}", "deploy the stack again")]
+        if imported is None:
+            findings.append(
+                Finding(
+                    Level.WARN,
+                    f"enrollment of product {product.name}",
+                    f"no device enrolled in {table}: every device of {product.name} is held NOT_ENROLLED",
+                    f"import its manifests: jitr enroll import MANIFEST --product {product.name}",
+                )
+            )
+        else:
+            findings.append(Finding(Level.OK, f"enrollment of product {product.name}", f"readable in {table}"))
+    return findings
+
+
+def _hooks(outputs: StackOutputs, clients: Clients, _: bool, __: timedelta, ___: datetime) -> list[Finding]:
+    """Each product's decision hook function exists and may be invoked: a DryRun Invoke, which runs nothing."""
+    settings = _function_settings(outputs, clients)
+    if not isinstance(settings, Settings):
+        return []
+    findings = []
+    for product in settings.products:
+        if product.hook is None:
+            continue
+        function, subject = product.hook.function, f"hook of product {product.name}"
+        try:
+            clients["lambda"].invoke(FunctionName=function, InvocationType="DryRun", Payload=b"{}")
+        except ClientError as exc:
+            code = str(exc.response.get("Error", {}).get("Code", "Unknown"))
+            consequence = f"every device of {product.name} is retried (RETRY HOOK_FAILED)"
+            if code == "ResourceNotFoundException":
+                detail, action = f"its function {function} does not exist: {consequence}", "deploy the function"
+            else:
+                detail, action = f"its function {function} cannot be invoked ({code}): {consequence}", "check it"
+            findings.append(Finding(Level.FAIL, subject, detail, f"{action}, or fix the product's hook.function"))
+            continue
+        findings.append(Finding(Level.OK, subject, f"function {function} reachable (a DryRun Invoke)"))
+    return findings
+
+
+def _deployed_parameters(settings: Settings | Finding | None) -> Deployed | Finding:
     """The parameters the deployed function renders the template with besides the certificate's fields, and the
     extensions the certificate fills too: the extraParameters and certificateExtensions the stack wrote into its
     environment (`Settings.to_environment`). In jitp mode (no function) AWS renders the template with the
     certificate's fields alone. A finding when the function or its settings cannot be read: then the template cannot
     be checked as the function renders it."""
-    settings = _function_settings(outputs, clients)
     if settings is None:
-        return {}, {}
+        return Deployed({}, {})
     if isinstance(settings, Finding):
         return settings
-    return dict(settings.extra_parameters), dict(settings.certificate_extensions)
+    return Deployed(dict(settings.extra_parameters), dict(settings.certificate_extensions))
 
 
 def _function_settings(outputs: StackOutputs, clients: Clients) -> Settings | Finding | None:
@@ -259,8 +402,14 @@ def _names_in(body: str, plan: Plan) -> list[tuple[str, str]]:
     return names
 
 
-def _named_resources(names: list[tuple[str, str]], outputs: StackOutputs, clients: Clients) -> list[Finding]:
-    """The device policy, and every policy, thing type and group the template names, must exist."""
+def _named_resources(
+    names: list[tuple[str, str]],
+    outputs: StackOutputs,
+    clients: Clients,
+    products: Mapping[tuple[str, str], list[str]] | None = None,
+) -> list[Finding]:
+    """The device policy, and every policy, thing type and group the template names, must exist. `products`: the
+    products whose templates name each (with products)."""
     iot = clients["iot"]
     lookups: dict[str, Callable[[str], Any]] = {
         "policy": lambda n: iot.get_policy(policyName=n),
@@ -275,11 +424,10 @@ def _named_resources(names: list[tuple[str, str]], outputs: StackOutputs, client
     findings = []
     for kind, name in wanted:
         if _found(partial(lookups[kind], name)) is None:
-            findings.append(
-                Finding(
-                    Level.FAIL, f"{kind} {name}", "missing: RegisterThing fails for every device", f"create the {kind}"
-                )
-            )
+            naming = (products or {}).get((kind, name))
+            devices = f"every device of {', '.join(naming)}" if naming else "every device"
+            detail = f"missing: RegisterThing fails for {devices}"
+            findings.append(Finding(Level.FAIL, f"{kind} {name}", detail, f"create the {kind}"))
             continue
         findings.append(Finding(Level.OK, f"{kind} {name}", "present"))
     return findings

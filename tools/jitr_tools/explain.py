@@ -14,8 +14,11 @@ from datetime import timedelta
 from typing import Any
 
 from jitr.certificates import BadCertificate, load_certificate
+from jitr.enrollment import Enrollments, identity
+from jitr.hook import Hooks
 from jitr.iot import CertificateRecord, IoT, NotFound
-from jitr.provisioning import RegistrationEvent, decide
+from jitr.outcomes import Reason
+from jitr.provisioning import Checks, RegistrationEvent, decide
 from jitr.revocation import Revocation
 from jitr.revocation_index import RevocationIndex, serial_key
 from jitr.revocation_sources import CrlSources
@@ -54,6 +57,21 @@ class DryRunIoT(IoT):
         self.effects.append(f"DetachThingPrincipal {certificate_arn} from thing {thing_name}")
 
 
+class DryRunEnrollments(Enrollments):
+    """The enrollment table's adapter, reading as the handler does, changing nothing: each change is described in
+    `effects` instead."""
+
+    def __init__(self, table_name: str, client: Any, effects: list[str]) -> None:
+        super().__init__(table_name, client)
+        self.effects = effects
+
+    def wait(self, product: str, by: str, value: str, certificate_id: str, ca_certificate_id: str) -> None:
+        self.effects.append(f"remember {certificate_id} on {by} {value} of {product}: an import or enable decides it")
+
+    def provisioned(self, product: str, by: str, value: str, certificate_id: str) -> None:
+        self.effects.append(f"record {certificate_id} as provisioned for {by} {value} of {product}")
+
+
 @dataclass
 class Explanation:
     certificate_id: str
@@ -64,6 +82,7 @@ class Explanation:
     recorded: dict[str, Any] | None = None
     table: str | None = None
     revocation: RevocationView | None = None
+    advice: str | None = None  # what the operator can do for a certificate held
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -71,6 +90,7 @@ class Explanation:
             "status": self.status,
             "caCertificateId": self.ca_certificate_id,
             "now": {**self.now, "would": self.would},
+            "advice": self.advice,
             "recorded": self.recorded,
             "decisionTable": self.table,
             **(self.revocation.to_dict() if self.revocation else {}),
@@ -85,7 +105,9 @@ class Explanation:
             f"certificate  {self.certificate_id}",
             f"status       {self.status} (CA {self.ca_certificate_id or 'unknown'})",
             f"now          {verdict(self.now)}",
+            *_answers(self.now),
             *(f"  would      {effect}" for effect in self.would),
+            *([f"to do        {self.advice}"] if self.advice else []),
         ]
         if self.table is None:
             lines.append("recorded     (no decision table given: --decision-table, or --function to read the stack's)")
@@ -95,7 +117,13 @@ class Explanation:
             lines.append(f"recorded     {self.recorded.get('status')}: being decided right now")
         else:
             lines.append(f"recorded     {verdict(self.recorded)} (at {self.recorded.get('decidedAt')})")
+            lines += _answers(self.recorded)
         return lines + (self.revocation.lines(self.ca_certificate_id, self.table) if self.revocation else [])
+
+
+def _answers(decision: dict[str, Any]) -> list[str]:
+    """The product a decision was made for, and what its enrollment table and its decision hook answered."""
+    return [f"  {name:<10} {decision[name]}" for name in ("product", "enrollment", "hook") if decision.get(name)]
 
 
 @dataclass
@@ -147,11 +175,16 @@ def explain(
     *,
     dynamodb_client: Any = None,
     crls: CrlSources | None = None,
+    hooks: Hooks | None = None,
 ) -> Explanation:
-    """Decide for `certificate_id` as the handler would now, changing nothing, and read what it decided before."""
+    """Decide for `certificate_id` as the handler would now, changing nothing (but asking a product's decision hook
+    through `hooks`), and read what it decided before."""
     from jitr_handlers.once import recorded_decision
 
     iot = DryRunIoT(iot_client)
+    enrollments = None
+    if settings.enrollment_table and dynamodb_client is not None:
+        enrollments = DryRunEnrollments(settings.enrollment_table, dynamodb_client, iot.effects)
     crls = crls or CrlSources(loopback_ok=settings.revocation_allow_loopback)
     record = iot.describe_certificate(certificate_id)
     account = record.arn.split(":")[4] if record.arn.count(":") >= 5 else "000000000000"
@@ -159,7 +192,7 @@ def explain(
         certificate_id, record.ca_certificate_id or "0" * 64, account, status=record.status
     )
     event = RegistrationEvent.model_validate(payload)
-    decision = decide(event, iot, settings, crls=crls)
+    decision = decide(event, iot, settings, crls=crls, checks=Checks(enrollments, hooks))
     recorded = None
     if settings.decision_table and dynamodb_client is not None and record.ca_certificate_id:
         recorded = recorded_decision(
@@ -177,6 +210,44 @@ def explain(
         recorded,
         settings.decision_table,
         _revocation(record, decision.revocation, iot, settings, crls, dynamodb_client),
+        advice(decision.reason, decision.product, decision.hook, record, settings),
+    )
+
+
+def advice(
+    reason: Reason | None, product: str | None, hook: str | None, record: CertificateRecord, settings: Settings
+) -> str | None:
+    """What the operator can do for a certificate held pending, by the reason it is held (None: not held)."""
+    try:
+        leaf = load_certificate(record.pem)
+    except BadCertificate:
+        return None
+    if reason == Reason.NO_PRODUCT:
+        return (
+            f"add a product that serves CA {record.ca_certificate_id} (with a select matching its subject"
+            f" {leaf.subject.rfc4514_string()!r}) to the configuration and deploy; its next event (the sweeper"
+            " redelivers it) decides it again"
+        )
+    if reason == Reason.HELD_BY_HOOK:
+        answer = (hook or "").partition(": ")[2] or "no reason given"
+        return (
+            f"the decision hook of product {product} holds it ({answer}): settle that with the hook's owners; its next"
+            " event asks the hook again"
+        )
+    settings_of = {p.name: p for p in settings.product_lines}.get(product or "")
+    if reason not in (Reason.NOT_ENROLLED, Reason.DEVICE_DISABLED) or settings_of is None or not settings_of.enrollment:
+        return None
+    by = settings_of.enrollment.by
+    value = identity(leaf, by)
+    if reason == Reason.NOT_ENROLLED:
+        listing = f"{by} {value}" if value else f"its {by} (it has no single one: it can never be enrolled)"
+        return (
+            f"import the manifest that lists {listing}: jitr enroll import MANIFEST --product {product}"
+            " (the import decides it again)"
+        )
+    return (
+        f"if the device may connect again: jitr enroll enable {value} --by {by} --product {product}"
+        " (the enable decides it again)"
     )
 
 

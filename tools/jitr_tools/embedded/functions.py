@@ -4,9 +4,11 @@ moto's Lambda runs a function's code only in Docker (or, with `use_docker: False
 running anything). A rehearsal needs a product's decision hook to run: `EmbeddedLambda.add(name, function)` makes
 `function(event) -> answer` the function `name` of an account and region, and Invoke (in-process under `mock()`, or
 over HTTP from `serve()`) runs it as Lambda would: its return value as JSON, or, when it raises or returns what JSON
-cannot hold, a 200 with `FunctionError: Unhandled` and Lambda's `errorType` / `errorMessage`. Any other function
-name goes to moto as before. Along moto's seam: the backend class (`EmbeddedLambdaBackend`, state and Invoke) is put
-in moto's `BackendDict`; moto's `LambdaResponse` does the HTTP.
+cannot hold, a 200 with `FunctionError: Unhandled` and Lambda's `errorType` / `errorMessage`; an Invoke with
+`InvocationType=DryRun` answers 204 without running it, as Lambda does (what `jitr doctor` asks to learn that a
+function exists and may be invoked). Any other function name goes to moto as before. Along moto's seam: the backend
+class (`EmbeddedLambdaBackend`, state and Invoke) is put in moto's `BackendDict`; moto's `LambdaResponse` does the
+HTTP.
 """
 
 from __future__ import annotations
@@ -49,6 +51,8 @@ class EmbeddedLambdaBackend(LambdaBackend):
             raise TooManyRequests()
         if function is None:
             return super().invoke(function_name, qualifier, body, headers, response_headers)
+        if headers.get("X-Amz-Invocation-Type") == "DryRun":
+            return b""  # moto's response makes it Lambda's 204: the function exists and may be invoked; it did not run
         payload, failed = _run(function, body)
         if failed:
             response_headers["x-amz-function-error"] = "Unhandled"
