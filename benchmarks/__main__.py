@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks import cold_start, onboarding, revocation, serve, sweeper, warm
+from benchmarks import cold_start, onboarding, products, revocation, serve, sweeper, warm
 
 ROOT = Path(__file__).resolve().parents[1]
 PLOT = ROOT / "bench-onboarding.png"
@@ -20,6 +20,7 @@ def main() -> None:
     results["serve"] = serve.run()
     results["sweeper"] = sweeper.run()
     results["revocation"] = revocation.run()
+    results["products"] = products.run()
     results["total_s"] = round(time.monotonic() - started, 1)
     (ROOT / "bench-results.json").write_text(json.dumps(results, indent=2) + "\n")
     rows = [
@@ -90,6 +91,8 @@ def main() -> None:
         rows.append((f"sweeper.{key}", float(results["sweeper"][key] or 0), sweep_aims.get(key, "")))
     for key, value in results["revocation"].items():
         rows.append((f"revocation.{key}", float(value), "<= 0.05" if key == "check_share_of_p50" else ""))
+    for key, value in results["products"].items():
+        rows.append((f"products.{key}", float(value or 0), ""))
     print(f"{'metric':<56} {'value':>12}  aim")
     for name, value, aim in rows:
         print(f"{name:<56} {value:>12.6g}  {aim}")

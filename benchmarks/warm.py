@@ -56,16 +56,23 @@ class InstantIoT:
         return {"principals": [f"arn:aws:iot:us-east-1:123456789012:cert/{self.cert['certificateId']}"]}
 
 
-def run(settings: Any = None, crls: Any = None, ca: pki.Issued | None = None) -> dict[str, Any]:
-    """The handler's warm per-event cost with `settings` (default: the stack's defaults) and `crls` (the issuer CRLs
-    this environment holds), for a new device of `ca`."""
+def run(
+    settings: Any = None,
+    crls: Any = None,
+    ca: pki.Issued | None = None,
+    checks: Any = None,
+    device: pki.Issued | None = None,
+) -> dict[str, Any]:
+    """The handler's warm per-event cost with `settings` (default: the stack's defaults), `crls` (the issuer CRLs
+    this environment holds) and `checks` (its products' enrollment and hook adapters), for a new device of `ca`
+    (`device`, or one named sensor-1)."""
     os.environ.update({"POWERTOOLS_TRACE_DISABLED": "true", "AWS_DEFAULT_REGION": "us-east-1"})
     from jitr.iot import IoT
     from jitr.settings import Settings
     from jitr_handlers import registration
 
     ca = ca or pki.make_ca("bench CA")
-    device = pki.make_device(ca, "sensor-1")
+    device = device or pki.make_device(ca, "sensor-1")
     fake = InstantIoT(device, ca)
     iot = IoT(fake)
     environment = registration.Registration(
@@ -73,6 +80,8 @@ def run(settings: Any = None, crls: Any = None, ca: pki.Issued | None = None) ->
     )
     if crls is not None:
         environment.crls = crls  # the environment's CRLs, already fetched (cached_property set)
+    if checks is not None:
+        environment.checks = checks  # the environment's enrollment and hook adapters (cached_property set)
     event = {
         "certificateId": fake.cert["certificateId"],
         "caCertificateId": fake.ca["certificateId"],
