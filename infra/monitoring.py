@@ -332,6 +332,20 @@ class Monitoring(Construct):
             1,
             cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
         )
+        hooked = [p.name for p in config.products if p.hook]
+        if hooked:
+            alarms["HookFailures"] = self._alarm(
+                "HookFailures",
+                (
+                    f"The decision hook of {', '.join(hooked)} timed out, failed or answered what cannot be read (RETRY"
+                    " HOOK_FAILED; the handler's log says which and why) in 2 consecutive 5-minute periods. Devices"
+                    " wait pending and are retried, then kept in the dead-letter queue: fix the hook, then redrive."
+                ),
+                _metric(self.service, "RETRYByReason", PERIOD, Reason="HOOK_FAILED"),
+                1,
+                cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                periods=2,
+            )
         return alarms
 
     def _decision_events_alarm(self, bus: str) -> dict[str, cw.Alarm]:

@@ -134,3 +134,10 @@ def test_enrollment_and_a_hook_give_the_handler_a_table_and_one_function_to_invo
         "arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:fleet-hook"
     ]
     assert "EnrollmentTableName" in stack.json["Outputs"]
+    assert "HookFailures" in stack.stack.monitoring.alarms
+
+
+def test_each_product_has_its_rejections_alarm_and_unclaimed_certificates_one(product_stack: Synthesized) -> None:
+    alarms = {a.node.id for a in product_stack.stack.monitoring.alarms.values()}
+    assert {"Rejections-defaultAlarm", "Rejections-gatewayAlarm", "Rejections-meterAlarm", "NoProductAlarm"} <= alarms
+    assert "HookFailuresAlarm" not in alarms  # no product has a hook
