@@ -145,3 +145,13 @@ def test_a_bad_hook_option_is_one_line(
     err = capsys.readouterr().err
     assert said in err
     assert "Traceback" not in err
+
+
+def test_the_banner_lists_each_product_with_its_template_enrollment_and_hook(service: Service) -> None:
+    banner = service.banner()
+    assert "sensor                     template jitr-sensor, enrollment by serialNumber" in banner
+    assert f"gateway                    template jitr-gateway, hook {HOOK_FUNCTION} (a local function)" in banner
+    assert (
+        f"jitr enroll import MANIFEST --product PRODUCT --table jitr-enrollment --endpoint-url {service.api_url}"
+        in banner
+    )

@@ -675,6 +675,10 @@ def _serve(args: argparse.Namespace) -> int:
     from .rehearsal import TEMPLATE
     from .serve import DEFAULT_FOLDER, ServeOptions, Service, serve_until_interrupted
 
+    try:
+        hooks = {name: local_hooks.load(where) for name, where in map(local_hooks.parse, args.hook)}
+    except local_hooks.HookError as exc:
+        raise UsageError(str(exc)) from None
     root = Path.cwd()
     context: dict[str, Any] = {}
     if (root / "cdk.json").is_file():
@@ -691,10 +695,6 @@ def _serve(args: argparse.Namespace) -> int:
         raise UsageError(f"configuration error: {exc}") from exc
     for note in config.notes:
         print(f"jitr: {note}", file=sys.stderr)
-    try:
-        hooks = {name: local_hooks.load(where) for name, where in map(local_hooks.parse, args.hook)}
-    except local_hooks.HookError as exc:
-        raise UsageError(str(exc)) from None
     options = ServeOptions(
         folder=args.state or DEFAULT_FOLDER,
         keep=args.state is not None,

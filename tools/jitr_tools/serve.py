@@ -382,6 +382,27 @@ class Service:
             line += f"; {wiring.depth} events still queued, not kept"
         self.say(line)
 
+    def _product_lines(self) -> list[str]:
+        """The products, each with its stored template, and its enrollment or hook (none for a configuration that
+        names no products)."""
+        if self.config.implicit_products:
+            return []
+        names = self.template_names
+        lines = ["  products"]
+        for product in self.config.products:
+            checks = [f"template {names[product.name]}"]
+            if product.enrollment is not None:
+                checks.append(f"enrollment by {product.enrollment.by} (table {ENROLLMENT_TABLE})")
+            if product.hook is not None:
+                checks.append(f"hook {product.hook.function} (a local function)")
+            lines.append(f"    {product.name:<26} {', '.join(checks)}")
+        if self.config.enrollment:
+            lines.append(
+                f"  jitr enroll import MANIFEST --product PRODUCT --table {ENROLLMENT_TABLE}"
+                f" --endpoint-url {self.api_url}   # held devices are decided again at their next connect"
+            )
+        return lines
+
     def banner(self) -> str:
         """What is where, and what to try first."""
         folder, port, url, ca_file = self.options.folder, self.endpoint.port, self.api_url, self.credentials.ca_file
@@ -400,6 +421,7 @@ class Service:
                 f"  development CA's CRL         {self.crl_url}  (the handler checks it; synced every"
                 f" {self.options.sync_seconds:g} s)"
             )
+        lines += self._product_lines()
         lines += ["", "Try:"]
         device = "sensor-00001"
         pki_folder = ".dev-pki" if self.config.development_ca else "<your CA's folder>"
