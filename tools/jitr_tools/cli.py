@@ -16,6 +16,7 @@ jitr demo
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -171,6 +172,12 @@ def _parser() -> argparse.ArgumentParser:
         default=300.0,
         help="seconds before the rehearsal stops, decided or not (300)",
     )
+    simulate.add_argument(
+        "--products",
+        action="store_true",
+        help="three product lines from a products configuration: two CAs, a selector, enrollment with a manifest"
+        " imported partway, a decision hook (a local function); the summary split by product",
+    )
     simulate.add_argument("--json", action="store_true", help="print the result as JSON (no progress bar)")
     simulate.set_defaults(run=_simulate)
 
@@ -249,6 +256,13 @@ def _parser() -> argparse.ArgumentParser:
         type=number(minimum=0, exclusive=True),
         default=30.0,
         help="how often the revocation sync runs (30)",
+    )
+    serve.add_argument(
+        "--hook",
+        action="append",
+        default=[],
+        metavar="FUNCTION=FILE.py:HANDLER",
+        help="a product's decision hook: the Lambda handler (event, context) in FILE.py runs as FUNCTION",
     )
     serve.set_defaults(run=_serve)
 
@@ -487,9 +501,10 @@ def _simulate(args: argparse.Namespace) -> int:
         absorb_duplicates=args.absorb_duplicates,
         defects=tuple(args.defects.split(",")) if args.defects else tuple(pki.DEFECTS),
         revoked=args.revoked or 0,
+        products=args.products,
         progress=not args.json and sys.stderr.isatty(),
     )
-    if args.revoked is None:
+    if args.revoked is None and not args.products:
         options.revoked = min(DEFAULT_REVOKED, good_devices(options))
     try:
         result = simulate(options)
@@ -659,10 +674,15 @@ def _policy_test(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     from infra.config import CONFIG_FILE_KEY, CONTEXT_KEY, DEFAULTS, ConfigError, load_config, raw_settings
 
+    from . import local_hooks
     from .pki import development_ca_pem
     from .rehearsal import TEMPLATE
     from .serve import DEFAULT_FOLDER, ServeOptions, Service, serve_until_interrupted
 
+    try:
+        hooks = {name: local_hooks.load(where) for name, where in map(local_hooks.parse, args.hook)}
+    except local_hooks.HookError as exc:
+        raise UsageError(str(exc)) from None
     root = Path.cwd()
     context: dict[str, Any] = {}
     if (root / "cdk.json").is_file():
@@ -687,6 +707,7 @@ def _serve(args: argparse.Namespace) -> int:
         dev_pki=Path(str(settings.get("developmentPki", DEFAULTS["developmentPki"]))),  # under the working folder
         crl_port=args.crl_port,
         sync_seconds=args.sync_seconds,
+        hooks=hooks,
     )
     console = sys.stdout  # while the service runs, standard output is the handler's log
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per HTTP API request would bury the devices'
@@ -694,7 +715,11 @@ def _serve(args: argparse.Namespace) -> int:
     def say(line: str) -> None:
         print(line, file=console, flush=True)
 
-    with Service(config, options, say=say) as service:
+    with contextlib.ExitStack() as running:
+        try:
+            service = running.enter_context(Service(config, options, say=say))
+        except local_hooks.HookError as exc:  # a product's hook with no local function
+            raise UsageError(str(exc)) from None
         say(service.banner())
         serve_until_interrupted()
         say("jitr serve: stopping")

@@ -11,6 +11,7 @@ from typing import Any
 import boto3
 
 from jitr.events import SOURCE
+from jitr.products import IMPLICIT
 
 RULE = "jitr-rehearsal-decision-events"
 QUEUE = "jitr-rehearsal-decision-events"
@@ -45,12 +46,15 @@ class EventTap:
 
 
 def event_line(event: dict[str, Any]) -> str:
-    """One event as `jitr serve` prints it: its detail-type, then the certificate, outcome, reason and thing."""
+    """One event as `jitr serve` prints it: its detail-type, then the certificate, outcome, reason, thing and product
+    (when the configuration names products)."""
     detail = event.get("detail", {})
     parts = [f"EVENT {event.get('detail-type')}", f"certificate {str(detail.get('certificateId'))[:12]}"]
     parts.append(str(detail.get("outcome")) + (f" {detail['reason']}" if detail.get("reason") else ""))
     if detail.get("thingName"):
         parts.append(f"thing {detail['thingName']}")
+    if detail.get("product") and detail["product"] != IMPLICIT:
+        parts.append(f"product {detail['product']}")
     parts.append(f"eventId {str(detail.get('eventId'))[:12]}")
     return " ".join(parts)
 

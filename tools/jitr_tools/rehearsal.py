@@ -4,6 +4,7 @@ embedded IoT, and the real handler run in-process with the settings the stack gi
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import os
 from collections.abc import Callable, Iterator, Mapping
@@ -11,12 +12,15 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 from unittest import mock
 
+from jitr.enrollment import PARTITION_KEY, SORT_KEY
 from jitr.policy import account_arn, device_policy_document
+from jitr.products import IMPLICIT
 
 from . import pki
 from .lambda_context import LambdaContext
 
 if TYPE_CHECKING:
+    from infra.config import JitrConfig
     from jitr.settings import RevocationSource, Settings
     from jitr_handlers.registration import DecisionHook
 
@@ -26,6 +30,7 @@ DEVICE_POLICY = "jitr-device"  # the template's DevicePolicyName default
 
 
 DECISION_TABLE = "jitr-decisions"
+ENROLLMENT_TABLE = "jitr-enrollment"
 
 
 def create_decision_table(dynamodb: Any, name: str = DECISION_TABLE) -> str:
@@ -42,6 +47,54 @@ def create_decision_table(dynamodb: Any, name: str = DECISION_TABLE) -> str:
         TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": EXPIRY_ATTRIBUTE}
     )
     return name
+
+
+def create_enrollment_table(dynamodb: Any, name: str = ENROLLMENT_TABLE) -> str:
+    """The enrollment table as the stack makes it (infra/enrollment.py: partition key the product, sort key
+    `<by>#<value>`), on moto's DynamoDB."""
+    dynamodb.create_table(
+        TableName=name,
+        KeySchema=[
+            {"AttributeName": PARTITION_KEY, "KeyType": "HASH"},
+            {"AttributeName": SORT_KEY, "KeyType": "RANGE"},
+        ],
+        AttributeDefinitions=[
+            {"AttributeName": PARTITION_KEY, "AttributeType": "S"},
+            {"AttributeName": SORT_KEY, "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    return name
+
+
+def template_names(config: JitrConfig) -> dict[str, str]:
+    """Each product's stored template, by product: its `templateName`, else (CloudFormation would generate one)
+    `jitr-device` for a configuration without products, as before products, and `jitr-<product>` for a named one."""
+    return {
+        product.name: product.template_name
+        or (TEMPLATE_NAME if product.implicit or product.name == IMPLICIT else f"jitr-{product.name}")
+        for product in config.products
+    }
+
+
+def deploy_products(client: Any, config: JitrConfig, account_id: str) -> dict[str, str]:
+    """What `cdk deploy` leaves in the account for the configuration's products (jitr mode): the device policy (one
+    for every product: the stack makes one per product, all of the same document) and one stored template per
+    product, its policy parameter defaulting to that policy. Returns each product's template name. The CAs are
+    registered before, the tables after."""
+    names = template_names(config)
+    role = f"arn:aws:iam::{account_id}:role/jitr-provisioning"
+    if any(product.device_policy_parameter for product in config.products):
+        policy = device_policy_document(account_arn(client.meta.region_name, account_id))
+        client.create_policy(policyName=DEVICE_POLICY, policyDocument=json.dumps(policy))
+    for product in config.products:
+        document = copy.deepcopy(product.template.document)
+        if product.device_policy_parameter:
+            document["Parameters"][product.device_policy_parameter]["Default"] = DEVICE_POLICY
+        client.create_provisioning_template(
+            templateName=names[product.name], templateBody=json.dumps(document), provisioningRoleArn=role
+        )
+    return names
 
 
 def prepare_account(client: Any, ca: pki.Issued, account_id: str) -> str:

@@ -24,8 +24,8 @@ import signal
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
@@ -46,8 +46,18 @@ from .broker import MqttEndpoint, running
 from .crl_server import CrlServer
 from .embedded import EmbeddedIoT
 from .event_tap import EventPrinter, EventTap, local_bus
+from .local_hooks import LambdaHandler, install, local_settings
 from .pki import write_private
-from .rehearsal import DECISION_TABLE, DEVICE_POLICY, TEMPLATE_NAME, create_decision_table, handler_environment
+from .rehearsal import (
+    DECISION_TABLE,
+    DEVICE_POLICY,
+    ENROLLMENT_TABLE,
+    create_decision_table,
+    create_enrollment_table,
+    deploy_products,
+    handler_environment,
+    template_names,
+)
 from .tls import ServerCredentials, server_credentials
 from .topics import REGISTERED_TOPIC
 from .wiring import QueueWiring
@@ -76,6 +86,7 @@ class ServeOptions:
     dev_pki: Path | None = None  # the development PKI: when its issuing CA is configured, its CRL is published
     crl_port: int = pki_revocations.CRL_PORT
     sync_seconds: float = 30.0  # the revocation sync's period
+    hooks: Mapping[str, LambdaHandler] = field(default_factory=dict)  # products' hooks: function name -> its handler
 
 
 class Service:
@@ -93,6 +104,7 @@ class Service:
         self.api_url = ""
         self.restored = False
         self.decisions: dict[str, Decision] = {}  # per certificate id, this run: PROVISIONED or REJECTED
+        self.held: dict[str, Decision] = {}  # per certificate id, this run: the last HELD (enrollment, hook, product)
         self.wiring: QueueWiring | None = None
         self.settings: Settings | None = None  # the handler's (and the revocation sync's)
         self.crl_server: CrlServer | None = None  # the development CA's CRL, when that CA is configured
@@ -131,6 +143,7 @@ class Service:
         self._register_cas()
         if not self.restored:
             self._deploy()
+        install(self.iot.functions, self.config.products, options.hooks)  # functions are the process's, not saved
         self.api_url = self._exit.enter_context(embedded.serve(options.host, options.api_port))
         if options.keep:
             self._exit.callback(self._save)  # runs after the wiring and the endpoint have stopped (exit order)
@@ -138,7 +151,9 @@ class Service:
         # The handler's log lines and its EMF metric lines (standard output, as in Lambda) go to the handler log.
         self._exit.enter_context(contextlib.redirect_stdout(log))
         if self.config.validated:
-            settings = self._with_revocation(self.config.handler_settings(self.template_name, DECISION_TABLE))
+            enrollment_table = ENROLLMENT_TABLE if self.config.enrollment else None
+            settings = self.config.handler_settings(self.template_names, DECISION_TABLE, enrollment_table)
+            settings = self._with_revocation(local_settings(settings))
             settings = self._with_events(settings)
             self.settings = settings
             new_environment = self._exit.enter_context(
@@ -168,8 +183,9 @@ class Service:
         self.endpoint = self._exit.enter_context(running(endpoint))
 
     @property
-    def template_name(self) -> str:
-        return self.config.template_name or TEMPLATE_NAME
+    def template_names(self) -> dict[str, str]:
+        """Each product's stored template name."""
+        return template_names(self.config)
 
     def _register_cas(self) -> None:
         """Each configured CA not registered yet, as the stack registers it. The proof of possession (DEFAULT mode's
@@ -184,11 +200,6 @@ class Service:
         """What `cdk deploy` leaves in the account, from the configuration."""
         config = self.config
         iot = boto3.client("iot", region_name=self.iot.region)
-        document = copy.deepcopy(config.template.document)
-        if config.device_policy_parameter:
-            policy = device_policy_document(account_arn(self.iot.region, self.iot.account_id))
-            iot.create_policy(policyName=DEVICE_POLICY, policyDocument=json.dumps(policy))
-            document["Parameters"][config.device_policy_parameter]["Default"] = DEVICE_POLICY
         existing = config.existing_resources  # resources the template names that an account already has
         for name in existing.get("thingTypes", ()):
             iot.create_thing_type(thingTypeName=name)
@@ -196,18 +207,25 @@ class Service:
             iot.create_thing_group(thingGroupName=name)
         for name in existing.get("billingGroups", ()):
             iot.create_billing_group(billingGroupName=name)
-        role = f"arn:aws:iam::{self.iot.account_id}:role/jitr-provisioning"
         if config.validated:
-            iot.create_provisioning_template(
-                templateName=self.template_name, templateBody=json.dumps(document), provisioningRoleArn=role
+            deploy_products(iot, config, self.iot.account_id)
+            dynamodb = boto3.client("dynamodb", region_name=self.iot.region)
+            create_decision_table(dynamodb)
+            if config.enrollment:
+                create_enrollment_table(dynamodb)
+            return
+        # jitp: AWS IoT provisions with the CA's registrationConfig, nobody is asked
+        document = copy.deepcopy(config.template.document)
+        if config.device_policy_parameter:
+            policy = device_policy_document(account_arn(self.iot.region, self.iot.account_id))
+            iot.create_policy(policyName=DEVICE_POLICY, policyDocument=json.dumps(policy))
+            document["Parameters"][config.device_policy_parameter]["Default"] = DEVICE_POLICY
+        role = f"arn:aws:iam::{self.iot.account_id}:role/jitr-provisioning"
+        for ca in config.cas:
+            iot.update_ca_certificate(
+                certificateId=ca.certificate_id,
+                registrationConfig={"templateBody": json.dumps(document), "roleArn": role},
             )
-            create_decision_table(boto3.client("dynamodb", region_name=self.iot.region))
-        else:  # jitp: AWS IoT provisions with the CA's registrationConfig, nobody is asked
-            for ca in config.cas:
-                iot.update_ca_certificate(
-                    certificateId=ca.certificate_id,
-                    registrationConfig={"templateBody": json.dumps(document), "roleArn": role},
-                )
 
     # -- decision events ---------------------------------------------------------------------------------------------
 
@@ -326,21 +344,30 @@ class Service:
     def _decided(self, decision: Decision) -> None:
         thing = f" as thing {decision.thing_name}" if decision.thing_name else ""
         reason = f" {decision.reason}: {decision.message}" if decision.reason else ""
+        certificate = (decision.certificate_id or "?")[:12]
+        if decision.product and not self.config.implicit_products:
+            certificate += f" ({decision.product})"
         with self._lock:
             if decision.certificate_id and decision.outcome in DECIDING:  # not a retry, nor a later duplicate's skip
                 self.decisions[decision.certificate_id] = decision
-            self.say(f"HANDLER certificate {(decision.certificate_id or '?')[:12]}: {decision.outcome}{thing}{reason}")
+            elif decision.certificate_id and decision.outcome == Outcome.HELD:
+                self.held[decision.certificate_id] = decision
+            self.say(f"HANDLER certificate {certificate}: {decision.outcome}{thing}{reason}")
 
     def _summary(self, wiring: QueueWiring) -> None:
         """What the run decided, and what the stack's alarms would have said: events dead-lettered after
         `maxReceiveCount` receives (the dead-letter queue's alarm) and events still queued at the stop."""
         if self.events is not None:
             self.events.stop()  # says the events still on their way
-        outcomes = Counter(str(decision.outcome) for decision in self.decisions.values())
+        final = [*self.decisions.values(), *(d for c, d in self.held.items() if c not in self.decisions)]
+        outcomes = Counter(str(decision.outcome) for decision in final)
         stats = wiring.stats()
         counts = ", ".join(f"{outcome} {count}" for outcome, count in sorted(outcomes.items())) or "none"
         decided = sum(outcomes.values())
         line = f"jitr serve: decided {decided} certificate{'' if decided == 1 else 's'} this run ({counts})"
+        if not self.config.implicit_products and final:
+            by_product = Counter((str(d.product or "no product"), str(d.outcome)) for d in final)
+            line += "; by product: " + ", ".join(f"{p} {o} {n}" for (p, o), n in sorted(by_product.items()))
         if self.revoked_by_sync:
             line += f"; the revocation sync revoked {self.revoked_by_sync}"
         if self.events is not None:
@@ -354,6 +381,27 @@ class Service:
         if wiring.depth:
             line += f"; {wiring.depth} events still queued, not kept"
         self.say(line)
+
+    def _product_lines(self) -> list[str]:
+        """The products, each with its stored template, and its enrollment or hook (none for a configuration that
+        names no products)."""
+        if self.config.implicit_products:
+            return []
+        names = self.template_names
+        lines = ["  products"]
+        for product in self.config.products:
+            checks = [f"template {names[product.name]}"]
+            if product.enrollment is not None:
+                checks.append(f"enrollment by {product.enrollment.by} (table {ENROLLMENT_TABLE})")
+            if product.hook is not None:
+                checks.append(f"hook {product.hook.function} (a local function)")
+            lines.append(f"    {product.name:<26} {', '.join(checks)}")
+        if self.config.enrollment:
+            lines.append(
+                f"  jitr enroll import MANIFEST --product PRODUCT --table {ENROLLMENT_TABLE}"
+                f" --endpoint-url {self.api_url}   # held devices are decided again at their next connect"
+            )
+        return lines
 
     def banner(self) -> str:
         """What is where, and what to try first."""
@@ -373,6 +421,7 @@ class Service:
                 f"  development CA's CRL         {self.crl_url}  (the handler checks it; synced every"
                 f" {self.options.sync_seconds:g} s)"
             )
+        lines += self._product_lines()
         lines += ["", "Try:"]
         device = "sensor-00001"
         pki_folder = ".dev-pki" if self.config.development_ca else "<your CA's folder>"

@@ -26,11 +26,14 @@ import io
 import json
 import random
 import sys
+import tempfile
 import threading
 import time
 import warnings
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from cryptography import x509
@@ -48,6 +51,14 @@ from .embedded.iot import Connect, ConnectResult
 from .event_tap import EventTap
 from .reconnect import Reconnect
 from .rehearsal import create_decision_table, handler_environment, prepare_account
+from .simulate_products import (
+    LateManifest,
+    ProductFleet,
+    count_by_product,
+    deploy,
+    make_product_fleet,
+    product_lines,
+)
 from .wiring import DirectWiring, QueueWiring, Wiring, WiringStats
 
 DEFAULT_REVOKED = 3  # the command line's fleet: this many good devices revoked by the CA (fewer in a smaller fleet)
@@ -66,14 +77,22 @@ class DecisionRecorder:
         self.decisions: list[dict[str, Any]] = []
         self.provisioned_at: list[float] = []
         self.settled: set[str] = set()  # certificate ids provisioned or rejected: their next connect sends no event
+        self.held: dict[str, str] = {}  # certificate ids held and not (yet) provisioned or rejected: the reason
+        self.observers: list[Callable[[dict[str, Any]], None]] = []  # told each decision (outside the lock)
 
     def __call__(self, decision: Decision) -> None:
+        fields = decision.to_dict()
         with self.lock:
-            self.decisions.append(decision.to_dict())
+            self.decisions.append(fields)
             if decision.outcome == Outcome.PROVISIONED:
                 self.provisioned_at.append(time.monotonic() - self.started)
             if decision.outcome in (Outcome.PROVISIONED, Outcome.REJECTED) and decision.certificate_id:
                 self.settled.add(decision.certificate_id)
+                self.held.pop(decision.certificate_id, None)
+            elif decision.outcome == Outcome.HELD and decision.certificate_id not in self.settled:
+                self.held[str(decision.certificate_id)] = str(decision.reason)
+        for observer in self.observers:
+            observer(fields)
 
 
 class _Discard(io.StringIO):
@@ -104,6 +123,7 @@ class Options:
     timeout_s: float = 300.0  # the rehearsal stops here, decided or not
     defects: tuple[str, ...] = tuple(pki.DEFECTS)
     revoked: int = 0  # good devices the CA revokes before they connect (its CRL served on 127.0.0.1)
+    products: bool = False  # three product lines from a products configuration (`simulate_products`), no defects
     progress: bool = False
 
     @property
@@ -152,6 +172,9 @@ class Result:
     unfinished: int = 0  # still pending when the rehearsal stopped, with events of theirs still to be decided
     queue_drained: bool = True
     decision_events: dict[str, int] = field(default_factory=dict)  # by detail-type, as a subscriber received them
+    held: int = 0  # left pending by a product's check (enrollment, hook), as expected of them
+    held_by_reason: dict[str, int] = field(default_factory=dict)
+    by_product: dict[str, dict[str, int]] = field(default_factory=dict)  # with --products: each product's counts
     timeline: list[tuple[float, int]] = field(default_factory=list)
 
     @property
@@ -198,6 +221,12 @@ def simulate(options: Options) -> Result:
     the handler's log, not assumed."""
     reconnect = options.reconnect_policy  # refuses bad delays before anything starts
     rng = random.Random(options.seed)  # noqa: S311 (reconnect jitter)
+    if options.products:
+        if options.revoked:
+            raise ValueError("--revoked is not rehearsed with --products")
+        with tempfile.TemporaryDirectory(prefix="jitr-products-") as folder:
+            products = make_product_fleet(options.devices, Path(folder))
+            return _simulate(options, None, products.fleet, [], reconnect, rng, products)
     good = good_devices(options)
     if options.revoked > good:
         raise ValueError(f"--revoked {options.revoked} is more than the fleet's {good} good devices")
@@ -243,11 +272,12 @@ def _crl(ca: pki.Issued, fleet: list[pki.FleetDevice]) -> bytes:
 
 def _simulate(
     options: Options,
-    ca: pki.Issued,
+    ca: pki.Issued | None,
     fleet: list[pki.FleetDevice],
     crl_urls: list[str],
     reconnect: Reconnect,
     rng: random.Random,
+    products: ProductFleet | None = None,
 ) -> Result:
     import boto3
 
@@ -258,7 +288,14 @@ def _simulate(
         warnings.simplefilter("ignore")
         iot = EmbeddedIoT()
         client = boto3.client("iot", region_name=iot.region)
-        ca_id = prepare_account(client, ca, iot.account_id)
+        quota = None if options.wiring == "direct" else options.quota
+        settings = late = None
+        if products is not None:  # the account the products configuration deploys
+            settings = deploy(iot, products, quota=quota, concurrency=concurrency)
+            late = LateManifest(products, iot.region, iot.account_id)
+        else:
+            assert ca is not None  # a fleet of one CA, deployed as `make demo` deploys it
+            ca_id = prepare_account(client, ca, iot.account_id)
         if options.aws_quotas:
             iot.apply_aws_quotas(options.time_factor)
         else:
@@ -266,26 +303,30 @@ def _simulate(
         if options.latency_ms:
             iot.set_latency("RegisterThing", options.latency_ms / 1000)
         table = tap = None
-        if options.absorb_duplicates:
-            table = create_decision_table(boto3.client("dynamodb", region_name=iot.region))
+        if options.absorb_duplicates or products is not None:  # (products: the stack's table, always)
+            if products is None:
+                table = create_decision_table(boto3.client("dynamodb", region_name=iot.region))
             tap = EventTap("default", iot.region)
 
         revocation = {ca_id: RevocationSource(crl=tuple(crl_urls))} if crl_urls else None
         iot.reset_counters()  # the account's set-up is not the fleet's traffic
         started = time.monotonic()
         log = DecisionRecorder(started)
+        if late is not None:
+            log.observers.append(late.seen)
         # The handler's EMF metric lines go to standard output, as in Lambda; here they would bury the summary.
         with (
             handler_environment(
                 iot.region,
                 _Discard(),
                 function_name="jitr-simulate",
-                quota=None if options.wiring == "direct" else options.quota,
+                quota=quota,
                 concurrency=concurrency,
                 on_decision=log,
                 decision_table=table,
                 revocation=revocation,
                 event_bus="default" if tap else None,
+                settings=settings,
             ) as new_environment,
             contextlib.redirect_stdout(io.StringIO()),
         ):
@@ -307,7 +348,8 @@ def _simulate(
                 wiring.send(json.dumps(event))
 
             iot.subscribe("$aws/events/certificates/registered/+", rule)
-            fleet_run = _run_fleet(iot, fleet, reconnect, rng, started + options.timeout_s, log, wiring, options)
+            deadline = started + options.timeout_s
+            fleet_run = _run_fleet(iot, fleet, reconnect, rng, deadline, log, wiring, options, late)
             settled_at = time.monotonic()
             wiring.stop()  # the batches in flight finish; what is still queued stays undecided
             queue_drained = not wiring.busy
@@ -317,8 +359,10 @@ def _simulate(
         result = _account(
             iot, client, fleet, fleet_run, events, log, options, concurrency, stats, started, settled_at, queue_drained
         )
-        if tap is not None:
-            result.decision_events = dict(sorted(Counter(e["detail-type"] for e in tap.drain()).items()))
+        decision_events = tap.drain() if tap is not None else []
+        result.decision_events = dict(sorted(Counter(e["detail-type"] for e in decision_events).items()))
+        if products is not None:
+            result.by_product = count_by_product(products, client, log.decisions, events, decision_events, result)
         return result
 
 
@@ -337,11 +381,13 @@ def _run_fleet(
     log: DecisionRecorder,
     wiring: Wiring,
     options: Options,
+    late: LateManifest | None = None,
 ) -> FleetRun:
     """Every device connects at once, then each reconnects after a dropped connection until it is connected or refused.
     Stops early once nothing is left to decide (every registered certificate provisioned or rejected, the wiring idle,
     and no device throttled before its certificate was ever registered: the devices' next connects would only succeed
-    or be refused), or at the deadline."""
+    or be refused; a certificate held pending counts as decided once no manifest is still to arrive: its next connects
+    would be held again), or at the deadline. `late` is a manifest imported partway, once its devices are held."""
     last: dict[str, ConnectResult] = {}
     registered: set[str] = set()
     unregistered: set[int] = set()  # devices throttled before their first registration: they will still register
@@ -352,8 +398,10 @@ def _run_fleet(
     while schedule and time.monotonic() < deadline:
         due, index, failures = schedule[0]
         now = time.monotonic()
+        if late is not None:
+            late.arrive_when_due(wiring)
         if due > now:
-            if not unregistered and _settled(registered, log, wiring):
+            if not unregistered and _settled(registered, log, wiring, late):
                 break
             time.sleep(min(due - now, 0.05, max(0.0, deadline - now)))
             continue
@@ -373,14 +421,15 @@ def _run_fleet(
         if options.progress and now - shown > 0.5:
             shown = now
             _bar(len(log.settled), len(fleet), log.started, f"reconnecting {len(schedule)}  queue {wiring.depth}")
-    while time.monotonic() < deadline and not _settled(registered, log, wiring):  # every device done: the queue drains
+    while time.monotonic() < deadline and not _settled(registered, log, wiring, late):  # the queue drains
         time.sleep(0.05)
     return FleetRun(last, connects)
 
 
-def _settled(registered: set[str], log: DecisionRecorder, wiring: Wiring) -> bool:
+def _settled(registered: set[str], log: DecisionRecorder, wiring: Wiring, late: LateManifest | None = None) -> bool:
     with log.lock:
-        decided = registered <= log.settled
+        done = log.settled | (set(log.held) if late is None or not late.pending else set())
+        decided = registered <= done
     return decided and not wiring.busy
 
 
@@ -427,8 +476,9 @@ def _account(
         for c in page["certificates"]
     }
     given_up = Counter(str(json.loads(body).get("certificateId")) for body in stats.given_up)
-    provisioned = rejected = refused = 0
+    provisioned = rejected = refused = held = 0
     reasons: Counter[str] = Counter()
+    held_reasons: Counter[str] = Counter()
     lost: list[str] = []
     unfinished = 0
     unexpected: list[str] = []
@@ -450,6 +500,10 @@ def _account(
             rejected += 1
             reasons[final["reason"]] += 1
             actual = final["reason"]
+        elif status == "PENDING_ACTIVATION" and final is None and cert_id in log.held and not given_up[cert_id]:
+            held += 1  # left pending by its product's check (its hook, its enrollment), decided again at each event
+            held_reasons[log.held[cert_id]] += 1
+            actual = log.held[cert_id]
         elif status == "PENDING_ACTIVATION" and not queue_drained and not given_up[cert_id]:
             unfinished += 1  # the rehearsal stopped before its events were decided: not decided yet, not lost
             continue
@@ -462,7 +516,8 @@ def _account(
         if device.defect is not None and device.defect.reason is not None and actual != device.expected_reason:
             unexpected.append(f"{device.name}: expected {device.expected_reason}, got {actual or 'PROVISIONED'}")
         if device.defect is None and actual is not None:
-            unexpected.append(f"{device.name}: a good device was rejected: {actual}")
+            done = "held" if status == "PENDING_ACTIVATION" else "rejected"
+            unexpected.append(f"{device.name}: a good device was {done}: {actual}")
     decided_outcomes = Counter(d["outcome"] for d in log.decisions)
     timeline = _timeline(log.provisioned_at)
     first_to_last = (log.provisioned_at[-1] if log.provisioned_at else 0.0) or 1e-9
@@ -471,6 +526,8 @@ def _account(
         provisioned=provisioned,
         rejected=rejected,
         rejected_by_reason=dict(sorted(reasons.items())),
+        held=held,
+        held_by_reason=dict(sorted(held_reasons.items())),
         refused_at_connect=refused,
         lost=len(lost),
         lost_devices=lost[:20],
@@ -535,6 +592,11 @@ def summary(result: Result) -> str:
             if result.revoked_by_issuer
             else []
         ),
+        *(
+            [f"held                 {result.held}  ({', '.join(f'{k} {v}' for k, v in result.held_by_reason.items())})"]
+            if result.held
+            else []
+        ),
         f"refused at connect   {result.refused_at_connect}  (AWS's TLS handshake: not signed by the registered CA)",
         f"lost                 {result.lost}",
         *(
@@ -556,6 +618,8 @@ def summary(result: Result) -> str:
         f"throughput           {result.throughput_per_s:.1f} provisioned/s"
         f"  ({result.throughput_ratio:.0%} of the quota)",
     ]
+    if result.by_product:
+        lines += product_lines(result.by_product)
     lines += [f"LOST {line}" for line in result.lost_devices]
     lines += [f"UNEXPECTED {line}" for line in result.unexpected]
     return "\n".join(lines)
