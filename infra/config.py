@@ -179,15 +179,7 @@ class JitrConfig:
     cas: tuple[CaCertificate, ...]
     certificate_mode: str
     provisioning_mode: str
-    template: Template
-    template_path: str
-    template_name: str | None
-    device_policy_parameter: str | None
-    device_profile: str
-    cn_pattern: str | None
-    max_validity_days: int | None
     trust_root_pem: str | None
-    rejection_action: str
     register_thing_tps: int
     max_receive_count: int
     alarm_email: str | None
@@ -198,10 +190,7 @@ class JitrConfig:
     sweep_min_age_minutes: int
     sweep_max_per_run: int
     development_ca: bool
-    extra_parameters: dict[str, str]
-    certificate_extensions: dict[str, str]
     existing_resources: dict[str, tuple[str, ...]]
-    existing_thing: str
     clock_skew_seconds: int
     decision_retention_days: int
     notes: tuple[str, ...] = field(default_factory=tuple)
@@ -210,6 +199,51 @@ class JitrConfig:
     revocation_sync: RevocationSync | None = None  # set when `revocation` is
     event_bus: str | None = None  # where decisions are published (decisionEvents); None: not published
     products: tuple[ProductConfig, ...] = ()  # the product lines (one implicit product when none are configured)
+
+    # The first product's template and rules below: the whole stack's when no products are configured.
+    @property
+    def template(self) -> Template:
+        return self.products[0].template
+
+    @property
+    def template_path(self) -> str:
+        return self.products[0].template_path
+
+    @property
+    def template_name(self) -> str | None:
+        return self.products[0].template_name
+
+    @property
+    def device_policy_parameter(self) -> str | None:
+        return self.products[0].device_policy_parameter
+
+    @property
+    def device_profile(self) -> str:
+        return self.products[0].device_profile
+
+    @property
+    def cn_pattern(self) -> str | None:
+        return self.products[0].cn_pattern
+
+    @property
+    def max_validity_days(self) -> int | None:
+        return self.products[0].max_validity_days
+
+    @property
+    def rejection_action(self) -> str:
+        return self.products[0].rejection_action
+
+    @property
+    def existing_thing(self) -> str:
+        return self.products[0].existing_thing
+
+    @property
+    def extra_parameters(self) -> dict[str, str]:
+        return self.products[0].extra_parameters
+
+    @property
+    def certificate_extensions(self) -> dict[str, str]:
+        return self.products[0].certificate_extensions
 
     @property
     def enrollment(self) -> bool:
@@ -353,7 +387,6 @@ def load_config(
     existing = _existing_resources(settings)
     context = _ProductContext(cas, root, provisioning_mode, trust_root_pem, at, existing, notes)
     products = _products(settings, context)
-    first = products[0]
     email = settings.get("alarmEmail")
     if email is not None and not EMAIL.match(str(email)):
         raise ConfigError(f"alarmEmail {email!r} is not an e-mail address")
@@ -366,15 +399,7 @@ def load_config(
         cas=cas,
         certificate_mode=certificate_mode,
         provisioning_mode=provisioning_mode,
-        template=first.template,
-        template_path=first.template_path,
-        template_name=first.template_name,
-        device_policy_parameter=first.device_policy_parameter,
-        device_profile=first.device_profile,
-        cn_pattern=first.cn_pattern,
-        max_validity_days=first.max_validity_days,
         trust_root_pem=trust_root_pem,
-        rejection_action=first.rejection_action,
         register_thing_tps=register_thing_tps,
         max_receive_count=_whole(settings, "maxReceiveCount", 2, 1000),
         alarm_email=str(email) if email else None,
@@ -385,10 +410,7 @@ def load_config(
         sweep_min_age_minutes=_whole(settings, "sweepMinAgeMinutes", 1, 7 * 24 * 60),
         sweep_max_per_run=_whole(settings, "sweepMaxPerRun", 1, 100_000),
         development_ca=dev,
-        extra_parameters=first.extra_parameters,
-        certificate_extensions=first.certificate_extensions,
         existing_resources=existing,
-        existing_thing=first.existing_thing,
         clock_skew_seconds=_whole(settings, "clockSkewSeconds", 0, 3600),
         decision_retention_days=_whole(settings, "decisionRetentionDays", 1, 3650),
         notes=tuple(notes),

@@ -55,6 +55,24 @@ def extension_problem(name: str, oid: str) -> str | None:
     return None
 
 
+def extensions(value: dict[str, str]) -> dict[str, str]:
+    """`value` if each name -> OID can declare an extension a template reads; raises ValueError (pydantic's)."""
+    for name, oid in value.items():
+        if problem := extension_problem(name, oid):
+            raise ValueError(problem)
+    return value
+
+
+def regular_expression(value: str | None) -> str | None:
+    """`value` if it is a regular expression (or None); raises ValueError (pydantic's)."""
+    if value is not None:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a regular expression: {exc}") from exc
+    return value
+
+
 class Product(BaseModel):
     """One product line's rules, as the handler decides with them. Defaults are the handler's (`Settings`)."""
 
@@ -86,23 +104,8 @@ class Product(BaseModel):
                 raise ValueError(f"select.{attribute} is not a regular expression: {exc}") from exc
         return value
 
-    @field_validator("certificate_extensions")
-    @classmethod
-    def _extensions(cls, value: dict[str, str]) -> dict[str, str]:
-        for name, oid in value.items():
-            if problem := extension_problem(name, oid):
-                raise ValueError(problem)
-        return value
-
-    @field_validator("cn_pattern")
-    @classmethod
-    def _cn_pattern(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                re.compile(value)
-            except re.error as exc:
-                raise ValueError(f"not a regular expression: {exc}") from exc
-        return value
+    _extensions = field_validator("certificate_extensions")(classmethod(lambda cls, v: extensions(v)))
+    _cn_pattern = field_validator("cn_pattern")(classmethod(lambda cls, v: regular_expression(v)))
 
     @property
     def profile(self) -> DeviceProfile:

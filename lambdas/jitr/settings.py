@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from collections.abc import Mapping
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -15,7 +14,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from .certificates import PROFILES, DeviceProfile
 from .pacing import AWS_DEFAULT_TPS, share
-from .products import IMPLICIT, ExistingThing, Product, ProfileName, RejectionAction, extension_problem
+from .products import (
+    IMPLICIT,
+    ExistingThing,
+    Product,
+    ProfileName,
+    RejectionAction,
+    extensions,
+    regular_expression,
+)
 
 REJECTION_ACTIONS: tuple[str, ...] = RejectionAction.__args__  # type: ignore[attr-defined]
 # What a new certificate does to a thing that already has another ACTIVE certificate: refuse it (one thing, one
@@ -121,23 +128,8 @@ class Settings(BaseModel):
         except json.JSONDecodeError as exc:
             raise ValueError(f"not JSON: {exc.msg}") from None
 
-    @field_validator("certificate_extensions")
-    @classmethod
-    def _extensions(cls, value: dict[str, str]) -> dict[str, str]:
-        for name, oid in value.items():
-            if problem := extension_problem(name, oid):
-                raise ValueError(problem)
-        return value
-
-    @field_validator("cn_pattern")
-    @classmethod
-    def _regular_expression(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                re.compile(value)
-            except re.error as exc:
-                raise ValueError(f"not a regular expression: {exc}") from exc
-        return value
+    _extensions = field_validator("certificate_extensions")(classmethod(lambda cls, v: extensions(v)))
+    _cn_pattern = field_validator("cn_pattern")(classmethod(lambda cls, v: regular_expression(v)))
 
     @property
     def profile(self) -> DeviceProfile:

@@ -14,8 +14,6 @@ from botocore.exceptions import ClientError
 
 from jitr.certificates import certificate_id
 from jitr.enrollment import (
-    PARTITION_KEY,
-    SORT_KEY,
     Action,
     Enrollments,
     EnrollmentUnavailable,
@@ -32,28 +30,12 @@ from jitr.iot import IoT
 from jitr.provisioning import RegistrationEvent
 from jitr_handlers.registration import handler
 from jitr_tools.cli import main
+from jitr_tools.rehearsal import create_enrollment_table
 from tests.integration.support import FakeLambdaContext, Fleet, sqs_event
 
 PRODUCT = "sensor"
 TABLE = "jitr-enrollment"
 ACCOUNT = "123456789012"
-
-
-def create_enrollment_table(dynamodb: Any, name: str = TABLE) -> str:
-    """The enrollment table as the stack makes it (its keys), on moto's DynamoDB."""
-    dynamodb.create_table(
-        TableName=name,
-        KeySchema=[
-            {"AttributeName": PARTITION_KEY, "KeyType": "HASH"},
-            {"AttributeName": SORT_KEY, "KeyType": "RANGE"},
-        ],
-        AttributeDefinitions=[
-            {"AttributeName": PARTITION_KEY, "AttributeType": "S"},
-            {"AttributeName": SORT_KEY, "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    return name
 
 
 @dataclass

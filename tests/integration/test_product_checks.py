@@ -17,8 +17,8 @@ from jitr.products import Product
 from jitr.provisioning import RegistrationEvent
 from jitr.settings import Settings
 from jitr_tools.embedded import EmbeddedIoT
+from jitr_tools.rehearsal import create_enrollment_table
 from tests.integration.support import TEMPLATE_NAME, FakeLambdaContext, Fleet, sqs_event
-from tests.integration.test_enrollment import create_enrollment_table
 from tests.support import REPO
 
 ACCOUNT = "123456789012"
