@@ -272,7 +272,7 @@ def test_a_run_with_less_time_than_the_margin_lists_nothing(
     context = ShrinkingContext(remaining_ms=int(sweeper.LISTING_MARGIN_S * 1000), iot=fleet.account.iot)
     result = sweeper.handler({}, context)
     assert context.pages() == context.listed_before
-    assert result == {"swept": 0, "complete": False, "failed": 0, "listed": 0, "decided": 0}
+    assert result == {"swept": 0, "complete": False, "failed": 0, "listed": 0, "decided": 0, "held": 0}
 
 
 @pytest.mark.parametrize(
