@@ -593,6 +593,10 @@ def _products(settings: Mapping[str, Any], context: _ProductContext) -> tuple[Pr
             products.append(_product(name, {**inherited, **raw}, cas, context))
         except ConfigError as exc:
             raise ConfigError(f"{where}: {exc}") from None
+    named = [p.template_name for p in products if p.template_name]
+    twice = sorted({name for name in named if named.count(name) > 1})
+    if twice:
+        raise ConfigError(f"products: templateName {twice[0]!r} is given to two products; each stores its own template")
     _check_claims(tuple(products), context)
     return tuple(products)
 

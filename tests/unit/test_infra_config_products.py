@@ -127,6 +127,13 @@ def test_selectors_apart_on_one_attribute_are_disjoint_whatever_else_they_read(s
         ({"sensor": {"caCertificates": ["@0", "@1"], "cnPattern": "("}}, "products.sensor: cnPattern is not"),
         ({"sensor": {"caCertificates": ["@0", "@1"], "template": "none.json"}}, "products.sensor: template"),
         ({}, "products must be an object"),
+        (
+            {
+                "a": {"caCertificates": ["@0"], "templateName": "t"},
+                "b": {"caCertificates": ["@1"], "templateName": "t"},
+            },
+            "templateName 't' is given to two products",
+        ),
     ],
 )
 def test_a_product_that_cannot_be_deployed_is_refused_naming_it(
