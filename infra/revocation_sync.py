@@ -22,6 +22,7 @@ from jitr import revocation_index
 from .config import SYNC_TIMEOUT_MINUTES, JitrConfig, RevocationSync
 from .decision_events import publish_statement
 from .decisions import DecisionTable
+from .enrollment import EnrollmentTable
 from .handler import fit_environment, jitr_function, read_crl_objects, role_and_logs
 from .stored_template import iot_arn
 
@@ -34,6 +35,10 @@ MEMORY_MB = 1024  # a 100,000-entry CRL is read and indexed in memory; CPU (sign
 SERIAL_PREFIX = revocation_index.SERIAL_PREFIX
 SYNC_STATE_PREFIX = revocation_index.SYNC_PREFIX
 TABLE_ACTIONS = ("dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:UpdateItem")
+
+
+# What the sync does with enrollments (`Enrollments.look_up`, `provisioned`, `set_quarantined`): nothing more.
+SYNC_ENROLLMENT_ACTIONS = ("dynamodb:GetItem", "dynamodb:UpdateItem")
 
 
 class RevocationSyncFunction(Construct):
@@ -51,6 +56,7 @@ class RevocationSyncFunction(Construct):
         ca_arns: list[str],
         decisions: DecisionTable,
         code: aws_lambda.Code,
+        enrollment: EnrollmentTable | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self.log_group, self.role = role_and_logs(
@@ -65,6 +71,8 @@ class RevocationSyncFunction(Construct):
             self.role.add_to_policy(crl_objects)
         if config.event_bus:  # what it revoked, held and released, as decision events
             self.role.add_to_policy(publish_statement(config.event_bus))
+        if enrollment is not None:  # a lifted hold leaves a disabled device quarantined: it reads and marks that
+            enrollment.table.grant(self.role, *SYNC_ENROLLMENT_ACTIONS)
         variables = {"POWERTOOLS_SERVICE_NAME": service, "POWERTOOLS_LOG_LEVEL": "INFO", **environment}
         fit_environment(variables, "revocation sync")
         self.function = jitr_function(

@@ -136,6 +136,7 @@ class JitrStack(cdk.Stack):
             ca_arns=[arns[ca_id] for ca_id in self.config.revocation_ca_ids],
             decisions=self.decisions,
             code=code,
+            enrollment=self.enrollment,
         )
 
     def _require_opt_in(self) -> None:

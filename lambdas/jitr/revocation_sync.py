@@ -19,8 +19,11 @@ from typing import Any
 from cryptography import x509
 
 from .certificates import BadCertificate, load_certificate
-from .iot import IoT, IoTError, NotFound, Retryable
+from .enrollment import Enrollments, EnrollmentUnavailable, identity
+from .enrollment import Status as EnrollmentStatus
+from .iot import CertificateRecord, IoT, IoTError, NotFound, Retryable
 from .pacing import Pacer
+from .products import candidates, needs_subject, select
 from .revocation import IndexedCrl, UnusableCrl
 from .revocation_index import IndexUnavailable, RevocationIndex
 from .revocation_sources import CrlSources, SourceUnavailable
@@ -90,6 +93,7 @@ class _Run:
     at: datetime
     time_left_s: Callable[[], float]
     pacer: Pacer | None
+    enrollments: Enrollments | None = None  # the stack's enrollment table, when a product requires enrollment
 
     def _pace(self) -> None:
         if self.pacer is not None:
@@ -108,10 +112,12 @@ def sync(
     at: datetime | None = None,
     time_left_s: Callable[[], float] = lambda: math.inf,
     update_tps: float | None = None,
+    enrollments: Enrollments | None = None,
 ) -> SyncReport:
-    """Sync every CA `settings.revocation` configures; a CA that fails is reported and the others go on."""
+    """Sync every CA `settings.revocation` configures; a CA that fails is reported and the others go on. With
+    `enrollments`, a hold lifted from a device an operator disabled leaves it INACTIVE, as the disable's quarantine."""
     pacer = Pacer(update_tps) if update_tps else None
-    run = _Run(settings, iot, index, crls, at or datetime.now(UTC), time_left_s, pacer)
+    run = _Run(settings, iot, index, crls, at or datetime.now(UTC), time_left_s, pacer, enrollments)
     report = SyncReport()
     for ca_id, source in settings.revocation.items():
         if not source.crl:  # OCSP or certificates' own distribution points: asked per certificate, nothing to list
@@ -146,7 +152,7 @@ def _sync_ca(run: _Run, ca_id: str, source: RevocationSource) -> CaSync:
         return result
     try:
         _act(run, ca_id, crl, result, set(state.get("heldSerials", [])))
-    except (IoTError, BadCertificate, IndexUnavailable) as exc:
+    except (IoTError, BadCertificate, IndexUnavailable, EnrollmentUnavailable) as exc:
         result.error = f"{type(exc).__name__}: {exc}"
         result.complete = False
     _save(run, result, state, crl)
@@ -261,16 +267,40 @@ def _hold(run: _Run, ca_id: str, serial: str, item: dict[str, Any], source: str)
 
 
 def _release(run: _Run, ca_id: str, serial: str, item: dict[str, Any]) -> bool:
-    """A hold lifted: ACTIVE again, only if it is still the INACTIVE the hold left."""
+    """A hold lifted: ACTIVE again, only if it is still the INACTIVE the hold left, and its device is not disabled
+    (then the disable's quarantine keeps it INACTIVE, and `jitr enroll enable` releases it)."""
     try:
-        status = run.iot.describe_certificate(item["certificateId"]).status
+        record = run.iot.describe_certificate(item["certificateId"])
     except NotFound:
-        status = None
-    if status == "INACTIVE":
+        record = None
+    released = record is not None and record.status == "INACTIVE" and not _quarantined(run, ca_id, record)
+    if released:
         run._pace()
         run.iot.update_certificate(item["certificateId"], "ACTIVE")
     run.index.mark_synced(ca_id, serial, None)
-    return status == "INACTIVE"
+    return released
+
+
+def _quarantined(run: _Run, ca_id: str, record: CertificateRecord) -> bool:
+    """Whether the certificate's device is disabled in its product's enrollment; if so, its quarantine is recorded
+    (what `jitr enroll enable` lifts). Raises `EnrollmentUnavailable`: the CA's run fails, the next one releases."""
+    if run.enrollments is None or not any(p.enrollment for p in run.settings.product_lines):
+        return False
+    leaf = load_certificate(record.pem)
+    serving = candidates(run.settings.product_lines, ca_id)
+    product = select(serving, ca_id, leaf.subject if needs_subject(serving) else None).product
+    if product is None or product.enrollment is None:
+        return False
+    value = identity(leaf, product.enrollment.by)
+    if value is None:
+        return False
+    enrollment = run.enrollments.look_up(product.name, product.enrollment.by, value)
+    if enrollment.status != EnrollmentStatus.DISABLED:
+        return False
+    if enrollment.provisioned_certificate_id != record.certificate_id:  # what `enable` sets ACTIVE again
+        run.enrollments.provisioned(product.name, product.enrollment.by, value, record.certificate_id)
+    run.enrollments.set_quarantined(product.name, product.enrollment.by, value, True)
+    return True
 
 
 def _save(run: _Run, result: CaSync, state: dict[str, Any], crl: IndexedCrl | None = None) -> None:

@@ -20,6 +20,7 @@ import boto3
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from jitr.enrollment import Enrollments
 from jitr.events import EventBus, NotPublished, issuer_entries
 from jitr.iot import IoT, client_config
 from jitr.revocation_index import RevocationIndex
@@ -49,6 +50,7 @@ def run(settings: Settings, *, time_left_s: Any = None) -> SyncReport:
         RevocationIndex(settings.decision_table, dynamodb),
         crls,
         update_tps=settings.sync_update_tps,
+        enrollments=Enrollments(settings.enrollment_table, dynamodb) if settings.enrollment_table else None,
         **options,
     )
     if settings.event_bus:

@@ -14,7 +14,7 @@ from infra.config import ConfigError
 from jitr.certificates import certificate_id
 from jitr.settings import Settings
 from jitr_tools import pki
-from tests.infra.support import Synthesized, flat, registration_function, statements_of, synthesize
+from tests.infra.support import Synthesized, as_list, flat, registration_function, statements_of, synthesize
 from tests.support import REPO
 
 UPGRADE = REPO / "tests/data/upgrade"
@@ -141,3 +141,19 @@ def test_each_product_has_its_rejections_alarm_and_unclaimed_certificates_one(pr
     alarms = {a.node.id for a in product_stack.stack.monitoring.alarms.values()}
     assert {"Rejections-defaultAlarm", "Rejections-gatewayAlarm", "Rejections-meterAlarm", "NoProductAlarm"} <= alarms
     assert "HookFailuresAlarm" not in alarms  # no product has a hook
+
+
+def test_the_revocation_sync_may_read_and_mark_enrollments_and_no_more(tmp_path: Path, issuing_ca: pki.Issued) -> None:
+    stack = synthesize(
+        {
+            "caCertificates": [{"pem": issuing_ca.pem, "revocation": {"crl": ["https://pki.example.com/ca.crl"]}}],
+            "products": {"sensor": {"caCertificates": [issuing_ca.pem], "enrollment": {"by": "serialNumber"}}},
+        },
+        tmp_path,
+    )
+    assert stack.stack.revocation_sync is not None
+    assert stack.stack.enrollment is not None
+    role = stack.logical_id(stack.stack.revocation_sync.role.node.default_child)
+    table = stack.logical_id(stack.stack.enrollment.table.node.default_child)
+    on_table = [s for s in statements_of(stack, role) if table in json.dumps(s["Resource"])]
+    assert [sorted(as_list(s["Action"])) for s in on_table] == [["dynamodb:GetItem", "dynamodb:UpdateItem"]]

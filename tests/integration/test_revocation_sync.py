@@ -230,3 +230,40 @@ def test_a_ca_with_no_crl_url_is_not_a_sync_failure(synced: Fleet, monkeypatch: 
     monkeypatch.setenv("JITR_REVOCATION", json.dumps({synced.ca_id: {"ocsp": ["http://ocsp.maker.example/"]}}))
     (ca,) = run(Settings.from_environment()).cas
     assert (ca.error, ca.note) == (None, "no CRL URL is configured for this CA: nothing to sync")
+
+
+def test_a_hold_lifted_from_a_disabled_device_leaves_it_quarantined_until_it_is_enabled(
+    synced: Fleet, crl_server: CrlServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from jitr.enrollment import Enrollments, EnrollmentSettings, disable, enable, import_manifest, read_manifest
+    from jitr.iot import IoT
+    from jitr.products import Product
+    from jitr_handlers import registration
+    from jitr_tools.rehearsal import create_enrollment_table
+
+    # Given a product that requires enrollment, and its enrolled device provisioned
+    dynamodb = boto3.client("dynamodb", region_name="us-east-1")
+    enrollments = Enrollments(create_enrollment_table(dynamodb), dynamodb)
+    product = Product(
+        name="sensor", cas=(synced.ca_id,), template="jitr-device", enrollment=EnrollmentSettings(by="commonName")
+    )
+    products = Settings(template_name="jitr-device", products=(product,)).to_environment()["JITR_PRODUCTS"]
+    monkeypatch.setenv("JITR_PRODUCTS", products)
+    monkeypatch.setenv("JITR_ENROLLMENT_TABLE", enrollments.table_name)
+    registration.use(None)
+    import_manifest(enrollments, "sensor", read_manifest("b1.csv", "commonName\nheld-1\n"))
+    (device,) = provision(synced, "held-1")
+    # When the issuer holds it, an operator disables it meanwhile, and the issuer lifts the hold
+    publish(crl_server, synced, [(device.certificate, x509.ReasonFlags.certificate_hold)], number=2)
+    assert run(Settings.from_environment()).cas[0].held == [certificate_id(device.certificate)]
+    iot = IoT(synced.account.client)
+    disable(enrollments, iot, "sensor", "commonName", "held-1")
+    publish(crl_server, synced, [], number=3)
+    (ca,) = run(Settings.from_environment()).cas
+    # Then the lifted hold does not make a disabled device ACTIVE: the disable's quarantine keeps it INACTIVE
+    assert (ca.released, ca.error) == ([], None)
+    assert status(synced, device) == "INACTIVE"
+    assert enrollments.look_up("sensor", "commonName", "held-1").quarantined
+    # and enabling it releases it
+    enable(enrollments, iot, "sensor", "commonName", "held-1", None)
+    assert status(synced, device) == "ACTIVE"
