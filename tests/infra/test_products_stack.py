@@ -25,7 +25,8 @@ def test_a_stack_from_before_products_upgrades_without_replacing_its_cas_queues_
 ) -> None:
     """Every stateful resource the previous release made from this configuration is still there with the same
     logical id and properties (CloudFormation updates nothing and replaces nothing), and the handler's environment
-    is the one it had."""
+    is the one it had. (tests/data/upgrade/previous-*.json: config.json synthesized by commit 6439020, the last
+    release before products, with this module's `synthesize`.)"""
     settings = json.loads((UPGRADE / "config.json").read_text())
     now = synthesize(settings, tmp_path)
     previous: dict[str, Any] = json.loads((UPGRADE / "previous-stack.json").read_text())
