@@ -213,7 +213,7 @@ def _iot_statements(
         iam.PolicyStatement(
             sid="ThingsOfACertificate",  # a redelivery finishes a settlement of who keeps the certificate's thing
             actions=["iot:ListPrincipalThings"],
-            resources=["*"],  # no resource-level permission (see WILDCARDS in stack.py)
+            resources=["*"],  # no resource-level permission (see WILDCARDS in construct.py)
         ),
         *template_statements,
     ]

@@ -1,19 +1,21 @@
-"""The jitr stack: it only composes one construct per concern and turns on cdk-nag's AwsSolutions checks."""
+"""This repository's stack: the `JustInTimeRegistration` construct, with cdk-nag's AwsSolutions checks turned on.
+
+The construct's id is "Default", which CDK leaves out of logical ids, `Names.unique_id` and `node.addr`: the stack's
+resources keep the ids (and the topic rules the names) they had when the stack built them itself, so a stack deployed
+before the construct existed updates in place.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 import aws_cdk as cdk
-from aws_cdk import aws_lambda
 from cdk_nag import AwsSolutionsChecks
 from constructs import Construct
 
-from jitr.products import IMPLICIT
-
-from .bundling import FUNCTION_TARGET, lambda_code
 from .ca_registration import CaRegistration
 from .config import JitrConfig
+from .construct import JustInTimeRegistration
 from .decisions import DecisionTable
 from .enrollment import EnrollmentTable
 from .handler import RegistrationHandler
@@ -23,196 +25,59 @@ from .revocation_sync import RevocationSyncFunction
 from .stored_template import StoredTemplate
 from .sweeper import Sweeper
 
-OPT_IN_PARAMETER = "DevelopmentCaOptIn"
+# CDK's id for a construct that adds no component to its children's logical ids (constructs' `Default`)
+TRANSPARENT_ID = "Default"
 
 
 class JitrStack(cdk.Stack):
     def __init__(self, scope: Construct, construct_id: str, *, config: JitrConfig, **kwargs: Any) -> None:
         super().__init__(scope, construct_id, description="jitr: just-in-time registration for AWS IoT", **kwargs)
-        self.config = config
-        # one stored template per product; the implicit product's (or one named "default") keeps the id it had
-        # before products, so an upgrade updates it in place
-        self.templates = {
-            p.name: StoredTemplate(self, _template_id(p.name), config=config, product=p) for p in config.products
-        }
-        self.template = next(iter(self.templates.values()))
-        self.cas = CaRegistration(self, "Cas", config=config, jitp_template_name=self.template.template_name)
-        for _, resource in self.cas.cas:
-            # In jitp mode AWS runs the template the moment a device connects: it must exist before the CA does.
-            resource.node.add_dependency(self.template.template)
-        if config.development_ca:
-            self._require_opt_in()
-        cdk.CfnOutput(self, "CaCertificateIds", value=",".join(self.cas.certificate_ids))
-        cdk.CfnOutput(self, "TemplateName", value=self.template.template_name)
-        if not config.implicit_products:
-            names = {name: template.template_name for name, template in self.templates.items()}
-            cdk.CfnOutput(self, "ProductTemplates", value=self.to_json_string(names))
-        if self.template.device_policy is not None:
-            cdk.CfnOutput(
-                self,
-                "DevicePolicyName",
-                value=self.template.device_policy.ref,
-                description="Retained when the stack is deleted: provisioned devices' certificates stay attached to it",
-            )
-        if not config.validated:
-            # jitp: AWS provisions by itself; there is nothing for a handler to decide (see README: modes).
-            self._suppress_provisioning_role()
-            return
+        self.registration = JustInTimeRegistration(self, TRANSPARENT_ID, config=config)
 
-        self.decisions = DecisionTable(self, "Decisions")
-        self.enrollment = EnrollmentTable(self, "Enrollment") if config.enrollment else None
-        code = lambda_code(self, FUNCTION_TARGET)  # one asset (bundled and hashed once) for both functions
-        self.handler = RegistrationHandler(
-            self,
-            "Handler",
-            config=config,
-            templates=list(self.templates.values()),
-            ca_arns=self.cas.arns,
-            decisions=self.decisions,
-            code=code,
-            enrollment=self.enrollment,
-        )
-        self.intake = Intake(
-            self,
-            "Intake",
-            config=config,
-            ca_certificate_ids=self.cas.certificate_ids,
-            function=self.handler.function,
-            function_timeout=self.handler.timeout,
-        )
-        self.sweeper = Sweeper(
-            self,
-            "Sweeper",
-            config=config,
-            service=self.handler.service,
-            ca_certificate_ids=self.cas.certificate_ids,
-            queue=self.intake.queue,
-            decisions=self.decisions,
-            code=code,
-        )
-        self.revocation_sync = self._revocation_sync(code)
-        self.monitoring = Monitoring(
-            self,
-            "Monitoring",
-            config=config,
-            service=self.handler.service,
-            function=self.handler.function,
-            queue=self.intake.queue,
-            dead_letter_queue=self.intake.dead_letter_queue,
-            rule_errors=self.intake.rule_errors,
-            swept=self.sweeper.metric,
-            sweeper=self.sweeper.function,
-            revocation_sync=self.revocation_sync,
-        )
-        cdk.CfnOutput(self, "FunctionName", value=self.handler.function.function_name)
-        cdk.CfnOutput(self, "QueueUrl", value=self.intake.queue.queue_url)
-        cdk.CfnOutput(self, "DeadLetterQueueUrl", value=self.intake.dead_letter_queue.queue_url)
-        cdk.CfnOutput(self, "DeadLetterQueueArn", value=self.intake.dead_letter_queue.queue_arn)
-        cdk.CfnOutput(self, "DashboardName", value=self.monitoring.dashboard.dashboard_name)
-        cdk.CfnOutput(self, "DecisionTableName", value=self.decisions.table.table_name)
-        if self.enrollment is not None:
-            cdk.CfnOutput(self, "EnrollmentTableName", value=self.enrollment.table.table_name)
-        # what `jitr doctor` checks, read from these outputs (cdk-outputs.json or the stack's)
-        cdk.CfnOutput(self, "RuleNames", value=",".join(self.intake.rule_names))
-        cdk.CfnOutput(self, "EventSourceMappingId", value=self.intake.event_source.event_source_mapping_id)
-        if self.revocation_sync is not None:
-            cdk.CfnOutput(self, "RevocationSyncFunctionName", value=self.revocation_sync.function.function_name)
-        self._suppress_provisioning_role()
-        self._suppress_handler()
+    # The construct's parts, as the stack exposed them before the construct existed.
+    @property
+    def config(self) -> JitrConfig:
+        return self.registration.config
 
-    def _revocation_sync(self, code: aws_lambda.Code) -> RevocationSyncFunction | None:
-        """The sync, only when a CA has revocation configured (a configuration without it synthesizes as before)."""
-        sync = self.config.revocation_sync
-        if sync is None:
-            return None
-        arns = dict(zip(self.cas.certificate_ids, self.cas.arns, strict=True))
-        return RevocationSyncFunction(
-            self,
-            "RevocationSync",
-            config=self.config,
-            sync=sync,
-            service=self.handler.service,
-            environment=self.handler.settings.to_environment(),
-            ca_arns=[arns[ca_id] for ca_id in self.config.revocation_ca_ids],
-            decisions=self.decisions,
-            code=code,
-            enrollment=self.enrollment,
-        )
+    @property
+    def templates(self) -> dict[str, StoredTemplate]:
+        return self.registration.templates
 
-    def _require_opt_in(self) -> None:
-        """The development CA's key sits unencrypted on a laptop: deploying it must be a decision, not an accident."""
-        opt_in = cdk.CfnParameter(
-            self,
-            OPT_IN_PARAMETER,
-            type="String",
-            default="no",
-            allowed_values=["no", "yes"],
-            description="This stack registers jitr's development CA (.dev-pki/). Set to yes to deploy it anyway.",
-        )
-        cdk.CfnRule(
-            self,
-            "DevelopmentCaNeedsOptIn",
-            assertions=[
-                cdk.CfnRuleAssertion(
-                    assert_=cdk.Fn.condition_equals(opt_in.value_as_string, "yes"),
-                    assert_description=(
-                        "No caCertificates are configured, so this stack would register the development CA whose key"
-                        " is in .dev-pki/. Configure your CA in cdk.json, or deploy with"
-                        f" --parameters {OPT_IN_PARAMETER}=yes for a test account."
-                    ),
-                )
-            ],
-        )
+    @property
+    def template(self) -> StoredTemplate:
+        return self.registration.template
 
-    def _suppress_provisioning_role(self) -> None:
-        for template in self.templates.values():
-            _acknowledge_wildcards(template.provisioning_role)
+    @property
+    def cas(self) -> CaRegistration:
+        return self.registration.cas
 
-    def _suppress_handler(self) -> None:
-        _acknowledge_wildcards(self.handler.role)
-        _acknowledge_wildcards(self.sweeper.role)
-        if self.revocation_sync is not None:
-            _acknowledge_wildcards(self.revocation_sync.role, SYNC_WILDCARDS)
+    @property
+    def decisions(self) -> DecisionTable:
+        return self.registration.decisions
 
+    @property
+    def enrollment(self) -> EnrollmentTable | None:
+        return self.registration.enrollment
 
-def _template_id(product: str) -> str:
-    return "Template" if product == IMPLICIT else f"Template-{product}"
+    @property
+    def handler(self) -> RegistrationHandler:
+        return self.registration.handler
 
+    @property
+    def intake(self) -> Intake:
+        return self.registration.intake
 
-# Every wildcard the roles hold, and why it cannot be narrower.
-WILDCARDS = {
-    "Resource::*": (
-        "iot:RegisterThing, iot:ListPrincipalThings and iot:ListCertificatesByCA (sweeper; jitr assumes, as for AWS"
-        " IoT's other List actions, that they take no resource-level permission), and X-Ray's PutTraceSegments/"
-        "PutTelemetryRecords, have no resource-level permissions in IAM; every other action in this policy is scoped"
-        " to ARNs."
-    ),
-    "Resource::arn:<AWS::Partition>:iot:<AWS::Region>:<AWS::AccountId>:cert/*": (
-        "Device certificate ids are only known when a device first connects; Describe/UpdateCertificate and"
-        " AttachPolicy's target are limited to this account's and region's certificates."
-    ),
-    "Resource::arn:<AWS::Partition>:iot:<AWS::Region>:<AWS::AccountId>:thing/*": (
-        "Thing names come from each device's certificate at provisioning time; thing actions are limited to this"
-        " account's and region's things."
-    ),
-}
+    @property
+    def sweeper(self) -> Sweeper:
+        return self.registration.sweeper
 
+    @property
+    def revocation_sync(self) -> RevocationSyncFunction | None:
+        return self.registration.revocation_sync
 
-# The revocation sync's, and why.
-SYNC_WILDCARDS = {
-    "Resource::*": "X-Ray's PutTraceSegments/PutTelemetryRecords have no resource-level permissions in IAM.",
-    "Resource::arn:<AWS::Partition>:iot:<AWS::Region>:<AWS::AccountId>:cert/*": (
-        "The certificates a CRL lists are only known when the sync reads it; UpdateCertificate is limited to this"
-        " account's and region's certificates."
-    ),
-}
-
-
-def _acknowledge_wildcards(construct: Construct, wildcards: dict[str, str] = WILDCARDS) -> None:
-    """Accept exactly the IAM5 findings listed in `wildcards` on `construct` and its children, each with its reason
-    (written into the template's metadata too). Any other wildcard still fails the synth."""
-    for finding, reason in wildcards.items():
-        cdk.Validations.of(construct).acknowledge(cdk.Acknowledgment(id=f"AwsSolutions-IAM5[{finding}]", reason=reason))
+    @property
+    def monitoring(self) -> Monitoring:
+        return self.registration.monitoring
 
 
 def build(app: cdk.App, config: JitrConfig, stack_name: str = "Jitr") -> JitrStack:

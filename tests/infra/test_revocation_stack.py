@@ -16,7 +16,7 @@ import pytest
 from infra import config as infra_config
 from infra import handler, revocation_sync
 from infra.config import ConfigError
-from infra.stack import SYNC_WILDCARDS
+from infra.construct import SYNC_WILDCARDS
 from jitr.certificates import certificate_id
 from jitr.settings import Settings
 from jitr_tools import pki
