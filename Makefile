@@ -10,7 +10,7 @@ WHEELS_STAMP := build/wheels/.prefetched
 # are preferred where available. The banner is silenced for Node 20 only.
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: install test lint demo synth bench deploy clean
+.PHONY: install test lint demo synth bench deploy docs docs-serve clean
 
 $(STAMP): requirements.txt requirements-dev.txt constraints.txt pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -48,6 +48,14 @@ synth: install
 bench: $(STAMP) $(WHEELS_STAMP)
 	$(PY) -m benchmarks
 
+# The documentation site (mkdocs.yml, docs/): built strictly (a broken link or anchor fails), into the git-ignored
+# site/. The reference pages are generated from the code by docs/gen_reference.py, a MkDocs hook.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+
+docs-serve: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs serve --strict --dev-addr 127.0.0.1:8000
+
 # In a pipeline: `make deploy CI=true` (CI systems set CI=true themselves) deploys without the approval prompt;
 # CONFIG=envs/prod.json picks a per-environment configuration file, STACK=JitrProd the stack's name. The stack's
 # outputs are written to cdk-outputs.json for the next step (`jitr doctor`, say).
@@ -58,4 +66,4 @@ deploy: install
 	$(CDK) deploy $(DEPLOY_CONTEXT) $(DEPLOY_FLAGS)
 
 clean:
-	rm -rf $(VENV) node_modules cdk.out build .pytest_cache .hypothesis
+	rm -rf $(VENV) node_modules cdk.out build .pytest_cache .hypothesis site

@@ -516,7 +516,8 @@ def _dead_letters(
             Level.FAIL,
             "dead-letter queue",
             f"{depth} event(s) failed every delivery",
-            "read the handler's log for their RETRY reasons, fix the cause, then redrive (README: Redriving)",
+            "read the handler's log for their RETRY reasons, fix the cause, then redrive"
+            " (docs/operating/index.md: Redriving)",
         )
     ]
 
