@@ -94,7 +94,7 @@ class Monitoring(Construct):
                 (
                     "Registration events are waiting in the dead-letter queue: they failed every delivery. Read"
                     " the handler's log for their certificate ids (outcome RETRY or MALFORMED), fix the cause, then"
-                    " redrive the dead-letter queue (README: Redriving)."
+                    " redrive the dead-letter queue (docs/operating/index.md: Redriving the dead-letter queue)."
                 ),
                 dead_letter_queue.metric_approximate_number_of_messages_visible(period=PERIOD, statistic="Max"),
                 1,
