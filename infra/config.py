@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 from urllib.parse import urlsplit
 
 from cryptography import x509
@@ -46,8 +46,10 @@ from . import selectors
 
 CONTEXT_KEY = "jitr"
 CONFIG_FILE_KEY = "jitr:configFile"
-CERTIFICATE_MODES = ("DEFAULT", "SNI_ONLY")
-PROVISIONING_MODES = ("jitr", "jitp")
+CertificateMode = Literal["DEFAULT", "SNI_ONLY"]
+ProvisioningMode = Literal["jitr", "jitp"]
+CERTIFICATE_MODES: tuple[str, ...] = get_args(CertificateMode)
+PROVISIONING_MODES: tuple[str, ...] = get_args(ProvisioningMode)
 REGISTRATION_CODE = re.compile(r"^[0-9a-f]{64}$")
 # What JITP fills in from the device certificate; any other template parameter needs a Default in jitp mode.
 JITP_PARAMETERS = AWS_FIELDS
@@ -91,6 +93,10 @@ DEFAULTS: dict[str, Any] = {
     "products": None,
 }
 KNOWN_KEYS = frozenset(DEFAULTS)
+# A caCertificates entry written as an object: `pem` and, when not given, these
+CA_CERTIFICATE_DEFAULTS: dict[str, Any] = {"verificationCertificate": None, "retired": False, "revocation": None}
+CA_CERTIFICATE_KEYS = ("pem", *CA_CERTIFICATE_DEFAULTS)
+TRUST_ROOT_KEYS = ("pem", "revocation")  # trustRoot written as an object
 # What `existingResources` may list: resources a template names that the stack does not create.
 EXISTING_RESOURCE_KINDS = {
     "policies": "policy",
@@ -933,10 +939,10 @@ def _ca(entry: Any, index: int, certificate_mode: str, root: Path, at: dt.dateti
         entry = {"pem": entry}
     if not isinstance(entry, dict) or "pem" not in entry:
         raise ConfigError(f"{key} must be a PEM file path or an object with 'pem' (and 'verificationCertificate')")
-    extra = set(entry) - {"pem", "verificationCertificate", "retired", "revocation"}
+    extra = set(entry) - set(CA_CERTIFICATE_KEYS)
     if extra:
         raise ConfigError(f"{key} has unknown key(s) {', '.join(sorted(extra))}")
-    retired = entry.get("retired", False)
+    retired = entry.get("retired", CA_CERTIFICATE_DEFAULTS["retired"])
     if not isinstance(retired, bool):
         raise ConfigError(f"{key}.retired must be true or false")
     ca = _certificate(_pem(str(entry["pem"]), key, root), key)
@@ -968,7 +974,7 @@ def _ca(entry: Any, index: int, certificate_mode: str, root: Path, at: dt.dateti
         _check_verification(_certificate(verification_pem, f"{key}.verificationCertificate"), ca, key)
     elif entry.get("verificationCertificate"):
         raise ConfigError(f"{key}: verificationCertificate is only used with certificateMode DEFAULT")
-    revocation = _revocation(entry["revocation"], f"{key}.revocation") if "revocation" in entry else None
+    revocation = _revocation(entry["revocation"], f"{key}.revocation") if entry.get("revocation") is not None else None
     return CaCertificate(
         only_ca, certificate_id(ca), ca.subject.rfc4514_string(), verification_pem, retired, revocation
     )
@@ -1037,9 +1043,9 @@ def _trust_root(value: Any, root: Path) -> tuple[str | None, RevocationSource | 
         return None, None
     revocation = None
     if isinstance(value, dict):
-        if "pem" not in value or set(value) - {"pem", "revocation"}:
+        if "pem" not in value or set(value) - set(TRUST_ROOT_KEYS):
             raise ConfigError("trustRoot must be PEM text, a PEM file path, or an object with 'pem' and 'revocation'")
-        if "revocation" in value:
+        if value.get("revocation") is not None:
             revocation = _revocation(value["revocation"], "trustRoot.revocation")
         value = value["pem"]
     pem = _pem(str(value), "trustRoot", root)
