@@ -25,6 +25,7 @@ from .enrollment import EnrollmentTable
 from .handler import RegistrationHandler
 from .intake import Intake
 from .monitoring import Monitoring
+from .properties import JitrProperties
 from .revocation_sync import RevocationSyncFunction
 from .stored_template import StoredTemplate
 from .sweeper import Sweeper
@@ -37,8 +38,9 @@ class JustInTimeRegistration(Construct):
     product's provisioning template and, in `jitr` mode, the handler that decides each new certificate, with its
     queue, sweeper, decision table, optional enrollment table and revocation sync, alarms and dashboard.
 
-    `config` is a checked `JitrConfig` (`load_config`); `from_settings` builds one from the same mapping as the `jitr`
-    context of this repository's cdk.json, with the same checks and messages."""
+    `config` is a checked `JitrConfig` (`load_config`). `from_properties` builds one from typed properties
+    (`infra.properties.JitrProperties`), `from_settings` from the same mapping as the `jitr` context of this
+    repository's cdk.json: both with synth's checks and messages."""
 
     # set in `jitr` mode only (in `jitp` mode AWS provisions by itself: there is no handler)
     decisions: DecisionTable
@@ -84,6 +86,20 @@ class JustInTimeRegistration(Construct):
         templates) are read from `root`. Raises `ConfigError`, naming the setting, for a configuration synth refuses.
         Without `development_ca` (how `app.py` makes the development CA), `caCertificates` is required."""
         return cls(scope, construct_id, config=load_config(settings, root, development_ca=development_ca))
+
+    @classmethod
+    def from_properties(
+        cls,
+        scope: Construct,
+        construct_id: str,
+        properties: JitrProperties,
+        root: Path,
+        *,
+        development_ca: Callable[[Path], tuple[str, bool]] | None = None,
+    ) -> JustInTimeRegistration:
+        """The construct for typed `properties`: the same as `from_settings` with the mapping they mean
+        (`properties.to_settings()`), checked by the same code with the same messages."""
+        return cls.from_settings(scope, construct_id, properties.to_settings(), root, development_ca=development_ca)
 
     def _decide(self) -> None:
         """The handler and what feeds, sweeps and watches it."""
