@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import shlex
+import shutil
+import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,6 +18,22 @@ DATA = Path(__file__).parent / "data"
 REPO = Path(__file__).resolve().parents[1]
 # the device policy the stack deploys, in the embedded account
 DEVICE_POLICY = json.dumps(device_policy_document(account_arn("us-east-1", "123456789012")))
+
+
+def make_dry_run(*arguments: str) -> subprocess.CompletedProcess[str]:
+    """`make --dry-run ARGUMENTS` in the repository: what make would run, running nothing."""
+    make = shutil.which("make")
+    assert make, "make is not installed"
+    return subprocess.run([make, "--dry-run", *arguments], cwd=REPO, capture_output=True, text=True, check=False)
+
+
+def make_recipe(target: str) -> list[str]:
+    """What `make TARGET` runs (its recipe's one command, as make expands it), leaving out the `install` it depends
+    on: a test runs this in the target's place, so that the target and the test cannot drift apart."""
+    dry = make_dry_run("--old-file", "install", target)
+    assert dry.returncode == 0, dry.stderr
+    (command,) = dry.stdout.splitlines()
+    return shlex.split(command)
 
 
 def data(name: str) -> str:

@@ -1,5 +1,5 @@
-"""`make synth`'s command: the pinned CDK CLI synthesizes the app offline and bundles the Lambda asset without Docker,
-with only what runs in AWS inside."""
+"""`make synth`'s command, as the Makefile says it (the README's platform quick start runs `make synth`): the pinned CDK
+CLI synthesizes the app offline and bundles the Lambda asset without Docker, with only what runs in AWS inside."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from infra import bundling
-from tests.support import REPO
+from tests.support import REPO, make_recipe
 
 CDK = REPO / "node_modules" / ".bin" / "cdk"
 
@@ -32,7 +32,7 @@ def test_the_pinned_cli_synthesizes_offline_and_the_asset_holds_only_the_lambda_
         {**json.loads((REPO / "cdk.json").read_text())["context"]["jitr"], "developmentPki": str(tmp_path / "pki")}
     )
     result = subprocess.run(
-        [str(CDK), "synth", "--quiet", "--no-notices", "--output", str(out), "--context", f"jitr={context}"],
+        [*make_recipe("synth"), "--output", str(out), "--context", f"jitr={context}"],
         cwd=REPO,
         env=environment,
         capture_output=True,

@@ -63,7 +63,11 @@ CASES = {
     "template check, missing": (["template", "check", "{missing}"], "No such file"),
     "verify --at notadate": (["verify", "--cert", "{device}", "--ca", "{ca}", "--at", "notadate"], "--at"),
     "verify --cn-pattern [": (["verify", "--cert", "{device}", "--ca", "{ca}", "--cn-pattern", "["], "--cn-pattern"),
-    "verify --ca fullchain": (["verify", "--cert", "{device}", "--ca", "{fullchain}"], "one certificate"),
+    "verify --ca fullchain": (["verify", "--cert", "{device}", "--ca", "{fullchain}"], "not a CA certificate"),
+    "verify --root fullchain": (
+        ["verify", "--cert", "{device}", "--ca", "{ca}", "--root", "{fullchain}"],
+        "expected one certificate",
+    ),
     "verify --ca device": (["verify", "--cert", "{device}", "--ca", "{device}"], "not a CA certificate"),
     "verify --cert binary": (["verify", "--cert", "{binary}", "--ca", "{ca}"], "not a readable PEM"),
     "verify --max-validity-days 0": (

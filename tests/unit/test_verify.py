@@ -116,3 +116,32 @@ def test_jitr_verify_explains_a_refusal_in_one_line(
     assert json.loads(capsys.readouterr().out)["reason"] == "EXPIRED"
     assert main([*base, str(tmp_path / "good.pem"), "--at", "2099-01-01T00:00:00"]) == 1  # the CA has expired
     assert capsys.readouterr().out.startswith("RETRY CA_UNUSABLE: the registered CA CN=test issuing CA")
+
+
+def test_jitr_verify_takes_the_development_pkis_chain_files_as_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given the development PKI's files: a device's .pem is the device, its CA and the root; issuing-ca.pem is the
+    # CA and the root
+    ours, theirs = tmp_path / "ours", tmp_path / "theirs"
+    for folder in (ours, theirs):
+        assert main(["pki", "devices", "--count", "1", "--dir", str(folder)]) == 0
+    capsys.readouterr()
+    device, ca = ours / "devices" / "sensor-00001.pem", ours / f"{pki.ISSUING_STEM}.pem"
+    assert [len(pki.load_certificates_file(path)) for path in (device, ca)] == [3, 2]
+
+    # When they are verified as written, Then the first of each file is the device and the registered CA
+    assert main(["verify", "--cert", str(device), "--ca", str(ca), "--json"]) == 0
+    chain = json.loads(capsys.readouterr().out)["chain"]
+    assert chain == ["CN=sensor-00001", "CN=jitr development issuing CA,O=jitr dev"]
+
+    # and the chain a device's file carries is no trust of its own: another PKI's device, with its own CA and root
+    # in its file, does not chain to the registered CA
+    stranger = theirs / "devices" / "sensor-00001.pem"
+    assert main(["verify", "--cert", str(stranger), "--ca", str(ca)]) == 1
+    assert capsys.readouterr().out.startswith("REJECTED UNTRUSTED_CHAIN: ")
+
+    # and a CA file's chain names a root above the registered CA only when --root says so
+    root = ours / f"{pki.ROOT_STEM}.pem"
+    assert main(["verify", "--cert", str(device), "--ca", str(ca), "--root", str(root), "--json"]) == 0
+    assert len(json.loads(capsys.readouterr().out)["chain"]) == 3

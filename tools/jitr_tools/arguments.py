@@ -162,19 +162,30 @@ def one_certificate(path: Path, option: str, *, ca: bool = False) -> bytes:
     data = read_bytes(path)
     found = certificates(path, option)
     if len(found) > 1:
-        hint = (
-            "pass the CA certificate that signs the devices alone (a full chain file starts with a device or server"
-            " certificate); pass a root above it with --root"
-            if ca
-            else "pass the device certificate alone and each intermediate with --intermediate"
-        )
+        hint = "pass the root alone" if ca else "pass the certificate alone"
         raise UsageError(f"{option} {path}: holds {len(found)} certificates, expected one certificate: {hint}")
-    if ca and not _is_ca(found[0]):
+    if ca:
+        _require_ca(found[0], path, option)
+    return data
+
+
+def chain_file(path: Path, option: str, *, ca: bool = False) -> tuple[bytes, list[bytes]]:
+    """A certificate and the chain after it, as chain files hold them (a device's `.pem` from `jitr pki devices`, a
+    CA's file up to its root): the first certificate's PEM, and the PEM of each one after it. With `ca`, the first
+    must be a CA certificate (it is the one registered with AWS IoT, as synth reads a caCertificates file)."""
+    first, *rest = certificates(path, option)
+    if ca:
+        _require_ca(first, path, option)
+    return first.public_bytes(serialization.Encoding.PEM), [c.public_bytes(serialization.Encoding.PEM) for c in rest]
+
+
+def _require_ca(certificate: x509.Certificate, path: Path, option: str) -> None:
+    if not _is_ca(certificate):
         raise UsageError(
             f"{option} {path}: not a CA certificate (no basicConstraints CA:TRUE); pass the CA certificate registered"
-            " with AWS IoT, the one that signed the device certificates"
+            " with AWS IoT, the one that signed the device certificates (first in its file: a full chain file starts"
+            " with a device or server certificate)"
         )
-    return data
 
 
 def _is_ca(certificate: x509.Certificate) -> bool:

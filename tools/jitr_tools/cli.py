@@ -48,6 +48,7 @@ from .arguments import (
     UsageError,
     certificate_id_argument,
     certificates,
+    chain_file,
     moment,
     non_negative_int,
     number,
@@ -276,8 +277,15 @@ def _parser() -> argparse.ArgumentParser:
 
 def _verify_parser(commands: Any) -> None:
     verify = commands.add_parser("verify", help="why was this device refused? check a certificate as the handler does")
-    verify.add_argument("--cert", type=Path, required=True, help="device certificate PEM")
-    verify.add_argument("--ca", type=Path, required=True, help="the registered CA certificate PEM")
+    verify.add_argument(
+        "--cert", type=Path, required=True, help="device certificate PEM (a chain file: the first, then its chain)"
+    )
+    verify.add_argument(
+        "--ca",
+        type=Path,
+        required=True,
+        help="the registered CA certificate PEM (a file with its chain up to the root: the first is the registered CA)",
+    )
     verify.add_argument("--intermediate", type=Path, action="append", default=[], help="an intermediate PEM")
     verify.add_argument("--root", type=Path, help="a root above the registered CA, used as the trust anchor")
     verify.add_argument("--at", type=moment, help="ISO-8601 time to verify at (default: now, UTC)")
@@ -411,15 +419,15 @@ def _verify(args: argparse.Namespace) -> int:
     """Exit 0: ACCEPTED (and, when asked, no issuer on the path revoked or held it); 1: REJECTED, HELD or RETRY, the
     verdict's first word says which; 2: bad input."""
     profile = PROFILES[args.profile].with_options(args.cn_pattern, args.max_validity_days)
-    cert = one_certificate(args.cert, "--cert")
-    ca = one_certificate(args.ca, "--ca", ca=True)
+    cert, cert_chain = chain_file(args.cert, "--cert")
+    ca, ca_chain = chain_file(args.ca, "--ca", ca=True)  # the registered CA is the anchor, as in AWS IoT
     root = one_certificate(args.root, "--root", ca=True) if args.root else None
     crl_files = [read_crl_file(path) for path in args.crl]
     source = _verify_source(args, load_certificate(cert))
+    # the chains the files carry are candidates for the path, as --intermediate is
+    intermediates = [*cert_chain, *(_intermediate(p) for p in args.intermediate), *ca_chain]
     try:
-        verified = verify_device_certificate(
-            cert, ca, [_intermediate(p) for p in args.intermediate], args.at, profile=profile, root_pem=root
-        )
+        verified = verify_device_certificate(cert, ca, intermediates, args.at, profile=profile, root_pem=root)
     except (CertificateRejected, Undecided) as exc:
         # REJECTED: the certificate's own fault (the handler revokes it); RETRY: not the device's fault (the handler
         # leaves it pending and retries, and the dead-letter queue and an alarm keep it)
