@@ -487,7 +487,8 @@ def _intermediate(path: Path) -> bytes:
 
 
 def _simulate(args: argparse.Namespace) -> int:
-    from .simulate import DEFAULT_REVOKED, Options, good_devices, simulate, summary
+    from . import terminal
+    from .simulate import DEFAULT_REVOKED, Options, good_devices, report, simulate
 
     options = Options(
         devices=args.devices,
@@ -511,7 +512,10 @@ def _simulate(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"jitr: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    print(json.dumps(result.to_dict(), indent=2) if args.json else summary(result))
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+    else:
+        terminal.show(terminal.console(), *report(result))
     return EXIT_OK if result.lost == 0 and not result.unexpected and result.queue_drained else EXIT_REJECTED
 
 
