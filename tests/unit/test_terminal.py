@@ -1,6 +1,7 @@
 """The command line's tables: plain, unwrapped text off a terminal (a file, a pipe, `make demo > out.txt`), colour on
 one, the same words and numbers in both."""
 
+import io
 import re
 
 import pytest
@@ -81,3 +82,39 @@ def test_on_a_terminal_the_summary_is_coloured_with_the_same_words(
     assert [line.rstrip() for line in ESCAPE.sub("", coloured).splitlines()] == terminal.plain(
         *report(result())
     ).splitlines()
+
+
+@pytest.mark.usefixtures("no_terminal")
+def test_serve_lines_are_printed_as_they_are_off_a_terminal() -> None:
+    # Given jitr serve's lines written to a file (not a terminal)
+    written = io.StringIO()
+    say = terminal.line_printer(written)
+
+    # When it says a decision and its closing summary
+    say("HANDLER certificate 3b0e0fd2bb5c: PROVISIONED as thing sensor-0001")
+    say("jitr serve: decided 2 certificates this run (PROVISIONED 1, REJECTED 1)")
+
+    # Then the file holds them word for word, nothing added
+    assert written.getvalue() == (
+        "HANDLER certificate 3b0e0fd2bb5c: PROVISIONED as thing sensor-0001\n"
+        "jitr serve: decided 2 certificates this run (PROVISIONED 1, REJECTED 1)\n"
+    )
+
+
+@pytest.mark.usefixtures("no_terminal")
+def test_serve_lines_on_a_terminal_colour_what_happened(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a terminal (FORCE_COLOR) narrower than the line
+    monkeypatch.setenv("FORCE_COLOR", "1")
+    monkeypatch.setenv("COLUMNS", "40")
+    written = io.StringIO()
+
+    # When a line says a device was provisioned and another rejected
+    terminal.line_printer(written)("HANDLER certificate 3b0e0fd2bb5c: PROVISIONED; another REJECTED WEAK_KEY")
+
+    # Then the outcomes are coloured (green, red), and the line is not broken at the terminal's width
+    assert "\x1b[32mPROVISIONED\x1b[0m" in written.getvalue()
+    assert "\x1b[31mREJECTED\x1b[0m" in written.getvalue()
+    assert (
+        ESCAPE.sub("", written.getvalue())
+        == "HANDLER certificate 3b0e0fd2bb5c: PROVISIONED; another REJECTED WEAK_KEY\n"
+    )

@@ -678,7 +678,7 @@ def _policy_test(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     from infra.config import CONFIG_FILE_KEY, CONTEXT_KEY, DEFAULTS, ConfigError, load_config, raw_settings
 
-    from . import local_hooks
+    from . import local_hooks, terminal
     from .pki import development_ca_pem
     from .rehearsal import TEMPLATE
     from .serve import DEFAULT_FOLDER, ServeOptions, Service, serve_until_interrupted
@@ -713,11 +713,8 @@ def _serve(args: argparse.Namespace) -> int:
         sync_seconds=args.sync_seconds,
         hooks=hooks,
     )
-    console = sys.stdout  # while the service runs, standard output is the handler's log
+    say = terminal.line_printer(sys.stdout)  # kept: while the service runs, standard output is the handler's log
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per HTTP API request would bury the devices'
-
-    def say(line: str) -> None:
-        print(line, file=console, flush=True)
 
     with contextlib.ExitStack() as running:
         try:

@@ -5,19 +5,45 @@ Kept to the operator tools: the Lambda asset is built from requirements.txt, whi
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TextIO
+
 from rich.console import Console, RenderableType
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.text import Text
 
 PLAIN_WIDTH = 10_000  # off a terminal, a line is as long as its text: nothing wraps
+# what a line says happened, coloured on a terminal: a device in (green), refused (red), to be decided again (yellow)
+WORD_STYLES = {
+    r"\b(PROVISIONED|CONNECTED|ACTIVE)\b": "green",
+    r"\b(REJECTED|REVOKED|DENIED|FAILED|REFUSED)\b|dead-lettered": "red",
+    r"\b(HELD|RETRY|PENDING_ACTIVATION)\b": "yellow",
+}
 
 
-def console(stderr: bool = False) -> Console:
-    """A console on standard output (or standard error): the terminal's width and colours on a terminal, plain text
-    off one. Numbers and words are coloured only where a table asks (no highlighting guessed from the text)."""
-    terminal = Console(stderr=stderr, highlight=False)
+def console(stderr: bool = False, file: TextIO | None = None) -> Console:
+    """A console on standard output (or standard error, or `file`): the terminal's width and colours on a terminal,
+    plain text off one. Numbers and words are coloured only where asked (no highlighting guessed from the text)."""
+    terminal = Console(stderr=stderr, file=file, highlight=False)
     if terminal.is_terminal:
         return terminal
-    return Console(stderr=stderr, highlight=False, width=PLAIN_WIDTH, no_color=True)
+    return Console(stderr=stderr, file=file, highlight=False, width=PLAIN_WIDTH, no_color=True)
+
+
+def line_printer(file: TextIO) -> Callable[[str], None]:
+    """Prints a line at a time on `file`, as it is; on a terminal with what happened coloured (`WORD_STYLES`)."""
+    out = console(file=file)
+
+    def say(line: str) -> None:
+        if out.is_terminal:
+            text = Text(line)
+            for pattern, style in WORD_STYLES.items():
+                text.highlight_regex(pattern, style)
+            out.print(text, soft_wrap=True)
+        else:
+            print(line, file=file, flush=True)
+
+    return say
 
 
 def show(out: Console, *renderables: RenderableType) -> None:
