@@ -495,7 +495,8 @@ def _intermediate(path: Path) -> bytes:
 
 
 def _simulate(args: argparse.Namespace) -> int:
-    from .simulate import DEFAULT_REVOKED, Options, good_devices, simulate, summary
+    from . import terminal
+    from .simulate import DEFAULT_REVOKED, Options, good_devices, report, simulate
 
     options = Options(
         devices=args.devices,
@@ -519,7 +520,10 @@ def _simulate(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"jitr: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    print(json.dumps(result.to_dict(), indent=2) if args.json else summary(result))
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+    else:
+        terminal.show(terminal.console(), *report(result))
     return EXIT_OK if result.lost == 0 and not result.unexpected and result.queue_drained else EXIT_REJECTED
 
 
@@ -682,7 +686,7 @@ def _policy_test(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     from infra.config import CONFIG_FILE_KEY, CONTEXT_KEY, DEFAULTS, ConfigError, load_config, raw_settings
 
-    from . import local_hooks
+    from . import local_hooks, terminal
     from .pki import development_ca_pem
     from .rehearsal import TEMPLATE
     from .serve import DEFAULT_FOLDER, ServeOptions, Service, serve_until_interrupted
@@ -717,11 +721,8 @@ def _serve(args: argparse.Namespace) -> int:
         sync_seconds=args.sync_seconds,
         hooks=hooks,
     )
-    console = sys.stdout  # while the service runs, standard output is the handler's log
+    say = terminal.line_printer(sys.stdout)  # kept: while the service runs, standard output is the handler's log
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per HTTP API request would bury the devices'
-
-    def say(line: str) -> None:
-        print(line, file=console, flush=True)
 
     with contextlib.ExitStack() as running:
         try:

@@ -25,7 +25,6 @@ import heapq
 import io
 import json
 import random
-import sys
 import tempfile
 import threading
 import time
@@ -38,13 +37,17 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from rich.console import RenderableType
+from rich.progress import Progress
+from rich.table import Table
+from rich.text import Text
 
 from jitr.outcomes import Outcome
 from jitr.pacing import AWS_DEFAULT_TPS, max_concurrency
 from jitr.provisioning import Decision
 from jitr.settings import RevocationSource
 
-from . import embedded, pki
+from . import embedded, pki, terminal
 from .crl_server import CrlServer
 from .embedded import EmbeddedIoT
 from .embedded.iot import Connect, ConnectResult
@@ -57,7 +60,7 @@ from .simulate_products import (
     count_by_product,
     deploy,
     make_product_fleet,
-    product_lines,
+    product_table,
 )
 from .wiring import DirectWiring, QueueWiring, Wiring, WiringStats
 
@@ -349,13 +352,12 @@ def _simulate(
 
             iot.subscribe("$aws/events/certificates/registered/+", rule)
             deadline = started + options.timeout_s
-            fleet_run = _run_fleet(iot, fleet, reconnect, rng, deadline, log, wiring, options, late)
+            with FleetProgress(len(fleet)) if options.progress else contextlib.nullcontext() as progress:
+                fleet_run = _run_fleet(iot, fleet, reconnect, rng, deadline, log, wiring, progress, late)
             settled_at = time.monotonic()
             wiring.stop()  # the batches in flight finish; what is still queued stays undecided
             queue_drained = not wiring.busy
             stats = wiring.stats()
-        if options.progress:
-            print(file=sys.stderr)
         result = _account(
             iot, client, fleet, fleet_run, events, log, options, concurrency, stats, started, settled_at, queue_drained
         )
@@ -380,7 +382,7 @@ def _run_fleet(
     deadline: float,
     log: DecisionRecorder,
     wiring: Wiring,
-    options: Options,
+    progress: FleetProgress | None = None,
     late: LateManifest | None = None,
 ) -> FleetRun:
     """Every device connects at once, then each reconnects after a dropped connection until it is connected or refused.
@@ -394,7 +396,6 @@ def _run_fleet(
     schedule: list[tuple[float, int, int]] = [(time.monotonic(), index, 0) for index in range(len(fleet))]
     heapq.heapify(schedule)
     connects = 0
-    shown = 0.0
     while schedule and time.monotonic() < deadline:
         due, index, failures = schedule[0]
         now = time.monotonic()
@@ -418,10 +419,11 @@ def _run_fleet(
             unregistered.discard(index)
         if result.outcome in (Connect.REGISTERED, Connect.PENDING, Connect.THROTTLED):
             heapq.heappush(schedule, (time.monotonic() + reconnect.delay(failures + 1, rng), index, failures + 1))
-        if options.progress and now - shown > 0.5:
-            shown = now
-            _bar(len(log.settled), len(fleet), log.started, f"reconnecting {len(schedule)}  queue {wiring.depth}")
+        if progress:
+            progress.show(len(log.settled), len(schedule), wiring.depth)
     while time.monotonic() < deadline and not _settled(registered, log, wiring, late):  # the queue drains
+        if progress:
+            progress.show(len(log.settled), len(schedule), wiring.depth)
         time.sleep(0.05)
     return FleetRun(last, connects)
 
@@ -433,14 +435,23 @@ def _settled(registered: set[str], log: DecisionRecorder, wiring: Wiring, late: 
     return decided and not wiring.busy
 
 
-def _bar(done: int, total: int, started: float, extra: str) -> None:
-    width = 30
-    filled = min(width, int(width * done / max(total, 1)))
-    sys.stderr.write(
-        f"\r[{'#' * filled}{' ' * (width - filled)}] {done}/{total} decided"
-        f"  {extra}  {time.monotonic() - started:5.1f} s"
-    )
-    sys.stderr.flush()
+class FleetProgress:
+    """The live progress bar on a terminal: the devices decided (provisioned or rejected), the devices still to
+    reconnect and the events queued."""
+
+    def __init__(self, devices: int) -> None:
+        self.bar: Progress = terminal.progress("rehearsing")
+        self.task = self.bar.add_task("fleet", total=devices, status="decided")
+
+    def __enter__(self) -> FleetProgress:
+        self.bar.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.bar.stop()
+
+    def show(self, decided: int, reconnecting: int, queued: int) -> None:
+        self.bar.update(self.task, completed=decided, status=f"decided  reconnecting {reconnecting}  queue {queued}")
 
 
 def _account(
@@ -580,46 +591,85 @@ def _timeline(times: list[float], step_s: float = 0.5) -> list[tuple[float, int]
     return points
 
 
+Row = tuple[str, str, str, str]  # a summary line: its label, its value, a note (in parentheses), the value's colour
+
+
 def summary(result: Result) -> str:
-    lines = [
-        f"devices              {result.devices}  ({result.wiring} wiring, RegisterThing quota {result.quota:g}/s,"
-        f" concurrency {result.concurrency}, {result.time_factor:g} x faster than AWS)",
-        f"provisioned          {result.provisioned}",
-        f"rejected             {result.rejected}"
-        + (f"  ({', '.join(f'{k} {v}' for k, v in result.rejected_by_reason.items())})" if result.rejected else ""),
-        *(
-            [f"revoked by the CA    {result.revoked_by_issuer}  (listed in its CRL before their first connect)"]
-            if result.revoked_by_issuer
-            else []
+    """The summary as plain text (what a file or a pipe receives)."""
+    return terminal.plain(*report(result))
+
+
+def report(result: Result) -> list[RenderableType]:
+    """The summary: a table of counts, with --products a table of each product's, then the devices lost or
+    unexpected."""
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold")
+    table.add_column()
+    for label, value, note, style in _rows(result):
+        table.add_row(label, Text.assemble((value, style), (f"  ({note})" if note else "", "dim")))
+    products: list[RenderableType] = [Text(), product_table(result.by_product)] if result.by_product else []
+    lines: list[RenderableType] = [Text(f"LOST {line}", style="red") for line in result.lost_devices]
+    lines += [Text(f"UNEXPECTED {line}", style="red") for line in result.unexpected]
+    return [table, *products, *lines]
+
+
+def _rows(result: Result) -> list[Row]:
+    def counts(by: dict[str, int]) -> str:
+        return ", ".join(f"{k} {v}" for k, v in by.items())
+
+    rejected = counts(result.rejected_by_reason) if result.rejected else ""
+    calls = sum(result.throttles_by_operation.values())
+    rows: list[Row | None] = [
+        (
+            "devices",
+            str(result.devices),
+            f"{result.wiring} wiring, RegisterThing quota {result.quota:g}/s, concurrency {result.concurrency},"
+            f" {result.time_factor:g} x faster than AWS",
+            "",
         ),
-        *(
-            [f"held                 {result.held}  ({', '.join(f'{k} {v}' for k, v in result.held_by_reason.items())})"]
-            if result.held
-            else []
+        ("provisioned", str(result.provisioned), "", "green"),
+        ("rejected", str(result.rejected), rejected, "yellow" if result.rejected else ""),
+        ("revoked by the CA", str(result.revoked_by_issuer), "listed in its CRL before their first connect", "")
+        if result.revoked_by_issuer
+        else None,
+        ("held", str(result.held), counts(result.held_by_reason), "yellow") if result.held else None,
+        (
+            "refused at connect",
+            str(result.refused_at_connect),
+            "AWS's TLS handshake: not signed by the registered CA",
+            "",
         ),
-        f"refused at connect   {result.refused_at_connect}  (AWS's TLS handshake: not signed by the registered CA)",
-        f"lost                 {result.lost}",
-        *(
-            []
-            if result.queue_drained
-            else [f"unfinished           {result.unfinished}  (NOT drained: the rehearsal's timeout came first)"]
+        ("lost", str(result.lost), "", "red" if result.lost else "green"),
+        None
+        if result.queue_drained
+        else ("unfinished", str(result.unfinished), "NOT drained: the rehearsal's timeout came first", "red"),
+        ("connects", str(result.connects), "devices reconnect until connected or refused", ""),
+        ("events", str(result.events), f"duplicates absorbed: {result.duplicates_absorbed}", ""),
+        (
+            "AWS IoT calls",
+            str(result.iot_calls),
+            f"{result.iot_calls_per_provisioned:.2f} per device provisioned; throttled: {calls}",
+            "",
         ),
-        f"connects             {result.connects}  (devices reconnect until connected or refused)",
-        f"events               {result.events}  (duplicates absorbed: {result.duplicates_absorbed})",
-        f"AWS IoT calls        {result.iot_calls}  ({result.iot_calls_per_provisioned:.2f} per device provisioned;"
-        f" throttled: {sum(result.throttles_by_operation.values())})",
-        f"RegisterThing calls  {result.register_calls}  (throttled: {result.throttles}; repeated on an already"
-        f" provisioned device: {result.repeat_provisions})",
-        f"dead letters         {result.dead_letters}",
-        f"decision events      {sum(result.decision_events.values())}"
-        + (f"  ({', '.join(f'{k} {v}' for k, v in result.decision_events.items())})" if result.decision_events else ""),
-        f"wall time            {result.wall_s:.1f} s  (every device decided at {result.drain_s:.1f} s;"
-        f" at the quota: {result.ideal_drain_s:.1f} s)",
-        f"throughput           {result.throughput_per_s:.1f} provisioned/s"
-        f"  ({result.throughput_ratio:.0%} of the quota)",
+        (
+            "RegisterThing calls",
+            str(result.register_calls),
+            f"throttled: {result.throttles}; repeated on an already provisioned device: {result.repeat_provisions}",
+            "",
+        ),
+        ("dead letters", str(result.dead_letters), "", "red" if result.dead_letters else ""),
+        ("decision events", str(sum(result.decision_events.values())), counts(result.decision_events), ""),
+        (
+            "wall time",
+            f"{result.wall_s:.1f} s",
+            f"every device decided at {result.drain_s:.1f} s; at the quota: {result.ideal_drain_s:.1f} s",
+            "",
+        ),
+        (
+            "throughput",
+            f"{result.throughput_per_s:.1f} provisioned/s",
+            f"{result.throughput_ratio:.0%} of the quota",
+            "",
+        ),
     ]
-    if result.by_product:
-        lines += product_lines(result.by_product)
-    lines += [f"LOST {line}" for line in result.lost_devices]
-    lines += [f"UNEXPECTED {line}" for line in result.unexpected]
-    return "\n".join(lines)
+    return [row for row in rows if row is not None]

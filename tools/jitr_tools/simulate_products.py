@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from rich.table import Table
+
 from jitr.certificates import certificate_id
 from jitr.enrollment import Enrollments, ImportReport, Intake, Manifest, import_manifest, read_manifest
 from jitr.outcomes import Outcome, Reason
@@ -303,11 +305,12 @@ def count_by_product(
     return counts
 
 
-def product_lines(by_product: Mapping[str, Mapping[str, int]]) -> list[str]:
-    """The summary's table: one line per product."""
-    header = "  ".join(f"{c.replace('_', ' '):>{len(c)}}" for c in COLUMNS)
-    lines = [f"by product           {'':8}{header}"]
+def product_table(by_product: Mapping[str, Mapping[str, int]]) -> Table:
+    """The summary's table by product: one row per product, one right-aligned column per count."""
+    table = Table(box=None, padding=(0, 2), collapse_padding=True, pad_edge=False, header_style="bold")
+    table.add_column("by product")
+    for column in COLUMNS:
+        table.add_column(column.replace("_", " "), justify="right")
     for product, count in by_product.items():
-        cells = "  ".join(f"{count[c]:>{len(c)}}" for c in COLUMNS)
-        lines.append(f"  {product:<27}{cells}")
-    return lines
+        table.add_row(product, *(str(count[column]) for column in COLUMNS))
+    return table
