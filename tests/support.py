@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import shutil
 import subprocess
@@ -21,10 +22,19 @@ DEVICE_POLICY = json.dumps(device_policy_document(account_arn("us-east-1", "1234
 
 
 def make_dry_run(*arguments: str) -> subprocess.CompletedProcess[str]:
-    """`make --dry-run ARGUMENTS` in the repository: what make would run, running nothing."""
+    """`make --dry-run ARGUMENTS` in the repository: what make would run, running nothing. Run from `make test`, this
+    is a sub-make: it would print "Entering directory" lines, and inherit the outer make's flags; it does neither."""
     make = shutil.which("make")
     assert make, "make is not installed"
-    return subprocess.run([make, "--dry-run", *arguments], cwd=REPO, capture_output=True, text=True, check=False)
+    environment = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")}
+    return subprocess.run(
+        [make, "--dry-run", "--no-print-directory", *arguments],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+        env=environment,
+    )
 
 
 def make_recipe(target: str) -> list[str]:
