@@ -1,4 +1,6 @@
-"""The layout shows the architecture: no module imports in a circle, and the operator tools never import `infra/`.
+"""The layout shows the architecture: no module imports in a circle, and imports go one way (docs/architecture.md):
+the operator tools (`tools/`) and the deployment (`infra/`) never import each other, and the configuration model
+(`jitr_config/`), which both read, imports neither of them nor the CDK.
 
 Imports are read from the source with `ast`, every one of them: at module level, inside functions and under
 `TYPE_CHECKING` (a circle is a circle for a reader, whether or not Python runs it). An import names the most specific
@@ -19,6 +21,7 @@ PACKAGES = {
     "jitr": ROOT / "lambdas" / "jitr",
     "jitr_handlers": ROOT / "lambdas" / "jitr_handlers",
     "infra": ROOT / "infra",
+    "jitr_config": ROOT / "jitr_config",
     "jitr_tools": ROOT / "tools" / "jitr_tools",
     "benchmarks": ROOT / "benchmarks",
 }
@@ -80,4 +83,33 @@ def test_no_module_imports_in_a_circle() -> None:
     circles = sorted(component for component in cycles if len(component) > 1)
     assert circles == [], "modules that import each other, directly or around a circle:\n" + "\n".join(
         " <-> ".join(component) for component in circles
+    )
+
+
+def imports_of(package: str) -> dict[str, set[str]]:
+    """Each module of `package` -> the top-level names of everything it imports (project or not)."""
+    return {
+        module: {name.partition(".")[0] for name in imported_names(module, path)}
+        for module, path in project_modules().items()
+        if module.partition(".")[0] == package
+    }
+
+
+def offenders(package: str, forbidden: set[str]) -> dict[str, list[str]]:
+    found = {module: sorted(names & forbidden) for module, names in imports_of(package).items()}
+    return {module: names for module, names in found.items() if names}
+
+
+def test_the_operator_tools_never_import_the_deployment() -> None:
+    assert "jitr" in imports_of("jitr_tools")["jitr_tools.serve"]  # the reading works
+    assert offenders("jitr_tools", {"infra"}) == {}
+
+
+def test_the_deployment_never_imports_the_operator_tools() -> None:
+    assert offenders("infra", {"jitr_tools"}) == {}
+
+
+def test_the_configuration_model_imports_neither_nor_the_cdk() -> None:
+    assert (
+        offenders("jitr_config", {"infra", "jitr_tools", "jitr_handlers", "benchmarks", "aws_cdk", "constructs"}) == {}
     )
