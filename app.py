@@ -10,8 +10,8 @@ from pathlib import Path
 
 import aws_cdk as cdk
 
-from infra.config import CONFIG_FILE_KEY, CONTEXT_KEY, ConfigError, load_config, raw_settings
 from infra.stack import build
+from jitr_config.model import CONFIG_FILE_KEY, CONTEXT_KEY, ConfigError, load_config, raw_settings
 from jitr_tools.pki import development_ca_pem
 
 ROOT = Path(__file__).resolve().parent

@@ -20,8 +20,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from infra.config import load_config
 from jitr.certificates import certificate_id
+from jitr_config.model import load_config
 from jitr_tools import pki
 from jitr_tools.devices import PahoDevice, PowerUp, Tally, endpoint_judge, power_up, write_device
 from jitr_tools.reconnect import Reconnect

@@ -27,10 +27,10 @@ from typing import Any
 
 import boto3
 
-from infra.config import DEFAULTS
 from infra.sweeper import LIST_TPS, TIMEOUT_S
 from jitr.outcomes import Outcome, Reason
 from jitr.provisioning import Decision, RegistrationEvent
+from jitr_config.model import DEFAULTS
 from jitr_handlers.once import DecideOnce
 from jitr_handlers.sweeper import LISTING_MARGIN_S, PAGE_SIZE, SweepClients, SweepSettings, sweep
 from jitr_tools import embedded, pki

@@ -1,4 +1,4 @@
-"""The reference pages generated from the code, so they cannot drift: the configuration keys (`infra.config`), the
+"""The reference pages generated from the code, so they cannot drift: the configuration keys (`jitr_config.model`), the
 reasons and outcomes (`jitr.outcomes`) and the command line (`jitr_tools.cli`'s argparse parser).
 
 MkDocs runs this file as a hook (`hooks:` in mkdocs.yml): a page line `<!-- generated: NAME -->` is replaced by the
@@ -23,7 +23,7 @@ class ReferenceDrift(Exception):
     """The hand-written part of a reference and the code disagree."""
 
 
-# What each top-level configuration key means (the defaults are read from `infra.config.DEFAULTS`). A row may name
+# What each top-level configuration key means (the defaults are read from `jitr_config.model.DEFAULTS`). A row may name
 # several keys; `a[].b` or `a.b` names a key nested in the known key `a`.
 CONFIGURATION: dict[tuple[str, ...], str] = {
     ("caCertificates",): 'PEM files (or inline PEM) of the CAs that **sign** your devices; objects `{"pem", '
@@ -97,14 +97,14 @@ def _default(value: Any) -> str:
 
 def configuration_table() -> str:
     """Every top-level key, its default from `DEFAULTS` and its meaning; raises `ReferenceDrift` on any mismatch."""
-    from infra.config import DEFAULTS, KNOWN_KEYS
+    from jitr_config.model import DEFAULTS, KNOWN_KEYS
 
     described = [key for keys in CONFIGURATION for key in keys if _nested_in(key) is None]
     nested_in = {outer for keys in CONFIGURATION for key in keys if (outer := _nested_in(key)) is not None}
     missing, unknown = KNOWN_KEYS - set(described), (set(described) | nested_in) - KNOWN_KEYS
     if missing or unknown or len(described) != len(set(described)):
         raise ReferenceDrift(
-            "docs/gen_reference.py CONFIGURATION and infra.config.KNOWN_KEYS disagree: "
+            "docs/gen_reference.py CONFIGURATION and jitr_config.model.KNOWN_KEYS disagree: "
             f"undocumented {sorted(missing)}, unknown {sorted(unknown)}, or a key described twice"
         )
     rows = ["| key | default | meaning |", "| --- | --- | --- |"]
@@ -116,12 +116,12 @@ def configuration_table() -> str:
 
 def product_keys_table() -> str:
     """Every key a product may set (`PRODUCT_KEYS`), and whether it is taken from the top level when unset."""
-    from infra.config import INHERITED_KEYS, KNOWN_KEYS, PRODUCT_KEYS
+    from jitr_config.model import INHERITED_KEYS, KNOWN_KEYS, PRODUCT_KEYS
 
     own = set(PRODUCT_KEYS) - set(INHERITED_KEYS)
     if own != set(PRODUCT_ONLY) or not set(INHERITED_KEYS) <= KNOWN_KEYS:
         raise ReferenceDrift(
-            f"docs/gen_reference.py PRODUCT_ONLY {sorted(PRODUCT_ONLY)} and infra.config's product keys "
+            f"docs/gen_reference.py PRODUCT_ONLY {sorted(PRODUCT_ONLY)} and jitr_config.model's product keys "
             f"(a product's own: {sorted(own)}) disagree"
         )
     rows = ["| product key | when the product does not set it | meaning |", "| --- | --- | --- |"]

@@ -11,7 +11,8 @@ from __future__ import annotations
 from aws_cdk import aws_iot as iot
 from constructs import Construct
 
-from .config import CaCertificate, JitrConfig
+from jitr_config.model import CaCertificate, JitrConfig
+
 from .stored_template import iot_arn
 
 

@@ -16,16 +16,16 @@ from aws_cdk import aws_lambda
 from constructs import Construct
 
 from jitr.products import IMPLICIT
+from jitr_config.model import JitrConfig, load_config
+from jitr_config.properties import JitrProperties
 
 from .bundling import FUNCTION_TARGET, lambda_code
 from .ca_registration import CaRegistration
-from .config import JitrConfig, load_config
 from .decisions import DecisionTable
 from .enrollment import EnrollmentTable
 from .handler import RegistrationHandler
 from .intake import Intake
 from .monitoring import Monitoring
-from .properties import JitrProperties
 from .revocation_sync import RevocationSyncFunction
 from .stored_template import StoredTemplate
 from .sweeper import Sweeper
@@ -39,7 +39,7 @@ class JustInTimeRegistration(Construct):
     queue, sweeper, decision table, optional enrollment table and revocation sync, alarms and dashboard.
 
     `config` is a checked `JitrConfig` (`load_config`). `from_properties` builds one from typed properties
-    (`infra.properties.JitrProperties`), `from_settings` from the same mapping as the `jitr` context of this
+    (`jitr_config.properties.JitrProperties`), `from_settings` from the same mapping as the `jitr` context of this
     repository's cdk.json: both with synth's checks and messages."""
 
     # set in `jitr` mode only (in `jitp` mode AWS provisions by itself: there is no handler)

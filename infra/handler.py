@@ -14,8 +14,9 @@ from aws_cdk import aws_lambda
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from jitr_config.model import ConfigError, JitrConfig
+
 from .bundling import HANDLER
-from .config import ConfigError, JitrConfig
 from .decision_events import publish_statement
 from .decisions import DecisionTable
 from .enrollment import EnrollmentTable

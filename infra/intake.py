@@ -17,8 +17,8 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from jitr.pacing import max_concurrency
+from jitr_config.model import JitrConfig
 
-from .config import JitrConfig
 from .handler import BATCH_SIZE, retention
 from .stored_template import iot_principal
 

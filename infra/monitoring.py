@@ -21,7 +21,8 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from .config import JitrConfig
+from jitr_config.model import JitrConfig
+
 from .revocation_sync import RevocationSyncFunction
 
 NAMESPACE = "jitr"

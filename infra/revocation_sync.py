@@ -18,8 +18,8 @@ from aws_cdk import aws_lambda
 from constructs import Construct
 
 from jitr import revocation_index
+from jitr_config.model import SYNC_TIMEOUT_MINUTES, JitrConfig, RevocationSync
 
-from .config import SYNC_TIMEOUT_MINUTES, JitrConfig, RevocationSync
 from .decision_events import publish_statement
 from .decisions import DecisionTable
 from .enrollment import EnrollmentTable

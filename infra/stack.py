@@ -13,8 +13,9 @@ import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
 from constructs import Construct
 
+from jitr_config.model import JitrConfig
+
 from .ca_registration import CaRegistration
-from .config import JitrConfig
 from .construct import JustInTimeRegistration
 from .decisions import DecisionTable
 from .enrollment import EnrollmentTable

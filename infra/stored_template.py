@@ -1,8 +1,8 @@
 """The stored provisioning template, its provisioning role, and the device IoT policy it attaches.
 
 The template is checked by jitr's engine at synth (a broken template fails `cdk synth` with the engine's messages,
-done in `infra.config`). In `jitr` mode it is a disabled FLEET_PROVISIONING template that only the handler reads (no
-device can provision itself with it); in `jitp` mode it is a JITP template that AWS runs for the CA.
+done in `jitr_config.model`). In `jitr` mode it is a disabled FLEET_PROVISIONING template that only the handler reads
+(no device can provision itself with it); in `jitp` mode it is a JITP template that AWS runs for the CA.
 """
 
 from __future__ import annotations
@@ -17,8 +17,7 @@ from constructs import Construct
 from jitr.policy import device_policy_document
 from jitr.templates import Template
 from jitr.templates.limits import CERTIFICATE, POLICY, THING
-
-from .config import JitrConfig, ProductConfig
+from jitr_config.model import JitrConfig, ProductConfig
 
 
 def iot_arn(resource: str) -> str:

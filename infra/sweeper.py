@@ -14,11 +14,11 @@ from aws_cdk import aws_lambda
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from jitr_config.model import JitrConfig
 from jitr_handlers.observability import NAMESPACE
 from jitr_handlers.once import HELD_PREFIX, KEY_PREFIX
 from jitr_handlers.sweeper import CURSOR_PREFIX
 
-from .config import JitrConfig
 from .decisions import DecisionTable
 from .handler import jitr_function, role_and_logs
 

@@ -15,8 +15,8 @@ from typing import Any
 import aws_cdk as cdk
 from aws_cdk.assertions import Template
 
-from infra.config import JitrConfig, load_config
 from infra.stack import JitrStack, build
+from jitr_config.model import JitrConfig, load_config
 from jitr_tools import pki
 from tests.support import REPO
 

@@ -13,9 +13,9 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk.assertions import Template
 from cdk_nag import AwsSolutionsChecks
 
-from infra.config import ConfigError, load_config
 from infra.construct import OPT_IN_PARAMETER, JustInTimeRegistration
 from infra.stack import JitrStack
+from jitr_config.model import ConfigError, load_config
 from jitr_tools import pki
 from tests.support import REPO
 

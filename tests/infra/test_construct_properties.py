@@ -10,10 +10,10 @@ import aws_cdk as cdk
 import pytest
 from aws_cdk.assertions import Template
 
-from infra.config import ConfigError
 from infra.construct import JustInTimeRegistration
-from infra.properties import CaCertificate, JitrProperties, Product, RevocationSync
 from jitr.settings import RevocationSource
+from jitr_config.model import ConfigError
+from jitr_config.properties import CaCertificate, JitrProperties, Product, RevocationSync
 from jitr_tools import pki
 from tests.infra.support import REGISTRATION_CODE
 from tests.support import REPO

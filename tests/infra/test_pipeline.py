@@ -8,7 +8,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from infra.config import CONFIG_FILE_KEY, load_config, raw_settings
+from jitr_config.model import CONFIG_FILE_KEY, load_config, raw_settings
 from jitr_tools import pki
 from tests.infra.support import REGISTRATION_CODE, Synthesized
 from tests.support import REPO

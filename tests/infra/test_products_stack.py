@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from infra.config import ConfigError
 from jitr.certificates import certificate_id
 from jitr.settings import Settings
+from jitr_config.model import ConfigError
 from jitr_tools import pki
 from tests.infra.support import Synthesized, as_list, flat, registration_function, statements_of, synthesize
 from tests.support import REPO

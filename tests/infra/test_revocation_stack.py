@@ -13,12 +13,12 @@ from typing import Any
 
 import pytest
 
-from infra import config as infra_config
 from infra import handler, revocation_sync
-from infra.config import ConfigError
 from infra.construct import SYNC_WILDCARDS
 from jitr.certificates import certificate_id
 from jitr.settings import Settings
+from jitr_config import model as config_model
+from jitr_config.model import ConfigError
 from jitr_tools import pki
 from tests.infra.support import Synthesized, as_list, flat, registration_function, statements_of, synthesize
 from tests.support import REPO
@@ -210,7 +210,7 @@ def test_a_trust_roots_revocation_lets_the_sync_read_every_ca(
 
 
 def test_the_sync_timeout_is_the_shortest_schedule_the_configuration_allows() -> None:
-    assert revocation_sync.TIMEOUT_S == infra_config.SYNC_TIMEOUT_MINUTES * 60
+    assert revocation_sync.TIMEOUT_S == config_model.SYNC_TIMEOUT_MINUTES * 60
 
 
 # -- monitoring --------------------------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from infra.config import ConfigError
+from jitr_config.model import ConfigError
 from jitr_tools import pki
 from tests.infra.support import Synthesized, synthesize
 from tests.support import REPO

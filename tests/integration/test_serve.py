@@ -26,9 +26,9 @@ from botocore.exceptions import ClientError
 from cryptography import x509
 from paho.mqtt.enums import MQTTProtocolVersion
 
-from infra.config import load_config
 from jitr.certificates import certificate_id
 from jitr.provisioning import Decision
+from jitr_config.model import load_config
 from jitr_tools import pki
 from jitr_tools.broker import Device
 from jitr_tools.devices import Closed, Files, LastWill, PahoDevice, endpoint_judge, power_up, write_device

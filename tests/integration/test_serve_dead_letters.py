@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from infra.config import load_config
 from jitr.certificates import certificate_id
+from jitr_config.model import load_config
 from jitr_tools import pki
 from jitr_tools.devices import PahoDevice, write_device
 from jitr_tools.embedded.errors import InvalidRequestException

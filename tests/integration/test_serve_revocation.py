@@ -20,11 +20,11 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from infra.config import load_config
 from jitr.certificates import certificate_id
 from jitr.provisioning import Decision
 from jitr.revocation import distribution_point_urls
 from jitr.settings import DEFAULT_CRL_MAX_BYTES
+from jitr_config.model import load_config
 from jitr_tools import pki, pki_revocations
 from jitr_tools.cli import main
 from jitr_tools.crl_server import CrlServer, Served

@@ -12,11 +12,11 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from infra.config import load_config
 from jitr.certificates import certificate_id
 from jitr.outcomes import Reason
 from jitr.provisioning import Decision
 from jitr.revocation import Status
+from jitr_config.model import load_config
 from jitr_tools import pki
 from jitr_tools.devices import PahoDevice, write_device
 from jitr_tools.serve import ServeOptions, Service

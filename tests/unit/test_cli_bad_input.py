@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption,
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from infra.config import KNOWN_KEYS
+from jitr_config.model import KNOWN_KEYS
 from jitr_tools import pki, pki_revocations
 from jitr_tools.cli import main
 from tests.support import REPO

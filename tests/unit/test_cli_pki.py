@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from infra.config import load_config
 from jitr.revocation import Status, check, distribution_point_urls, read_crl
+from jitr_config.model import load_config
 from jitr_tools import pki, pki_revocations
 from jitr_tools.cli import main
 from tests.support import REPO

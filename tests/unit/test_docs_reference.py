@@ -8,8 +8,8 @@ import re
 import pytest
 
 from docs import gen_reference
-from infra.config import KNOWN_KEYS, PRODUCT_KEYS
 from jitr.outcomes import OUTCOME, Reason
+from jitr_config.model import KNOWN_KEYS, PRODUCT_KEYS
 from tests.support import REPO
 
 

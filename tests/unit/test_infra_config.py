@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from infra.config import ConfigError, load_config, raw_settings
+from jitr_config.model import ConfigError, load_config, raw_settings
 from jitr_tools import pki
 from tests.support import REPO
 

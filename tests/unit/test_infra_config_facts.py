@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from infra.config import ConfigError, JitrConfig, load_config
 from jitr.settings import Settings
+from jitr_config.model import ConfigError, JitrConfig, load_config
 from jitr_tools import pki
 from tests.support import REPO
 

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from infra.config import IMPLICIT, ConfigError, JitrConfig, load_config
 from jitr.certificates import certificate_id
 from jitr.products import Product
+from jitr_config.model import IMPLICIT, ConfigError, JitrConfig, load_config
 from jitr_tools import pki
 from tests.support import REPO
 

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from infra.config import ConfigError, JitrConfig, load_config
 from jitr.certificates import certificate_id
 from jitr.settings import RevocationSource, Settings
+from jitr_config.model import ConfigError, JitrConfig, load_config
 from jitr_tools import pki
 from tests.support import REPO
 

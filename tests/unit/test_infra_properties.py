@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from infra.config import (
+from jitr_config.model import (
     CA_CERTIFICATE_DEFAULTS,
     CA_CERTIFICATE_KEYS,
     DECISION_EVENTS_KEYS,
@@ -19,7 +19,7 @@ from infra.config import (
     REVOCATION_SYNC_KEYS,
     TRUST_ROOT_KEYS,
 )
-from infra.properties import (
+from jitr_config.properties import (
     CaCertificate,
     DecisionEvents,
     ExistingResources,

@@ -684,7 +684,7 @@ def _policy_test(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from infra.config import CONFIG_FILE_KEY, CONTEXT_KEY, DEFAULTS, ConfigError, load_config, raw_settings
+    from jitr_config.model import CONFIG_FILE_KEY, CONTEXT_KEY, DEFAULTS, ConfigError, load_config, raw_settings
 
     from . import local_hooks, terminal
     from .pki import development_ca_pem

@@ -20,8 +20,8 @@ from .embedded import EmbeddedLambda
 from .lambda_context import LambdaContext
 
 if TYPE_CHECKING:
-    from infra.config import ProductConfig
     from jitr.settings import Settings
+    from jitr_config.model import ProductConfig
 
 LambdaHandler = Callable[[dict[str, Any], Any], Any]
 

@@ -302,7 +302,7 @@ def read_issued(folder: Path, stem: str) -> Issued:
 
 def development_ca_pem(folder: Path) -> tuple[str, bool]:
     """The development issuing CA's PEM (made under `folder` on first use) and whether it was made now: what synth
-    registers when no CA is configured (app.py hands it to `infra.config.load_config`)."""
+    registers when no CA is configured (app.py hands it to `jitr_config.model.load_config`)."""
     ca, created = development_ca(folder)
     return ca.pem, created
 

@@ -20,8 +20,8 @@ from . import pki
 from .lambda_context import LambdaContext
 
 if TYPE_CHECKING:
-    from infra.config import JitrConfig
     from jitr.settings import RevocationSource, Settings
+    from jitr_config.model import JitrConfig
     from jitr_handlers.registration import DecisionHook
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "templates" / "jitr-device.json"

@@ -33,13 +33,13 @@ import boto3
 from moto.dynamodb.models import dynamodb_backends
 from moto.iot.models import iot_backends
 
-from infra.config import JitrConfig
 from jitr.certificates import certificate_id
 from jitr.outcomes import Outcome
 from jitr.policy import account_arn, device_policy_document
 from jitr.provisioning import Decision
 from jitr.revocation_sync import SyncReport
 from jitr.settings import RevocationSource, Settings
+from jitr_config.model import JitrConfig
 
 from . import embedded, pki, pki_revocations
 from .broker import MqttEndpoint, running

@@ -1,5 +1,5 @@
 """`jitr simulate --products`: one stack serving three product lines, rehearsed from a products configuration read
-as the stack reads it (`infra.config.load_config`, then `JitrConfig.handler_settings`):
+as the stack reads it (`jitr_config.model.load_config`, then `JitrConfig.handler_settings`):
 
 - sensor: its own CA; requires enrollment by serial number. Its first manifest (half the sensors) is imported before
   the fleet connects; the second arrives partway, once each of its sensors has been held NOT_ENROLLED, and the import
@@ -39,8 +39,8 @@ from .rehearsal import (
 )
 
 if TYPE_CHECKING:
-    from infra.config import JitrConfig
     from jitr.settings import Settings
+    from jitr_config.model import JitrConfig
 
     from .embedded import EmbeddedIoT
     from .wiring import Wiring
@@ -82,7 +82,7 @@ class ProductFleet:
 def make_product_fleet(devices: int, folder: Path) -> ProductFleet:
     """The three products' CAs, templates and configuration written to `folder` and read as the stack reads them, and
     `devices` devices split between the products."""
-    from infra.config import load_config
+    from jitr_config.model import load_config
 
     if devices < MIN_DEVICES:
         raise ValueError(f"--products needs at least {MIN_DEVICES} devices (three of each product), not {devices}")

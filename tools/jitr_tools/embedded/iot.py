@@ -35,7 +35,6 @@ from .install import install
 from .lookups import attached_policy_names
 from .models import EmbeddedBackend
 from .quotas import AUTO_REGISTRATION, AWS_DEFAULT_TPS, CONNECT, DEVICE_DEFAULT_TPS
-from .register_thing import register_thing
 from .state import Extension, Subscriber, TokenBucket
 
 DEFAULT_ACCOUNT = "123456789012"
@@ -231,7 +230,7 @@ class EmbeddedIoT:
             body = self.state.templates[config["templateName"]].body
         parameters = certificate_parameters(leaf)
         parameters["AWS::IoT::Certificate::CACertificateId"] = ca.certificate_id
-        register_thing(self.backend, body, parameters)
+        self.backend.register_thing(body, parameters)
 
     def _publish_registered(self, cert_id: str, ca_id: str, registered_at: int | None) -> None:
         self.publish(

@@ -64,7 +64,7 @@ class EmbeddedBackend(IoTBackend):
     def register_thing(self, template_body: str, parameters: dict[str, str]) -> dict[str, Any]:
         """RegisterThing (moto has none): render the template with jitr's engine, then apply the plan; every check
         runs before the first change (see `register_thing`)."""
-        return register_thing(self, template_body, parameters)
+        return register_thing(self, self.extension, template_body, parameters)
 
     def get_registration_code(self) -> str:
         """Stable per account and region, 64 hex characters, as AWS's is."""

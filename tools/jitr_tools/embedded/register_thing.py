@@ -12,24 +12,24 @@ defaults to ACTIVE); FAIL fails only when the template would change the existing
 from __future__ import annotations
 
 import hashlib
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from moto.iot.models import FakeCertificate, FakeThing
+from moto.iot.models import FakeCertificate, FakeThing, IoTBackend
 
 from jitr.templates import Plan, PlannedResource, TemplateError, limits, render_template
 
 from .errors import InvalidRequestException, ResourceRegistrationFailureException
 from .lookups import attached_policy_names, find_thing
-
-if TYPE_CHECKING:
-    from .models import EmbeddedBackend
+from .state import Extension
 
 
-def register_thing(backend: EmbeddedBackend, template_body: str, parameters: dict[str, str]) -> dict[str, Any]:
+def register_thing(
+    backend: IoTBackend, state: Extension, template_body: str, parameters: dict[str, str]
+) -> dict[str, Any]:
     """RegisterThing as AWS documents it: thing, groups and policies first, the certificate's status last. Quotas and
     faults are admitted at the API (`responses`), like every call; latency is taken here, while the certificate is
-    held, so a concurrent RegisterThing on the same certificate conflicts as on AWS."""
-    state = backend.extension
+    held, so a concurrent RegisterThing on the same certificate conflicts as on AWS. `backend` is the account's
+    (moto's operations, as `models` extends them) and `state` its jitr state beside it (`models` passes both)."""
     try:
         plan = render_template(template_body, parameters or {})
     except TemplateError as exc:
@@ -39,7 +39,7 @@ def register_thing(backend: EmbeddedBackend, template_body: str, parameters: dic
     with state.claim(certificate_id):
         state.pause("RegisterThing")  # while the certificate is held, as a slow AWS call would
         with state.lock:
-            response = _Apply(backend, plan).run()
+            response = _Apply(backend, state, plan).run()
             state.succeeded["RegisterThing"] += 1
             return response
 
@@ -50,8 +50,9 @@ def policy_name_for_document(document: str) -> str:
 
 
 class _Apply:
-    def __init__(self, backend: EmbeddedBackend, plan: Plan) -> None:
+    def __init__(self, backend: IoTBackend, state: Extension, plan: Plan) -> None:
         self.backend = backend
+        self.state = state
         self.plan = plan
 
     def fail(self, message: str) -> ResourceRegistrationFailureException:
@@ -105,7 +106,7 @@ class _Apply:
         exceed your account level AWS IoT Throttling Limits", API_RegisterThing); one that is throttled throttles
         RegisterThing, before any change. Where AWS is silent: which inner calls it makes for an existing thing or an
         attached policy; modelled as the calls that would change something."""
-        state = self.backend.extension
+        state = self.state
         if thing is not None and existing is None:
             state.admit("CreateThing", inner=True)
         if certificate is not None:
@@ -221,7 +222,7 @@ class _Apply:
         if existing is None:
             thing: FakeThing = self.backend.create_thing(
                 props["ThingName"],
-                props.get("ThingTypeName"),
+                props.get("ThingTypeName"),  # type: ignore[arg-type]  # moto types it str; None means no thing type
                 {"attributes": dict(props.get("AttributePayload", {}))},
                 props.get("BillingGroup"),
             )

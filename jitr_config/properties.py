@@ -3,7 +3,7 @@ Python writes them (snake_case; the cdk.json camelCase names are aliases).
 
 The model checks types only. `to_settings()` gives the mapping the `jitr` context would hold, with the keys that were
 set and nothing else, and `load_config` checks it: every check and message is synth's. Every default shown here is
-read from `infra.config` (`DEFAULTS`), where synth reads it.
+read from `jitr_config.model` (`DEFAULTS`), where synth reads it.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from jitr.hook import HookSettings
 from jitr.products import ExistingThing, ProfileName, RejectionAction
 from jitr.settings import RevocationSource
 
-from .config import CA_CERTIFICATE_DEFAULTS, DEFAULTS, CertificateMode, ProvisioningMode
+from .model import CA_CERTIFICATE_DEFAULTS, DEFAULTS, CertificateMode, ProvisioningMode
 
 
 def _key(key: str, description: str, defaults: dict[str, Any] = DEFAULTS) -> Any:

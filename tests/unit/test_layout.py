@@ -1,0 +1,115 @@
+"""The layout shows the architecture: no module imports in a circle, and imports go one way (docs/architecture.md):
+the operator tools (`tools/`) and the deployment (`infra/`) never import each other, and the configuration model
+(`jitr_config/`), which both read, imports neither of them nor the CDK.
+
+Imports are read from the source with `ast`, every one of them: at module level, inside functions and under
+`TYPE_CHECKING` (a circle is a circle for a reader, whether or not Python runs it). An import names the most specific
+project module it reaches: `from pkg import name` is an import of `pkg.name` when that is a module, of `pkg` otherwise.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import networkx
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# Each project package and the folder it lives in.
+PACKAGES = {
+    "jitr": ROOT / "lambdas" / "jitr",
+    "jitr_handlers": ROOT / "lambdas" / "jitr_handlers",
+    "infra": ROOT / "infra",
+    "jitr_config": ROOT / "jitr_config",
+    "jitr_tools": ROOT / "tools" / "jitr_tools",
+    "benchmarks": ROOT / "benchmarks",
+}
+
+
+def project_modules() -> dict[str, Path]:
+    """Every module of the project's packages, by dotted name."""
+    modules: dict[str, Path] = {}
+    for package, folder in PACKAGES.items():
+        for path in sorted(folder.rglob("*.py")):
+            parts = [package, *path.relative_to(folder).with_suffix("").parts]
+            if parts[-1] == "__init__":
+                parts.pop()
+            modules[".".join(parts)] = path
+    return modules
+
+
+def imported_names(module: str, path: Path) -> set[str]:
+    """The dotted names `module` imports, relative imports resolved; `from x import y` gives `x.y` (which
+    `import_graph` reads as the module `x.y` if there is one, else `x`)."""
+    is_package = path.name == "__init__.py"
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = module.split(".")
+                anchor = anchor[: len(anchor) - node.level + (1 if is_package else 0)]
+                base = ".".join([*anchor, base] if base else anchor)
+            names.update(f"{base}.{alias.name}" for alias in node.names)
+    return names
+
+
+def import_graph() -> networkx.DiGraph:
+    """Module -> the project modules it imports (the most specific module each import reaches)."""
+    modules = project_modules()
+    graph = networkx.DiGraph()
+    graph.add_nodes_from(modules)
+    for module, path in modules.items():
+        for name in imported_names(module, path):
+            while name and name not in modules:
+                name = name.rpartition(".")[0]
+            if name and name != module:
+                graph.add_edge(module, name)
+    return graph
+
+
+def test_the_graph_sees_the_project() -> None:
+    """Guards the two tests below against reading nothing: the handler's imports are found."""
+    graph = import_graph()
+    assert "jitr_tools.embedded.models" in graph
+    assert graph.has_edge("jitr_handlers.registration", "jitr.hook")
+
+
+def test_no_module_imports_in_a_circle() -> None:
+    cycles = [sorted(component) for component in networkx.strongly_connected_components(import_graph())]
+    circles = sorted(component for component in cycles if len(component) > 1)
+    assert circles == [], "modules that import each other, directly or around a circle:\n" + "\n".join(
+        " <-> ".join(component) for component in circles
+    )
+
+
+def imports_of(package: str) -> dict[str, set[str]]:
+    """Each module of `package` -> the top-level names of everything it imports (project or not)."""
+    return {
+        module: {name.partition(".")[0] for name in imported_names(module, path)}
+        for module, path in project_modules().items()
+        if module.partition(".")[0] == package
+    }
+
+
+def offenders(package: str, forbidden: set[str]) -> dict[str, list[str]]:
+    found = {module: sorted(names & forbidden) for module, names in imports_of(package).items()}
+    return {module: names for module, names in found.items() if names}
+
+
+def test_the_operator_tools_never_import_the_deployment() -> None:
+    assert "jitr" in imports_of("jitr_tools")["jitr_tools.serve"]  # the reading works
+    assert offenders("jitr_tools", {"infra"}) == {}
+
+
+def test_the_deployment_never_imports_the_operator_tools() -> None:
+    assert offenders("infra", {"jitr_tools"}) == {}
+
+
+def test_the_configuration_model_imports_neither_nor_the_cdk() -> None:
+    assert (
+        offenders("jitr_config", {"infra", "jitr_tools", "jitr_handlers", "benchmarks", "aws_cdk", "constructs"}) == {}
+    )
