@@ -27,7 +27,7 @@ from jitr.certificates import PROFILES, ca_problem, certificate_id
 from jitr.enrollment import EnrollmentSettings
 from jitr.hook import HookSettings
 from jitr.pacing import AWS_DEFAULT_TPS, max_concurrency
-from jitr.products import IMPLICIT, PRODUCT_NAME, SUBJECT_ATTRIBUTES, Product, extension_problem
+from jitr.products import IMPLICIT, PRODUCT_NAME, RULES, SUBJECT_ATTRIBUTES, Product, extension_problem
 from jitr.revocation_sources import address_refusal
 from jitr.settings import EXISTING_THING_ACTIONS, REJECTION_ACTIONS, RevocationSource, Settings
 from jitr.templates import Plan, Problem, Template, TemplateError, parse_template, render_template
@@ -151,15 +151,9 @@ class ProductConfig:
             cas=self.ca_certificate_ids,
             select=self.select,
             template=template_name,
-            rejection_action=self.rejection_action,
-            device_profile=self.device_profile,
-            cn_pattern=self.cn_pattern,
-            max_validity_days=self.max_validity_days,
-            extra_parameters=self.extra_parameters,
-            certificate_extensions=self.certificate_extensions,
-            existing_thing=self.existing_thing,
             enrollment=self.enrollment,
             hook=self.hook,
+            **{rule: getattr(self, rule) for rule in RULES},
         )
 
 

@@ -26,6 +26,16 @@ RejectionAction = Literal["REVOKED", "INACTIVE", "NONE"]
 ExistingThing = Literal["refuse", "replace"]
 ProfileName = Literal["strict", "aws-openssl"]
 
+# The rules a product sets for its certificates, named alike on `Product` and on the stack's `Settings`.
+RULES = (
+    "rejection_action",
+    "device_profile",
+    "cn_pattern",
+    "max_validity_days",
+    "extra_parameters",
+    "certificate_extensions",
+    "existing_thing",
+)
 IMPLICIT = "default"  # the one product of a configuration that names none
 PRODUCT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")  # also a CloudWatch dimension value and a construct id
 # The subject attributes a selector may read, by the short names RFC 4514 and OpenSSL print.

@@ -243,7 +243,8 @@ def _decide(
     if certificate.status != "PENDING_ACTIVATION":
         _not_pending(decision, iot, settings, certificate)
         if selection.product and decision.outcome == Outcome.ALREADY_ACTIVE:  # a redelivery records it if it failed
-            _record_provisioned(decision, selection.product, certificate.pem, checks)
+            with suppress(BadCertificate):  # an ACTIVE certificate was read when it was provisioned
+                _record_provisioned(decision, selection.product, load_certificate(certificate.pem), checks)
         return None
     try:
         ca = iot.describe_ca_certificate(event.ca_certificate_id)
@@ -322,7 +323,7 @@ def _decide(
         _settle_ownership(decision, iot, settings, replace(certificate, status="ACTIVE"), decision.thing_name)
         step.done("ownership")
     if decision.outcome == Outcome.PROVISIONED:
-        _record_provisioned(decision, product, certificate.pem, checks)
+        _record_provisioned(decision, product, verified.leaf, checks)
     return None
 
 
@@ -361,15 +362,12 @@ def _enrolled(decision: Decision, product: Product, leaf: x509.Certificate, enro
     return False
 
 
-def _record_provisioned(decision: Decision, product: Product, pem: str, checks: Checks) -> None:
+def _record_provisioned(decision: Decision, product: Product, leaf: x509.Certificate, checks: Checks) -> None:
     """Keep the provisioned certificate on its enrollment item (what `jitr enroll disable` quarantines). A failed
     write is RETRY: the redelivery (ALREADY_ACTIVE) writes it."""
     if product.enrollment is None or checks.enrollments is None or not decision.certificate_id:
         return
-    try:
-        value = identity(load_certificate(pem), product.enrollment.by)
-    except BadCertificate:
-        return
+    value = identity(leaf, product.enrollment.by)
     if value is None:
         return
     try:

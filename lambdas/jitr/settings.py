@@ -16,6 +16,7 @@ from .certificates import PROFILES, DeviceProfile
 from .pacing import AWS_DEFAULT_TPS, share
 from .products import (
     IMPLICIT,
+    RULES,
     ExistingThing,
     Product,
     ProfileName,
@@ -140,34 +141,13 @@ class Settings(BaseModel):
         """The products a certificate is chosen among: those configured, else one of every CA with these settings."""
         if self.products:
             return self.products
-        return (
-            Product(
-                name=IMPLICIT,
-                template=self.template_name,
-                rejection_action=self.rejection_action,
-                device_profile=self.device_profile,
-                cn_pattern=self.cn_pattern,
-                max_validity_days=self.max_validity_days,
-                extra_parameters=self.extra_parameters,
-                certificate_extensions=self.certificate_extensions,
-                existing_thing=self.existing_thing,
-            ),
-        )
+        rules = {rule: getattr(self, rule) for rule in RULES}
+        return (Product(name=IMPLICIT, template=self.template_name, **rules),)
 
     def for_product(self, product: Product) -> Settings:
         """These settings with the product's rules in place of the stack's."""
-        return self.model_copy(
-            update={
-                "template_name": product.template,
-                "rejection_action": product.rejection_action,
-                "device_profile": product.device_profile,
-                "cn_pattern": product.cn_pattern,
-                "max_validity_days": product.max_validity_days,
-                "extra_parameters": product.extra_parameters,
-                "certificate_extensions": product.certificate_extensions,
-                "existing_thing": product.existing_thing,
-            }
-        )
+        rules = {rule: getattr(product, rule) for rule in RULES}
+        return self.model_copy(update={"template_name": product.template, **rules})
 
     @property
     def register_rate_per_s(self) -> float | None:
