@@ -128,3 +128,20 @@ def test_a_certificate_no_product_claims_is_held_and_provisioned_once_one_does(
     again = decide(shared.first_connect(device))
     assert (again["outcome"], again["product"]) == ("PROVISIONED", "meter")
     assert line_of(shared, "m-9") == "meter"
+
+
+def test_decisions_are_counted_per_product_and_an_unclaimed_certificate_by_its_reason(
+    fleet: Fleet, shared: Fleet, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    serve(monkeypatch, products(fleet, shared, meter=False))
+    provisioned = fleet.first_connect(fleet.device("sensor-3"))
+    unclaimed = shared.first_connect(shared.device("m-3", unit="meter"))
+    capsys.readouterr()
+    from jitr_handlers.registration import handler
+
+    assert handler(sqs_event(provisioned, unclaimed), FakeLambdaContext()) == {"batchItemFailures": []}
+    metrics = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    by_product = {(doc["Product"], name) for doc in metrics if "Product" in doc for name in doc if "ByProduct" in name}
+    by_reason = {(doc["Reason"], name) for doc in metrics if "Reason" in doc for name in doc if "ByReason" in name}
+    assert by_product == {("sensor", "PROVISIONEDByProduct")}  # the unclaimed one has no product to count under
+    assert ("NO_PRODUCT", "HELDByReason") in by_reason
