@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import boto3
 import pytest
+from hypothesis import HealthCheck, settings
 
 from jitr_tools import embedded, pki
 from jitr_tools.embedded import EmbeddedIoT
 from tests.support import Account
+
+# `make test` (and CI) draws the same examples on every run, so its result depends on the code alone and a failure is
+# reproducible; generation is allowed to be slow on a slow machine. `HYPOTHESIS_PROFILE=explore` draws new examples
+# on each run, to look for inputs the fixed ones miss.
+settings.register_profile(
+    "repeatable", derandomize=True, database=None, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.register_profile("explore", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
 
 
 @pytest.fixture(scope="session")

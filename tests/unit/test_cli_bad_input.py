@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from jitr_config.model import KNOWN_KEYS
-from jitr_tools import pki, pki_revocations
+from jitr_tools import pki, pki_revocations, serve
 from jitr_tools.cli import main
 from tests.support import REPO
 
@@ -397,11 +397,17 @@ def test_malformed_files_are_one_line_and_a_nonzero_exit(
 ) -> None:
     argv, contents = FILE_INPUTS[case]
     monkeypatch.chdir(known_good["folder"])
+    # a configuration `jitr serve` took would start a service that runs until interrupted: fail at once instead
+    monkeypatch.setattr(serve, "serve_until_interrupted", lambda: pytest.fail(f"jitr serve started ({case})"))
     folder, name = FUZZED_FILE.get(case, ("folder", "fuzzed"))
     path = known_good[folder] / name
 
     @given(contents | UNREADABLE)
-    @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @settings(
+        max_examples=25,
+        deadline=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    )
     def check(data: bytes) -> None:
         path.write_bytes(data)
         code, err = _run([part.format(file=path, **known_good) for part in argv], capsys)

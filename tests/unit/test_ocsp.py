@@ -304,7 +304,9 @@ def exchange(ca: pki.Issued, device: pki.Issued) -> tuple[Query, bytes]:
 
 
 @given(data=st.data())
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 def test_a_truncated_or_altered_response_is_unknown_never_an_error(
     ca: pki.Issued, device: pki.Issued, exchange: tuple[Query, bytes], data: st.DataObject
 ) -> None:

@@ -80,7 +80,9 @@ def _policy_test(document: Any, capsys: Any, *extra: str) -> tuple[int, str]:
     return code, capsys.readouterr().err.strip()
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 @given(document=malformed(), action=st.sampled_from(["connect", "publish", "subscribe", "receive"]))
 def test_a_malformed_policy_is_one_line_and_exit_2(document: dict[str, Any], action: str, capsys: Any) -> None:
     code, err = _policy_test(document, capsys, "--action", action, "--topic", "things/d-1/t", "--thing", "d-1")
@@ -90,7 +92,9 @@ def test_a_malformed_policy_is_one_line_and_exit_2(document: dict[str, Any], act
     assert err.startswith("jitr: policy policy.json"), err
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 @given(document=json_values | st.fixed_dictionaries({"Statement": json_values}))
 def test_any_json_document_gets_an_answer_or_one_line(document: Any, capsys: Any) -> None:
     code, err = _policy_test(document, capsys, "--action", "connect")
