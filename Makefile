@@ -10,7 +10,7 @@ WHEELS_STAMP := build/wheels/.prefetched
 # are preferred where available. The banner is silenced for Node 20 only.
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: install test lint demo synth bench deploy docs docs-serve clean
+.PHONY: install test lint demo synth bench deploy docs docs-serve package clean
 
 $(STAMP): requirements.txt requirements-dev.txt constraints.txt pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -24,7 +24,7 @@ $(NODE_STAMP): package.json package-lock.json
 
 # The Lambda's wheels for its platform (arm64, Python 3.14), fetched once so that synth needs no network.
 $(WHEELS_STAMP): $(STAMP) requirements.txt constraints.txt
-	$(PY) -m infra.bundling prefetch
+	$(PY) -m jitr_cdk.bundling prefetch
 	touch $@
 
 install: $(STAMP) $(NODE_STAMP) $(WHEELS_STAMP)
@@ -47,6 +47,10 @@ synth: install
 
 bench: $(STAMP) $(WHEELS_STAMP)
 	$(PY) -m benchmarks
+
+# jitr as a package: the wheel (dist/jitr-VERSION-py3-none-any.whl) a team installs as jitr, jitr[cdk] or jitr[serve]
+package: $(STAMP)
+	$(PY) -m pip wheel --quiet --disable-pip-version-check --no-deps --no-build-isolation --wheel-dir dist .
 
 # The documentation site (mkdocs.yml, docs/): built strictly (a broken link or anchor fails), into the git-ignored
 # site/. The reference pages are generated from the code by docs/gen_reference.py, a MkDocs hook.

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import aws_cdk as cdk
 
-from infra.stack import build
+from jitr_cdk.stack import build
 from jitr_config.model import CONFIG_FILE_KEY, CONTEXT_KEY, ConfigError, load_config, raw_settings
 from jitr_tools.pki import development_ca_pem
 

@@ -37,7 +37,7 @@ def _median_import_s(module: str) -> float:
 
 def asset_sizes() -> dict[str, float]:
     """The deployed asset (arm64, the function's Python), built by the stack's bundling code: unzipped and zipped."""
-    from infra import bundling
+    from jitr_cdk import bundling
 
     with tempfile.TemporaryDirectory() as folder:
         asset = bundling.bundle(Path(folder) / "asset", bundling.FUNCTION_TARGET)

@@ -6,7 +6,7 @@ the listing, and every `ON_PURPOSE_EVERY`-th is pending on purpose: refused with
 decision in the decision table (moto's DynamoDB, written through the handler's own Powertools record). One more lost
 device registers between the second and third runs, while a pass is under way, as late as the bound allows.
 
-The runs follow the deployed stack's figures (`infra.sweeper`: a 300 s timeout, 2 pages per second; every 15 minutes)
+The runs follow the deployed stack's figures (`jitr_cdk.sweeper`: a 300 s timeout, 2 pages per second; every 15 minutes)
 on a clock of their own: each page takes the pacing interval (0.5 s) off the invocation's remaining time, so a run
 lists what it would on AWS, and `now` moves on 15 minutes a run. Between runs the real registration handler decides
 the events the run put on the queue, as the intake would. Measured here: the runs until every lost device was swept
@@ -27,9 +27,9 @@ from typing import Any
 
 import boto3
 
-from infra.sweeper import LIST_TPS, TIMEOUT_S
 from jitr.outcomes import Outcome, Reason
 from jitr.provisioning import Decision, RegistrationEvent
+from jitr_cdk.sweeper import LIST_TPS, TIMEOUT_S
 from jitr_config.model import DEFAULTS
 from jitr_handlers.once import DecideOnce
 from jitr_handlers.sweeper import LISTING_MARGIN_S, PAGE_SIZE, SweepClients, SweepSettings, sweep

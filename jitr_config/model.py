@@ -45,6 +45,8 @@ from jitr.templates.limits import POLICY, TEMPLATE_NAME, THING
 from . import selectors
 
 CONTEXT_KEY = "jitr"
+# templates/jitr-device.json of the repository, as the package carries it (used where a folder has no template)
+SHIPPED_TEMPLATE = Path(__file__).resolve().parent / "templates" / "jitr-device.json"
 CONFIG_FILE_KEY = "jitr:configFile"
 CertificateMode = Literal["DEFAULT", "SNI_ONLY"]
 ProvisioningMode = Literal["jitr", "jitp"]
@@ -441,7 +443,10 @@ def _product(
     own keys over the stack's. Its CAs are `cas`."""
     provisioning_mode, notes = context.provisioning_mode, context.notes
     template_path = str(settings.get("template", DEFAULTS["template"]))
-    template = _template(context.root / template_path, template_path, provisioning_mode)
+    template_file = context.root / template_path
+    if "template" not in settings and not template_file.is_file():
+        template_file = SHIPPED_TEMPLATE  # outside a checkout (an installed jitr): the template jitr ships
+    template = _template(template_file, template_path, provisioning_mode)
     template_name = settings.get("templateName")
     if template_name is not None and not TEMPLATE_NAME.fullmatch(str(template_name)):
         raise ConfigError(f"templateName {template_name!r} must match {TEMPLATE_NAME.pattern}")

@@ -13,8 +13,8 @@ from typing import Any
 import boto3
 import pytest
 
-from infra import bundling
 from jitr.certificates import certificate_id
+from jitr_cdk import bundling
 from jitr_tools import embedded, pki
 from jitr_tools.embedded import EmbeddedIoT, serve
 from jitr_tools.invoke import invoke, stack_environment
@@ -70,7 +70,7 @@ def run(asset: Path, endpoint: Endpoint, event: dict[str, Any], tmp_path: Path) 
 def test_the_asset_holds_only_what_runs_in_aws(asset: Path) -> None:
     top = {path.name for path in asset.iterdir()}
     assert {"jitr", "jitr_handlers", "aws_lambda_powertools", "boto3", "cryptography", "pydantic"} <= top
-    assert not top & {"jitr_tools", "infra", "moto", "aws_cdk", "pytest", "hypothesis", "tests"}
+    assert not top & {"jitr_tools", "jitr_cdk", "jitr_config", "moto", "aws_cdk", "pytest", "hypothesis", "tests"}
 
 
 def test_the_built_asset_provisions_a_device_over_http(asset: Path, endpoint: Endpoint, tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 import aws_cdk as cdk
 from aws_cdk.assertions import Template
 
-from infra.stack import JitrStack, build
+from jitr_cdk.stack import JitrStack, build
 from jitr_config.model import JitrConfig, load_config
 from jitr_tools import pki
 from tests.support import REPO
@@ -86,7 +86,7 @@ def flat(value: Any) -> str:
 
 def registration_function(synthesized: Synthesized) -> dict[str, Any]:
     """The registration handler's AWS::Lambda::Function (the stack also has the sweeper's)."""
-    from infra.bundling import HANDLER
+    from jitr_cdk.bundling import HANDLER
 
     (function,) = [
         f for f in synthesized.resources("AWS::Lambda::Function").values() if f["Properties"]["Handler"] == HANDLER

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from infra import bundling
+from jitr_cdk import bundling
 from tests.support import REPO, make_recipe
 
 CDK = REPO / "node_modules" / ".bin" / "cdk"

@@ -13,8 +13,8 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk.assertions import Template
 from cdk_nag import AwsSolutionsChecks
 
-from infra.construct import OPT_IN_PARAMETER, JustInTimeRegistration
-from infra.stack import JitrStack
+from jitr_cdk.construct import OPT_IN_PARAMETER, JustInTimeRegistration
+from jitr_cdk.stack import JitrStack
 from jitr_config.model import ConfigError, load_config
 from jitr_tools import pki
 from tests.support import REPO

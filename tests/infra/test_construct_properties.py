@@ -10,8 +10,8 @@ import aws_cdk as cdk
 import pytest
 from aws_cdk.assertions import Template
 
-from infra.construct import JustInTimeRegistration
 from jitr.settings import RevocationSource
+from jitr_cdk.construct import JustInTimeRegistration
 from jitr_config.model import ConfigError
 from jitr_config.properties import CaCertificate, JitrProperties, Product, RevocationSync
 from jitr_tools import pki

@@ -11,8 +11,8 @@ from aws_cdk import aws_iam as iam
 from aws_cdk.assertions import Match, Template
 from cdk_nag import AwsSolutionsChecks
 
-from infra.enrollment import EnrollmentTable
 from jitr.enrollment import PARTITION_KEY, SORT_KEY
+from jitr_cdk.enrollment import EnrollmentTable
 
 
 def _synthesized(outdir: Path) -> tuple[Template, cdk.Stack, EnrollmentTable, iam.Role]:

@@ -9,7 +9,7 @@ import pytest
 from aws_cdk import assertions
 from aws_cdk import aws_iam as iam
 
-from infra.hook import grant_hook
+from jitr_cdk.hook import grant_hook
 
 
 def invoke_statements(*functions: str) -> list[dict[str, Any]]:

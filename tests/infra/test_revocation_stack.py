@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from infra import handler, revocation_sync
-from infra.construct import SYNC_WILDCARDS
 from jitr.certificates import certificate_id
 from jitr.settings import Settings
+from jitr_cdk import handler, revocation_sync
+from jitr_cdk.construct import SYNC_WILDCARDS
 from jitr_config import model as config_model
 from jitr_config.model import ConfigError
 from jitr_tools import pki

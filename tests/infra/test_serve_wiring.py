@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from infra import handler, intake
+from jitr_cdk import handler, intake
 from jitr_tools import serve
 
 

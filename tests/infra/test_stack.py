@@ -12,10 +12,10 @@ import pytest
 from aws_cdk import aws_iam as iam
 from aws_cdk.assertions import Match
 
-from infra import bundling, handler, monitoring
-from infra.stack import JitrStack
 from jitr import pacing
 from jitr.templates import parse_template, render_template
+from jitr_cdk import bundling, handler, monitoring
+from jitr_cdk.stack import JitrStack
 from jitr_handlers import observability
 from jitr_tools import pki
 from tests.infra.support import Synthesized, as_list, flat, registration_function, statements_of, synthesize

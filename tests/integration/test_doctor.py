@@ -15,8 +15,8 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from infra.intake import rule_sql
 from jitr.settings import Settings
+from jitr_cdk.intake import rule_sql
 from jitr_tools import pki
 from jitr_tools.cli import main
 from jitr_tools.crl_server import CrlServer
@@ -72,7 +72,7 @@ def deployed(fleet: Fleet) -> dict[str, str]:
 
 
 def _stack_environment(**settings: Any) -> dict[str, str]:
-    """The function's environment as the stack writes it (infra.handler: `Settings.to_environment()`)."""
+    """The function's environment as the stack writes it (jitr_cdk.handler: `Settings.to_environment()`)."""
     return {"POWERTOOLS_SERVICE_NAME": "Jitr", **Settings(template_name=TEMPLATE_NAME, **settings).to_environment()}
 
 

@@ -1,6 +1,6 @@
 """The layout shows the architecture: no module imports in a circle, and imports go one way (docs/architecture.md):
-the operator tools (`tools/`) and the deployment (`infra/`) never import each other, and the configuration model
-(`jitr_config/`), which both read, imports neither of them nor the CDK.
+the operator tools (`tools/`) and the deployment (`infra/`, package `jitr_cdk`) never import each other, and the
+configuration model (`jitr_config/`), which both read, imports neither of them nor the CDK.
 
 Imports are read from the source with `ast`, every one of them: at module level, inside functions and under
 `TYPE_CHECKING` (a circle is a circle for a reader, whether or not Python runs it). An import names the most specific
@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = {
     "jitr": ROOT / "lambdas" / "jitr",
     "jitr_handlers": ROOT / "lambdas" / "jitr_handlers",
-    "infra": ROOT / "infra",
+    "jitr_cdk": ROOT / "infra" / "jitr_cdk",
     "jitr_config": ROOT / "jitr_config",
     "jitr_tools": ROOT / "tools" / "jitr_tools",
     "benchmarks": ROOT / "benchmarks",
@@ -102,14 +102,15 @@ def offenders(package: str, forbidden: set[str]) -> dict[str, list[str]]:
 
 def test_the_operator_tools_never_import_the_deployment() -> None:
     assert "jitr" in imports_of("jitr_tools")["jitr_tools.serve"]  # the reading works
-    assert offenders("jitr_tools", {"infra"}) == {}
+    assert offenders("jitr_tools", {"jitr_cdk"}) == {}
 
 
 def test_the_deployment_never_imports_the_operator_tools() -> None:
-    assert offenders("infra", {"jitr_tools"}) == {}
+    assert offenders("jitr_cdk", {"jitr_tools"}) == {}
 
 
 def test_the_configuration_model_imports_neither_nor_the_cdk() -> None:
     assert (
-        offenders("jitr_config", {"infra", "jitr_tools", "jitr_handlers", "benchmarks", "aws_cdk", "constructs"}) == {}
+        offenders("jitr_config", {"jitr_cdk", "jitr_tools", "jitr_handlers", "benchmarks", "aws_cdk", "constructs"})
+        == {}
     )

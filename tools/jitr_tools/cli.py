@@ -20,6 +20,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import sys
 from collections.abc import Callable, Sequence
 from datetime import timedelta
@@ -91,6 +92,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (OSError, BadCertificate, pki.BadKey, UsageError) as exc:
         print(f"jitr: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except ModuleNotFoundError as exc:  # a command of an extra that is not installed (pip install jitr without it)
+        extra = EXTRAS.get((exc.name or "").partition(".")[0])
+        if extra is None:
+            raise
+        print(
+            f"jitr: this command needs jitr[{extra}] (no module {exc.name!r}): pip install 'jitr[{extra}]'",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+
+
+# The modules of each optional dependency set (pyproject.toml's optional-dependencies) by the extra that installs them
+EXTRAS = {
+    **dict.fromkeys(("moto", "amqtt", "OpenSSL", "paho", "werkzeug", "flask"), "serve"),
+    **dict.fromkeys(("aws_cdk", "constructs", "cdk_nag", "jsii"), "cdk"),
+}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -272,6 +289,11 @@ def _parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="the main job on the embedded AWS IoT, no account needed")
     demo.set_defaults(run=_demo)
+
+    init = commands.add_parser("init", help="a new CDK app with jitr's construct in it, for a team that has none")
+    init.add_argument("dir", type=Path, metavar="DIR", help="the folder to write the app into (new or empty)")
+    init.add_argument("--stack", default="Devices", help="the app's stack name (default: Devices)")
+    init.set_defaults(run=_init)
     return parser
 
 
@@ -688,7 +710,6 @@ def _serve(args: argparse.Namespace) -> int:
 
     from . import local_hooks, terminal
     from .pki import development_ca_pem
-    from .rehearsal import TEMPLATE
     from .serve import DEFAULT_FOLDER, ServeOptions, Service, serve_until_interrupted
 
     try:
@@ -704,8 +725,6 @@ def _serve(args: argparse.Namespace) -> int:
         context[CONFIG_FILE_KEY] = args.config
     try:
         settings = raw_settings({k: context.get(k) for k in (CONTEXT_KEY, CONFIG_FILE_KEY)}, root)
-        if "template" not in settings and not (root / str(DEFAULTS["template"])).is_file():
-            settings["template"] = str(TEMPLATE)  # outside a checkout: the template jitr ships
         config = load_config(settings, root, development_ca=development_ca_pem)
     except ConfigError as exc:
         raise UsageError(f"configuration error: {exc}") from exc
@@ -732,6 +751,21 @@ def _serve(args: argparse.Namespace) -> int:
         say(service.banner())
         serve_until_interrupted()
         say("jitr serve: stopping")
+    return EXIT_OK
+
+
+def _init(args: argparse.Namespace) -> int:
+    from .scaffold import ScaffoldError, scaffold
+
+    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9-]{0,127}", args.stack):
+        raise UsageError(f"--stack {args.stack!r}: a stack name is letters, digits and hyphens, starting with a letter")
+    try:
+        written = scaffold(args.dir, args.stack)
+    except ScaffoldError as exc:
+        raise UsageError(str(exc)) from None
+    for path in written:
+        print(f"wrote {path}")
+    print(f"next: cd {args.dir} and follow its README.md (install, synth, deploy)")
     return EXIT_OK
 
 

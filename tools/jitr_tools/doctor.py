@@ -45,7 +45,8 @@ from jitr.templates.intrinsics import referenced_parameters
 from .explain import read_sync_state
 from .topics import REGISTERED_TOPIC, RuleSqlError, rule_topic, topic_matches
 
-# The stack outputs the checks read (the construct, infra/construct.py, writes them; a test holds the two together).
+# The stack outputs the checks read (the construct, infra/jitr_cdk/construct.py, writes them; a test holds the two
+# together).
 OUTPUT_KEYS = (
     "CaCertificateIds",
     "TemplateName",

@@ -85,7 +85,7 @@ def stack_environment(
     region: str | None = None,
     extra: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
-    """The variables `infra.handler` gives the function (its defaults), plus the endpoint and region."""
+    """The variables `jitr_cdk.handler` gives the function (its defaults), plus the endpoint and region."""
     from jitr.settings import Settings
 
     environment = {

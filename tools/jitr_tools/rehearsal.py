@@ -8,13 +8,13 @@ import copy
 import json
 import os
 from collections.abc import Callable, Iterator, Mapping
-from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 from unittest import mock
 
 from jitr.enrollment import PARTITION_KEY, SORT_KEY
 from jitr.policy import account_arn, device_policy_document
 from jitr.products import IMPLICIT
+from jitr_config.model import SHIPPED_TEMPLATE
 
 from . import pki
 from .lambda_context import LambdaContext
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from jitr_config.model import JitrConfig
     from jitr_handlers.registration import DecisionHook
 
-TEMPLATE = Path(__file__).resolve().parents[2] / "templates" / "jitr-device.json"
+TEMPLATE = SHIPPED_TEMPLATE
 TEMPLATE_NAME = "jitr-device"
 DEVICE_POLICY = "jitr-device"  # the template's DevicePolicyName default
 
@@ -50,7 +50,7 @@ def create_decision_table(dynamodb: Any, name: str = DECISION_TABLE) -> str:
 
 
 def create_enrollment_table(dynamodb: Any, name: str = ENROLLMENT_TABLE) -> str:
-    """The enrollment table as the stack makes it (infra/enrollment.py: partition key the product, sort key
+    """The enrollment table as the stack makes it (infra/jitr_cdk/enrollment.py: partition key the product, sort key
     `<by>#<value>`), on moto's DynamoDB."""
     dynamodb.create_table(
         TableName=name,

@@ -62,7 +62,7 @@ from .tls import ServerCredentials, server_credentials
 from .topics import REGISTERED_TOPIC
 from .wiring import QueueWiring
 
-# The stack's intake, as infra/intake.py and infra/handler.py set it (a test holds them together).
+# The stack's intake, as infra/jitr_cdk/intake.py and infra/jitr_cdk/handler.py set it (a test holds them together).
 BATCH_SIZE = 10
 HANDLER_TIMEOUT_S = 30
 VISIBILITY_TIMEOUT_S = 6 * HANDLER_TIMEOUT_S

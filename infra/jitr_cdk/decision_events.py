@@ -1,5 +1,5 @@
 """Decision events (`jitr.events`): the permission to publish them, on exactly the configured bus. The handler and
-the revocation sync publish; `infra.monitoring` alarms on `DecisionEventsFailed`. The bus is the account's (the
+the revocation sync publish; `jitr_cdk.monitoring` alarms on `DecisionEventsFailed`. The bus is the account's (the
 default bus, or one the configuration names): the stack never creates or deletes it, and adds no rule to it."""
 
 from __future__ import annotations

@@ -8,8 +8,8 @@ are installed from (the wheel house holds exactly the current pins' wheels). Whe
 place. A bundle missing a pinned distribution stops the synth.
 
 Nothing else goes in: no command line tool, no embedded IoT, no tests, no moto, no CDK. `make install` fills a wheel
-house for the deployed platform, so `cdk synth` after it needs no network. Run `python -m infra.bundling OUT` to build
-an asset by hand (the end-to-end test builds one for this machine's platform the same way).
+house for the deployed platform, so `cdk synth` after it needs no network. Run `python -m jitr_cdk.bundling build OUT`
+to build an asset by hand (the end-to-end test builds one for this machine's platform the same way).
 """
 
 from __future__ import annotations
@@ -21,14 +21,62 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("jitr", "jitr_handlers")  # under lambdas/
 REQUIREMENTS = ("requirements.txt", "constraints.txt")
 HANDLER = "jitr_handlers.registration.handler"
+CHECKOUT = Path(__file__).resolve().parents[2]  # the repository, when this module is read from a checkout
+PINS = Path(__file__).resolve().parent / "pins"  # the installed package's copies of REQUIREMENTS
+
+
+@dataclass(frozen=True)
+class Sources:
+    """Where an asset's parts are: each package's folder, the pin files, and the folder of the wheel houses."""
+
+    packages: dict[str, Path] = field(hash=False)
+    pins: dict[str, Path] = field(hash=False)
+    cache: Path
+
+    @classmethod
+    def checkout(cls, root: Path) -> Sources:
+        return cls(
+            {package: root / "lambdas" / package for package in PACKAGES},
+            {name: root / name for name in REQUIREMENTS},
+            root / "build",
+        )
+
+    @classmethod
+    def installed(cls) -> Sources:
+        import importlib.util
+        import os
+
+        packages = {}
+        for package in PACKAGES:
+            spec = importlib.util.find_spec(package)  # installed beside this package, by the same wheel
+            if spec is None or spec.origin is None:
+                raise BundleError(f"the package {package!r} is not installed: reinstall jitr")
+            packages[package] = Path(spec.origin).parent
+        cache = Path(os.environ.get("JITR_CACHE") or Path.home() / ".cache" / "jitr")
+        return cls(packages, {name: PINS / name for name in REQUIREMENTS}, cache)
+
+    @classmethod
+    def here(cls) -> Sources:
+        """This checkout's sources when this module is read from one, else the installed package's."""
+        if all((CHECKOUT / name).is_file() for name in REQUIREMENTS) and (CHECKOUT / "lambdas" / "jitr").is_dir():
+            return cls.checkout(CHECKOUT)
+        return cls.installed()
+
+    def files(self) -> Iterator[tuple[str, Path]]:
+        """Every file the hash covers, by the name it has in a checkout (so an installed jitr hashes the same)."""
+        for package in PACKAGES:
+            folder = self.packages[package]
+            for path in sorted(folder.rglob("*.py")):
+                yield f"lambdas/{package}/{path.relative_to(folder).as_posix()}", path
+        for name in REQUIREMENTS:
+            yield name, self.pins[name]
 
 
 @dataclass(frozen=True)
@@ -53,49 +101,45 @@ class Target:
         return cls(architecture, f"{sys.version_info.major}.{sys.version_info.minor}")
 
 
-# The deployed function's platform (infra.handler's RUNTIME and ARCHITECTURE say the same; a test holds them together).
+# The deployed function's platform (jitr_cdk.handler's RUNTIME and ARCHITECTURE say the same; a test holds them
+# together).
 FUNCTION_TARGET = Target("arm64", "3.14")
-
-
-def _sources(root: Path) -> Iterator[Path]:
-    for package in PACKAGES:
-        yield from sorted((root / "lambdas" / package).rglob("*.py"))
-    for name in REQUIREMENTS:
-        yield root / name
 
 
 class BundleError(RuntimeError):
     """The asset would ship without what the handler needs."""
 
 
-def asset_hash(target: Target, root: Path = ROOT, *, bundled: bool = True) -> str:
+def asset_hash(target: Target, sources: Sources | None = None, *, bundled: bool = True) -> str:
     """Changes exactly when the asset would: any source, pin or dependency wheel, or the target platform. `bundled`
     False: the hash of the bare source tree CDK stages when it skips bundling, never equal to a bundled one."""
+    sources = sources or Sources.here()
     digest = hashlib.sha256(target.name.encode())
-    for path in _sources(root):
-        digest.update(str(path.relative_to(root)).encode())
+    for name, path in sources.files():
+        digest.update(name.encode())
         digest.update(path.read_bytes())
     if not bundled:
         return "unbundled-" + digest.hexdigest()
-    if not _house_is_current(target, root):
+    if not _house_is_current(target, sources):
         raise BundleError(
             f"the wheel house for {target.name} does not hold the current pins' wheels: run `make install` (or"
-            " `python -m infra.bundling prefetch`) before synthesizing with bundling"
+            " `python -m jitr_cdk.bundling prefetch`) before synthesizing with bundling"
         )
-    for wheel in _wheels(target, root):
+    for wheel in _wheels(target, sources):
         digest.update(wheel.name.encode())
         digest.update(hashlib.sha256(wheel.read_bytes()).digest())
     return digest.hexdigest()
 
 
-def _wheels(target: Target, root: Path) -> list[Path]:
-    return sorted(wheelhouse(target, root).glob("*.whl"))
+def _wheels(target: Target, sources: Sources) -> list[Path]:
+    return sorted(wheelhouse(target, sources).glob("*.whl"))
 
 
-def pinned_distributions(root: Path = ROOT) -> dict[str, str]:
+def pinned_distributions(sources: Sources | None = None) -> dict[str, str]:
     """Every distribution requirements.txt pins, by normalized name: what a bundle must contain."""
+    sources = sources or Sources.here()
     pins: dict[str, str] = {}
-    for line in (root / "requirements.txt").read_text().splitlines():
+    for line in sources.pins["requirements.txt"].read_text().splitlines():
         requirement = line.split("#", 1)[0].strip()
         if "==" not in requirement:
             continue
@@ -108,7 +152,7 @@ def _normalize(name: str) -> str:
     return name.strip().lower().replace("-", "_").replace(".", "_")
 
 
-def check_bundle(output: Path, root: Path = ROOT) -> None:
+def check_bundle(output: Path, sources: Sources | None = None) -> None:
     """Raise `BundleError` unless `output` holds the handler, the domain package and every pinned distribution at its
     pinned version."""
     missing = [package for package in PACKAGES if not (output / package / "__init__.py").is_file()]
@@ -116,15 +160,15 @@ def check_bundle(output: Path, root: Path = ROOT) -> None:
     for info in output.glob("*.dist-info"):
         name, _, version = info.name[: -len(".dist-info")].rpartition("-")
         installed[_normalize(name)] = version
-    for name, version in pinned_distributions(root).items():
+    for name, version in pinned_distributions(sources).items():
         if installed.get(name) != version:
             missing.append(f"{name}=={version}" + (f" (found {installed[name]})" if name in installed else ""))
     if missing:
         raise BundleError(f"the Lambda asset in {output} lacks {', '.join(missing)}; refusing to ship it")
 
 
-def wheelhouse(target: Target, root: Path = ROOT) -> Path:
-    return root / "build" / "wheels" / target.name
+def wheelhouse(target: Target, sources: Sources | None = None) -> Path:
+    return (sources or Sources.here()).cache / "wheels" / target.name
 
 
 def _pip_platform_args(target: Target) -> list[str]:
@@ -139,42 +183,44 @@ def _pip_platform_args(target: Target) -> list[str]:
     ]
 
 
-def _requirements_args(root: Path) -> list[str]:
-    return ["-r", str(root / "requirements.txt"), "-c", str(root / "constraints.txt")]
+def _requirements_args(sources: Sources) -> list[str]:
+    return ["-r", str(sources.pins["requirements.txt"]), "-c", str(sources.pins["constraints.txt"])]
 
 
-def _stamp(target: Target, root: Path) -> str:
+def _stamp(target: Target, sources: Sources) -> str:
     digest = hashlib.sha256(target.name.encode())
     for name in REQUIREMENTS:
-        digest.update((root / name).read_bytes())
+        digest.update(sources.pins[name].read_bytes())
     return digest.hexdigest()
 
 
-def _house_is_current(target: Target, root: Path) -> bool:
+def _house_is_current(target: Target, sources: Sources) -> bool:
     """The wheel house holds every wheel of the current pins for `target`."""
-    stamp = wheelhouse(target, root) / ".complete"
-    return stamp.is_file() and stamp.read_text() == _stamp(target, root)
+    stamp = wheelhouse(target, sources) / ".complete"
+    return stamp.is_file() and stamp.read_text() == _stamp(target, sources)
 
 
-def prefetch(target: Target, root: Path = ROOT) -> Path:
+def prefetch(target: Target, sources: Sources | None = None) -> Path:
     """Download every wheel the asset needs into the wheel house (network); a no-op when the pins have not changed."""
-    house = wheelhouse(target, root)
-    if _house_is_current(target, root):
+    sources = sources or Sources.here()
+    house = wheelhouse(target, sources)
+    if _house_is_current(target, sources):
         return house
     if house.exists():
         shutil.rmtree(house)  # the house holds exactly the current pins' wheels: the asset hash covers them
     house.mkdir(parents=True, exist_ok=True)
     pip = [sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check", "--dest", str(house)]
-    subprocess.run([*pip, *_pip_platform_args(target), *_requirements_args(root)], check=True)
-    (house / ".complete").write_text(_stamp(target, root))
+    subprocess.run([*pip, *_pip_platform_args(target), *_requirements_args(sources)], check=True)
+    (house / ".complete").write_text(_stamp(target, sources))
     return house
 
 
-def bundle(output: Path, target: Target, root: Path = ROOT) -> Path:
+def bundle(output: Path, target: Target, sources: Sources | None = None) -> Path:
     """Write the asset's files into `output`. Uses the wheel house when it is complete (offline), else the index."""
+    sources = sources or Sources.here()
     output.mkdir(parents=True, exist_ok=True)
-    house = wheelhouse(target, root)
-    source = ["--no-index", "--find-links", str(house)] if _house_is_current(target, root) else []
+    house = wheelhouse(target, sources)
+    source = ["--no-index", "--find-links", str(house)] if _house_is_current(target, sources) else []
     subprocess.run(
         [
             sys.executable,
@@ -188,18 +234,18 @@ def bundle(output: Path, target: Target, root: Path = ROOT) -> Path:
             str(output),
             *source,
             *_pip_platform_args(target),
-            *_requirements_args(root),
+            *_requirements_args(sources),
         ],
         check=True,
     )
     for package in PACKAGES:
         shutil.copytree(
-            root / "lambdas" / package,
+            sources.packages[package],
             output / package,
             ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
             dirs_exist_ok=True,
         )
-    check_bundle(output, root)
+    check_bundle(output, sources)
     return output
 
 
@@ -207,27 +253,28 @@ def size_bytes(folder: Path) -> int:
     return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
 
 
-def lambda_code(scope: Any, target: Target, root: Path = ROOT) -> Any:
+def lambda_code(scope: Any, target: Target, sources: Sources | None = None) -> Any:
     """The function's `Code`: bundled locally by `bundle`, hashed by `asset_hash` (Docker is never used). When CDK
     will skip bundling for `scope`'s stack, the staged source tree gets the "unbundled" hash."""
     import aws_cdk as cdk
     import jsii
     from aws_cdk import aws_lambda
 
+    sources = sources or Sources.here()
     bundled = cdk.Stack.of(scope).bundling_required
     if bundled:
-        prefetch(target, root)  # a no-op when the wheel house holds the current pins (make install filled it)
+        prefetch(target, sources)  # a no-op when the wheel house holds the current pins (make install filled it)
 
     @jsii.implements(cdk.ILocalBundling)
     class _LocalBundling:
         def try_bundle(self, output_dir: str, options: Any = None, **_: Any) -> bool:
-            bundle(Path(output_dir), target, root)
+            bundle(Path(output_dir), target, sources)
             return True
 
     return aws_lambda.Code.from_asset(
-        str(root / "lambdas"),
+        str(sources.packages[HANDLER.split(".", 1)[0]]),  # staged as is only when bundling is skipped
         asset_hash_type=cdk.AssetHashType.CUSTOM,
-        asset_hash=asset_hash(target, root, bundled=bundled),
+        asset_hash=asset_hash(target, sources, bundled=bundled),
         bundling=cdk.BundlingOptions(
             image=cdk.DockerImage.from_registry("unused-local-bundling-only"),
             local=_LocalBundling(),
@@ -236,7 +283,7 @@ def lambda_code(scope: Any, target: Target, root: Path = ROOT) -> Any:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m infra.bundling", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m jitr_cdk.bundling", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     fetch = sub.add_parser("prefetch", help="download the wheels of the deployed platform (or --architecture/--python)")
     build = sub.add_parser("build", help="build an asset folder")

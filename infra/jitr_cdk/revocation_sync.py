@@ -5,7 +5,7 @@ calls per second. Deployed only when a CA has `revocation` configured.
 
 Its metrics (namespace jitr, dimension service, and CA where it says): `RevocationSyncFailed` (CA),
 `RevocationSourceUnusable` (CA), `RevocationsFound` (CA), `CertificatesRevokedBySync`, `CertificatesHeldBySync`,
-`CertificatesReleasedBySync`; `infra.monitoring` alarms on them.
+`CertificatesReleasedBySync`; `jitr_cdk.monitoring` alarms on them.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ The handler publishes its decisions as CloudWatch metrics in the `jitr` namespac
 name: PROVISIONED, REJECTED, ALREADY_ACTIVE, SKIPPED, RETRY, MALFORMED, ProvisioningLatency, and
 REJECTEDByReason / RETRYByReason / MALFORMEDByReason with a Reason dimension; DecisionEventsFailed (the handler and the
 revocation sync) when decision events are on. With revocation configured, the revocation sync's metrics (see
-`infra.revocation_sync`) have alarms and a dashboard row too.
+`jitr_cdk.revocation_sync`) have alarms and a dashboard row too.
 """
 
 from __future__ import annotations

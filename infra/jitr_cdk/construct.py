@@ -2,7 +2,7 @@
 
 It composes one construct per concern (CA registration, stored templates, intake, handler, sweeper, revocation sync,
 monitoring) and carries its own cdk-nag acknowledgements: each role's IAM5 wildcards, with the reason each cannot be
-narrower. Turning cdk-nag on is the app's choice (`infra.stack.build` does, for this repository's stack).
+narrower. Turning cdk-nag on is the app's choice (`jitr_cdk.stack.build` does, for this repository's stack).
 """
 
 from __future__ import annotations

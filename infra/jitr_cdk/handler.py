@@ -163,8 +163,8 @@ def jitr_function(
     environment: dict[str, str],
     **options: Any,
 ) -> aws_lambda.Function:
-    """A function of the Lambda asset (`code`, from `infra.bundling.lambda_code`, made once per stack): the runtime and
-    architecture it is built for, JSON logs to its own log group, active tracing."""
+    """A function of the Lambda asset (`code`, from `jitr_cdk.bundling.lambda_code`, made once per stack): the runtime
+    and architecture it is built for, JSON logs to its own log group, active tracing."""
     return aws_lambda.Function(
         scope,
         "Function",

@@ -1,1 +1,0 @@
-"""The CDK app's constructs: one per concern, composed by the stack."""
