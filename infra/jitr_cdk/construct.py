@@ -174,34 +174,39 @@ class JustInTimeRegistration(Construct):
             enrollment=self.enrollment,
         )
 
+    def _output(self, key: str, value: str, description: str | None = None) -> None:
+        """An output under the key `jitr doctor` reads, in any stack: CDK would prefix it with the construct's path and
+        a hash (`RegistrationFunctionName1A2B3C4D`) in a team's stack. In this repository's stack (id `Default`) that
+        is the key CDK gives it anyway. Two constructs in one stack would clash here: one per stack, as documented."""
+        cdk.CfnOutput(self, key, value=value, description=description).override_logical_id(key)
+
     def _template_outputs(self) -> None:
-        cdk.CfnOutput(self, "CaCertificateIds", value=",".join(self.cas.certificate_ids))
-        cdk.CfnOutput(self, "TemplateName", value=self.template.template_name)
+        self._output("CaCertificateIds", value=",".join(self.cas.certificate_ids))
+        self._output("TemplateName", value=self.template.template_name)
         if not self.config.implicit_products:
             names = {name: template.template_name for name, template in self.templates.items()}
-            cdk.CfnOutput(self, "ProductTemplates", value=cdk.Stack.of(self).to_json_string(names))
+            self._output("ProductTemplates", value=cdk.Stack.of(self).to_json_string(names))
         if self.template.device_policy is not None:
-            cdk.CfnOutput(
-                self,
+            self._output(
                 "DevicePolicyName",
                 value=self.template.device_policy.ref,
                 description="Retained when the stack is deleted: provisioned devices' certificates stay attached to it",
             )
 
     def _handler_outputs(self) -> None:
-        cdk.CfnOutput(self, "FunctionName", value=self.handler.function.function_name)
-        cdk.CfnOutput(self, "QueueUrl", value=self.intake.queue.queue_url)
-        cdk.CfnOutput(self, "DeadLetterQueueUrl", value=self.intake.dead_letter_queue.queue_url)
-        cdk.CfnOutput(self, "DeadLetterQueueArn", value=self.intake.dead_letter_queue.queue_arn)
-        cdk.CfnOutput(self, "DashboardName", value=self.monitoring.dashboard.dashboard_name)
-        cdk.CfnOutput(self, "DecisionTableName", value=self.decisions.table.table_name)
+        self._output("FunctionName", value=self.handler.function.function_name)
+        self._output("QueueUrl", value=self.intake.queue.queue_url)
+        self._output("DeadLetterQueueUrl", value=self.intake.dead_letter_queue.queue_url)
+        self._output("DeadLetterQueueArn", value=self.intake.dead_letter_queue.queue_arn)
+        self._output("DashboardName", value=self.monitoring.dashboard.dashboard_name)
+        self._output("DecisionTableName", value=self.decisions.table.table_name)
         if self.enrollment is not None:
-            cdk.CfnOutput(self, "EnrollmentTableName", value=self.enrollment.table.table_name)
+            self._output("EnrollmentTableName", value=self.enrollment.table.table_name)
         # what `jitr doctor` checks, read from these outputs (cdk-outputs.json or the stack's)
-        cdk.CfnOutput(self, "RuleNames", value=",".join(self.intake.rule_names))
-        cdk.CfnOutput(self, "EventSourceMappingId", value=self.intake.event_source.event_source_mapping_id)
+        self._output("RuleNames", value=",".join(self.intake.rule_names))
+        self._output("EventSourceMappingId", value=self.intake.event_source.event_source_mapping_id)
         if self.revocation_sync is not None:
-            cdk.CfnOutput(self, "RevocationSyncFunctionName", value=self.revocation_sync.function.function_name)
+            self._output("RevocationSyncFunctionName", value=self.revocation_sync.function.function_name)
 
     def _require_opt_in(self) -> None:
         """The development CA's key sits unencrypted on a laptop: deploying it must be a decision, not an accident.

@@ -17,6 +17,7 @@ from jitr_cdk.construct import OPT_IN_PARAMETER, JustInTimeRegistration
 from jitr_cdk.stack import JitrStack
 from jitr_config.model import ConfigError, load_config
 from jitr_tools import pki
+from jitr_tools.doctor import OUTPUT_KEYS
 from tests.support import REPO
 
 
@@ -88,3 +89,12 @@ def test_the_development_ca_opt_in_keeps_its_parameter_name_in_a_teams_stack(tmp
     assert OPT_IN_PARAMETER in template["Parameters"]  # what the rule's message and the note tell an operator to set
     messages = [a["AssertDescription"] for rule in template["Rules"].values() for a in rule["Assertions"]]
     assert any(f"--parameters {OPT_IN_PARAMETER}=yes" in message for message in messages)
+
+
+def test_in_a_teams_stack_the_outputs_keep_the_keys_jitr_doctor_reads(tmp_path: Path, issuing_ca: pki.Issued) -> None:
+    app, stack = _consumer_app(tmp_path)
+    JustInTimeRegistration.from_settings(stack, "DeviceRegistration", {"caCertificates": [issuing_ca.pem]}, REPO)
+    app.synth()
+    outputs = set(Template.from_stack(stack).to_json()["Outputs"])
+    assert set(OUTPUT_KEYS) <= outputs  # not DeviceRegistrationFunctionName1A2B3C4D
+    assert {"DashboardName", "DecisionTableName", "DeadLetterQueueArn"} <= outputs
