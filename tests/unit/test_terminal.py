@@ -118,3 +118,22 @@ def test_serve_lines_on_a_terminal_colour_what_happened(monkeypatch: pytest.Monk
         ESCAPE.sub("", written.getvalue())
         == "HANDLER certificate 3b0e0fd2bb5c: PROVISIONED; another REJECTED WEAK_KEY\n"
     )
+
+
+@pytest.mark.usefixtures("no_terminal")
+def test_doctor_lines_on_a_terminal_colour_their_level_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FORCE_COLOR", "1")
+    written = io.StringIO()
+    say = terminal.line_printer(written, terminal.LEVEL_STYLES)
+    for line in ("OK   queue: 0 messages", "WARN template: no OK here", "FAIL function: not found -> deploy"):
+        say(line)
+    lines = written.getvalue().splitlines()
+    assert lines[0].startswith("\x1b[32mOK\x1b[0m")
+    assert lines[1].startswith("\x1b[33mWARN\x1b[0m")
+    assert "\x1b[" not in lines[1][len("\x1b[33mWARN\x1b[0m") :]  # the word OK later in a line is not a level
+    assert lines[2].startswith("\x1b[1;31mFAIL\x1b[0m")
+    assert [ESCAPE.sub("", line) for line in lines] == [
+        "OK   queue: 0 messages",
+        "WARN template: no OK here",
+        "FAIL function: not found -> deploy",
+    ]

@@ -627,6 +627,7 @@ def _explain(args: argparse.Namespace) -> int:
 def _doctor(args: argparse.Namespace) -> int:
     from botocore.exceptions import BotoCoreError, ClientError
 
+    from . import terminal
     from .doctor import Level, OutputsError, diagnose, outputs_from_file, outputs_from_stack, report
 
     if not args.stack and not args.outputs:
@@ -647,8 +648,9 @@ def _doctor(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report(findings), indent=2))
     else:
+        say = terminal.line_printer(sys.stdout, terminal.LEVEL_STYLES)
         for finding in findings:
-            print(finding.line())
+            say(finding.line())
     return EXIT_REJECTED if any(f.level == Level.FAIL for f in findings) else EXIT_OK
 
 

@@ -7,7 +7,7 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -221,23 +221,39 @@ def _list(args: argparse.Namespace) -> int:
     def run() -> int:
         table, _ = _stack(args, client)
         found = Enrollments(table, client("dynamodb")).list(args.product, Status(args.status) if args.status else None)
-        for enrollment in found:
-            if args.json:
+        if args.json:
+            for enrollment in found:
                 print(json.dumps(enrollment.to_dict(), separators=(",", ":")))
-                continue
-            held = f", {len(enrollment.waiting)} held" if enrollment.waiting else ""
-            certificate = enrollment.provisioned_certificate_id
-            provisioned = f", certificate {certificate}" + (" (quarantined)" if enrollment.quarantined else "")
-            origin = f"{enrollment.manifest}:{enrollment.line}" if enrollment.manifest else "-"
-            batch = f" batch {enrollment.batch}" if enrollment.batch else ""
-            print(
-                f"{enrollment.by}={enrollment.value}  {enrollment.status}  {origin}{batch}"
-                + (provisioned if certificate else "")
-                + held
-            )
+            return EXIT_OK
+        from . import terminal
+
+        terminal.show(terminal.console(), enrollment_table(found))
         return EXIT_OK
 
     return _aws(run)
+
+
+STATUS_STYLES = {"ENROLLED": "green", "DISABLED": "red"}
+
+
+def enrollment_table(found: Iterable[Any]) -> Any:
+    """`jitr enroll list`: one row per enrolled identity (a `rich` table: coloured on a terminal, plain off one)."""
+    from rich.table import Table
+
+    table = Table(box=None, padding=(0, 2), collapse_padding=True, pad_edge=False, header_style="bold")
+    for column in ("identity", "status", "manifest", "batch", "certificate", "held"):
+        table.add_column(column, justify="right" if column == "held" else "left")
+    for enrollment in found:
+        certificate = enrollment.provisioned_certificate_id or "-"
+        table.add_row(
+            f"{enrollment.by}={enrollment.value}",
+            f"[{STATUS_STYLES.get(str(enrollment.status), '')}]{enrollment.status}",
+            f"{enrollment.manifest}:{enrollment.line}" if enrollment.manifest else "-",
+            enrollment.batch or "-",
+            certificate + (" (quarantined)" if enrollment.quarantined else ""),
+            str(len(enrollment.waiting)),
+        )
+    return table
 
 
 def _target(args: argparse.Namespace, enrollments: Any) -> tuple[str, str]:

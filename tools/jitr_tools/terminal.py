@@ -5,7 +5,7 @@ Kept to the operator tools: the Lambda asset is built from requirements.txt, whi
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TextIO
 
 from rich.console import Console, RenderableType
@@ -30,14 +30,19 @@ def console(stderr: bool = False, file: TextIO | None = None) -> Console:
     return Console(stderr=stderr, file=file, highlight=False, width=PLAIN_WIDTH, no_color=True)
 
 
-def line_printer(file: TextIO) -> Callable[[str], None]:
-    """Prints a line at a time on `file`, as it is; on a terminal with what happened coloured (`WORD_STYLES`)."""
+# a `jitr doctor` finding's level, at the start of its line
+LEVEL_STYLES = {r"^OK\b": "green", r"^WARN\b": "yellow", r"^FAIL\b": "bold red"}
+
+
+def line_printer(file: TextIO, styles: Mapping[str, str] = WORD_STYLES) -> Callable[[str], None]:
+    """Prints a line at a time on `file`, as it is; on a terminal with what happened coloured (`styles`: a regular
+    expression to the style of what it matches)."""
     out = console(file=file)
 
     def say(line: str) -> None:
         if out.is_terminal:
             text = Text(line)
-            for pattern, style in WORD_STYLES.items():
+            for pattern, style in styles.items():
                 text.highlight_regex(pattern, style)
             out.print(text, soft_wrap=True)
         else:
