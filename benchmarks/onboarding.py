@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from jitr.pacing import AWS_DEFAULT_TPS
-from jitr_tools.simulate import Options, Result, simulate
+from jitr_tools.rehearsing.simulate import Options, Result, simulate
 
 DEVICES = 10_000
 FACTOR = (

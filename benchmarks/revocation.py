@@ -20,8 +20,8 @@ from jitr.revocation import read_crl
 from jitr.revocation_sources import CrlSources
 from jitr.settings import RevocationSource, Settings
 from jitr_tools import pki
-from jitr_tools.crl_server import CrlServer
-from jitr_tools.ocsp_responder import OcspResponder
+from jitr_tools.pki.crl_server import CrlServer
+from jitr_tools.pki.ocsp_responder import OcspResponder
 
 LARGE = 100_000
 

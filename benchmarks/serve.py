@@ -23,9 +23,9 @@ from typing import Any
 from jitr.certificates import certificate_id
 from jitr_config.model import load_config
 from jitr_tools import pki
-from jitr_tools.devices import PahoDevice, PowerUp, Tally, endpoint_judge, power_up, write_device
-from jitr_tools.reconnect import Reconnect
-from jitr_tools.serve import ServeOptions, Service
+from jitr_tools.endpoint.devices import PahoDevice, PowerUp, Tally, endpoint_judge, power_up, write_device
+from jitr_tools.endpoint.serve import ServeOptions, Service
+from jitr_tools.rehearsing.reconnect import Reconnect
 
 DEVICES = 200
 INVALID_FRACTION = 0.1

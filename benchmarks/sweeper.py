@@ -35,8 +35,8 @@ from jitr_handlers.once import DecideOnce
 from jitr_handlers.sweeper import LISTING_MARGIN_S, PAGE_SIZE, SweepClients, SweepSettings, sweep
 from jitr_tools import embedded, pki
 from jitr_tools.embedded import EmbeddedIoT
-from jitr_tools.lambda_context import LambdaContext
-from jitr_tools.rehearsal import create_decision_table, handler_environment, prepare_account
+from jitr_tools.rehearsing.lambda_context import LambdaContext
+from jitr_tools.rehearsing.rehearsal import create_decision_table, handler_environment, prepare_account
 
 CERTIFICATES = 200_000
 LOST = 20

@@ -17,9 +17,9 @@ from jitr.certificates import certificate_id
 from jitr_cdk import bundling
 from jitr_tools import embedded, pki
 from jitr_tools.embedded import EmbeddedIoT, serve
-from jitr_tools.invoke import invoke, stack_environment
-from jitr_tools.rehearsal import prepare_account
-from jitr_tools.wiring import sqs_record
+from jitr_tools.operating.invoke import invoke, stack_environment
+from jitr_tools.rehearsing.rehearsal import prepare_account
+from jitr_tools.rehearsing.wiring import sqs_record
 
 REGION = "eu-central-1"
 pytestmark = pytest.mark.slow
@@ -102,6 +102,6 @@ def test_the_built_asset_handles_an_sqs_batch_with_a_refusal(asset: Path, endpoi
 
 
 def _record(body: str) -> dict[str, Any]:
-    from jitr_tools.wiring import Message
+    from jitr_tools.rehearsing.wiring import Message
 
     return sqs_record(Message("id", body, 0.0, receive_count=1, receipt="r"), "arn:aws:sqs:eu-central-1:1:q")

@@ -10,7 +10,7 @@ or the CRL's port from someone else's), and the device's connect runs twice with
 the free one: the first is closed while the handler decides, the second publishes. The connect is `mosquitto_pub`
 itself when it is installed; where it is not, the same connect (host, CA file, certificate, key, client id, topic,
 message, read from the command with mosquitto_pub's option names, an option it does not know failing the test) is
-made with the repository's own MQTT client, `jitr_tools.devices.PahoDevice` (paho-mqtt).
+made with the repository's own MQTT client, `jitr_tools.endpoint.devices.PahoDevice` (paho-mqtt).
 
 A platform team's: `make synth` runs the command tests/infra/test_cdk_cli.py runs (both read it from the Makefile);
 `cdk bootstrap`, `make deploy` and `jitr doctor` need an AWS account, so they are checked to be the documented ones
@@ -43,7 +43,7 @@ from botocore.exceptions import ClientError, EndpointConnectionError
 from jitr.certificates import certificate_id
 from jitr_tools import pki
 from jitr_tools.cli import _parser as jitr_parser
-from jitr_tools.devices import Files, PahoDevice
+from jitr_tools.endpoint.devices import Files, PahoDevice
 from tests.support import REPO, make_dry_run, make_recipe
 
 PLATFORM = "Quick start: a platform team deploying jitr"

@@ -17,7 +17,7 @@ from jitr_cdk.construct import OPT_IN_PARAMETER, JustInTimeRegistration
 from jitr_cdk.stack import JitrStack
 from jitr_config.model import ConfigError, load_config
 from jitr_tools import pki
-from jitr_tools.doctor import OUTPUT_KEYS
+from jitr_tools.operating.doctor import OUTPUT_KEYS
 from tests.support import REPO
 
 

@@ -61,7 +61,7 @@ def test_the_example_environment_file_is_a_valid_configuration(tmp_path: Path, r
 
 
 def test_the_stack_writes_every_output_jitr_doctor_reads(jitr_stack: Synthesized) -> None:
-    from jitr_tools.doctor import OUTPUT_KEYS
+    from jitr_tools.operating.doctor import OUTPUT_KEYS
 
     outputs = jitr_stack.json["Outputs"]
     assert set(OUTPUT_KEYS) <= set(outputs)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from jitr_cdk import handler, intake
-from jitr_tools import serve
+from jitr_tools.endpoint import serve
 
 
 def test_serve_wires_the_handler_as_the_stack_does() -> None:

@@ -10,7 +10,7 @@ from typing import Any
 from awscrt import mqtt
 from awsiot import mqtt_connection_builder
 
-from jitr_tools.devices import WAIT_S, Files
+from jitr_tools.endpoint.devices import WAIT_S, Files
 
 
 class SdkDevice:

@@ -10,7 +10,7 @@ import pytest
 
 from jitr_tools import pki
 from jitr_tools.embedded import Connect
-from jitr_tools.lambda_context import LambdaContext
+from jitr_tools.rehearsing.lambda_context import LambdaContext
 from tests.support import Account
 
 TEMPLATE_NAME = "jitr-device"

@@ -20,8 +20,8 @@ from jitr_handlers import revocation_sync
 from jitr_handlers.registration import handler
 from jitr_handlers.revocation_sync import run
 from jitr_tools import pki
-from jitr_tools.crl_server import CrlServer
-from jitr_tools.rehearsal import create_decision_table
+from jitr_tools.pki.crl_server import CrlServer
+from jitr_tools.rehearsing.rehearsal import create_decision_table
 from tests.integration.support import FakeLambdaContext, Fleet, sqs_event
 
 CRL_PATH = "/crl/issuing.crl"

@@ -19,8 +19,8 @@ from jitr.settings import Settings
 from jitr_cdk.intake import rule_sql
 from jitr_tools import pki
 from jitr_tools.cli import main
-from jitr_tools.crl_server import CrlServer
-from jitr_tools.rehearsal import create_decision_table
+from jitr_tools.pki.crl_server import CrlServer
+from jitr_tools.rehearsing.rehearsal import create_decision_table
 from tests.integration.support import TEMPLATE_NAME, Fleet
 
 REGION = "us-east-1"

@@ -30,7 +30,7 @@ from jitr.iot import IoT
 from jitr.provisioning import RegistrationEvent
 from jitr_handlers.registration import handler
 from jitr_tools.cli import main
-from jitr_tools.rehearsal import create_enrollment_table
+from jitr_tools.rehearsing.rehearsal import create_enrollment_table
 from tests.integration.support import FakeLambdaContext, Fleet, sqs_event
 
 PRODUCT = "sensor"

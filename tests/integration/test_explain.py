@@ -15,8 +15,8 @@ from jitr.certificates import certificate_id
 from jitr_handlers.registration import handler
 from jitr_tools import pki
 from jitr_tools.cli import main
-from jitr_tools.crl_server import CrlServer
-from jitr_tools.rehearsal import create_decision_table
+from jitr_tools.pki.crl_server import CrlServer
+from jitr_tools.rehearsing.rehearsal import create_decision_table
 from tests.integration.support import TEMPLATE_NAME, FakeLambdaContext, Fleet
 
 

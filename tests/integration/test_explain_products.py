@@ -21,7 +21,7 @@ from jitr_handlers.registration import handler
 from jitr_tools import pki
 from jitr_tools.cli import main
 from jitr_tools.embedded import EmbeddedIoT
-from jitr_tools.rehearsal import create_decision_table
+from jitr_tools.rehearsing.rehearsal import create_decision_table
 from tests.integration.support import TEMPLATE_NAME, FakeLambdaContext, Fleet, sqs_event
 from tests.integration.test_enrollment import create_enrollment_table
 

@@ -17,8 +17,8 @@ from jitr.revocation import Status
 from jitr.revocation_sources import CrlSources
 from jitr.settings import RevocationSource
 from jitr_tools import pki
-from jitr_tools.crl_server import CrlServer, Served
-from jitr_tools.ocsp_responder import OcspResponder, impostor, make_responder
+from jitr_tools.pki.crl_server import CrlServer, Served
+from jitr_tools.pki.ocsp_responder import OcspResponder, impostor, make_responder
 
 OCSP_PATH = "/ocsp"
 CRL_PATH = "/ca.crl"

@@ -17,7 +17,7 @@ from jitr_handlers.registration import Registration, entry_point, handler
 from jitr_tools import pki
 from jitr_tools.embedded import Connect
 from jitr_tools.embedded.errors import ServiceUnavailableException
-from jitr_tools.rehearsal import create_decision_table
+from jitr_tools.rehearsing.rehearsal import create_decision_table
 from tests.integration.support import FakeLambdaContext, Fleet, sqs_event
 from tests.support import DEVICE_POLICY
 

@@ -10,9 +10,9 @@ import pytest
 from jitr.certificates import certificate_id, certificate_parameters, load_certificate
 from jitr.policy import account_arn, device_policy_document
 from jitr_handlers.registration import handler
-from jitr_tools.authorization import evaluate, resource_arn
 from jitr_tools.cli import main
 from jitr_tools.embedded.lookups import connection_of, policies_of
+from jitr_tools.iot.authorization import evaluate, resource_arn
 from tests.integration.support import FakeLambdaContext, Fleet
 
 

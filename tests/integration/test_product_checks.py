@@ -17,7 +17,7 @@ from jitr.products import Product
 from jitr.provisioning import RegistrationEvent
 from jitr.settings import Settings
 from jitr_tools.embedded import EmbeddedIoT
-from jitr_tools.rehearsal import create_enrollment_table
+from jitr_tools.rehearsing.rehearsal import create_enrollment_table
 from tests.integration.support import TEMPLATE_NAME, FakeLambdaContext, Fleet, sqs_event
 from tests.support import REPO
 

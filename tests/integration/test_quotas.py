@@ -80,7 +80,7 @@ def test_each_environment_takes_its_share_of_every_quota() -> None:
 
 @pytest.mark.slow
 def test_a_fleet_at_awss_quotas_for_every_operation_is_never_throttled_by_jitrs_own_traffic() -> None:
-    from jitr_tools.simulate import Options, simulate
+    from jitr_tools.rehearsing.simulate import Options, simulate
 
     # Given AWS's default quota of every operation enforced (scaled x2), and the handler pacing to its share of each.
     # (Paced for RegisterThing alone, this fleet's refusals, whose RegisterThing slot is given back, drove

@@ -20,8 +20,8 @@ from jitr.settings import Settings
 from jitr_handlers import registration
 from jitr_handlers.registration import Registration, handler
 from jitr_tools import pki
-from jitr_tools.crl_server import CrlServer, Served
-from jitr_tools.ocsp_responder import OcspResponder
+from jitr_tools.pki.crl_server import CrlServer, Served
+from jitr_tools.pki.ocsp_responder import OcspResponder
 from tests.integration.support import FakeLambdaContext, Fleet, sqs_event
 from tests.support import Account
 
@@ -82,7 +82,7 @@ def test_a_device_the_issuer_revoked_before_its_first_connect_is_refused(
 def _recorded_decision(account: Account, event: dict[str, Any]) -> dict[str, Any]:
     """The decision as an operator sees it: decided again now, changing nothing (`jitr explain`)."""
     from jitr.settings import Settings
-    from jitr_tools.explain import explain
+    from jitr_tools.operating.explain import explain
 
     return explain(event["certificateId"], Settings.from_environment(), account.client).now
 

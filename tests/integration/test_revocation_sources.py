@@ -20,7 +20,7 @@ from jitr.revocation import Status
 from jitr.revocation_sources import CrlSources, address_refusal
 from jitr.settings import RevocationSource
 from jitr_tools import pki
-from jitr_tools.crl_server import CrlServer, Served
+from jitr_tools.pki.crl_server import CrlServer, Served
 
 
 class TestServer(CrlServer):

@@ -19,9 +19,9 @@ from jitr_handlers.registration import handler
 from jitr_handlers.revocation_sync import run
 from jitr_tools import pki
 from jitr_tools.cli import main
-from jitr_tools.crl_server import CrlServer
 from jitr_tools.embedded.errors import ServiceUnavailableException
-from jitr_tools.rehearsal import create_decision_table
+from jitr_tools.pki.crl_server import CrlServer
+from jitr_tools.rehearsing.rehearsal import create_decision_table
 from tests.integration.support import FakeLambdaContext, Fleet, sqs_event
 
 CRL_PATH = "/crl/issuing.crl"
@@ -239,7 +239,7 @@ def test_a_hold_lifted_from_a_disabled_device_leaves_it_quarantined_until_it_is_
     from jitr.iot import IoT
     from jitr.products import Product
     from jitr_handlers import registration
-    from jitr_tools.rehearsal import create_enrollment_table
+    from jitr_tools.rehearsing.rehearsal import create_enrollment_table
 
     # Given a product that requires enrollment, and its enrolled device provisioned
     dynamodb = boto3.client("dynamodb", region_name="us-east-1")

@@ -30,15 +30,15 @@ from jitr.certificates import certificate_id
 from jitr.provisioning import Decision
 from jitr_config.model import load_config
 from jitr_tools import pki
-from jitr_tools.broker import Device
-from jitr_tools.devices import Closed, Files, LastWill, PahoDevice, endpoint_judge, power_up, write_device
 from jitr_tools.embedded import Connect
 from jitr_tools.embedded.errors import ServiceUnavailableException
 from jitr_tools.embedded.quotas import AUTO_REGISTRATION
 from jitr_tools.embedded.state import TokenBucket
-from jitr_tools.reconnect import Reconnect
-from jitr_tools.serve import ServeOptions, Service
-from jitr_tools.tls import Peer
+from jitr_tools.endpoint.broker import Device
+from jitr_tools.endpoint.devices import Closed, Files, LastWill, PahoDevice, endpoint_judge, power_up, write_device
+from jitr_tools.endpoint.serve import ServeOptions, Service
+from jitr_tools.endpoint.tls import Peer
+from jitr_tools.rehearsing.reconnect import Reconnect
 from tests.integration.sdk_device import SdkDevice
 
 REPO = Path(__file__).resolve().parents[2]

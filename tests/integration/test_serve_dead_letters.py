@@ -7,9 +7,9 @@ from pathlib import Path
 from jitr.certificates import certificate_id
 from jitr_config.model import load_config
 from jitr_tools import pki
-from jitr_tools.devices import PahoDevice, write_device
 from jitr_tools.embedded.errors import InvalidRequestException
-from jitr_tools.serve import ServeOptions, Service
+from jitr_tools.endpoint.devices import PahoDevice, write_device
+from jitr_tools.endpoint.serve import ServeOptions, Service
 
 TEMPLATE = str(Path(__file__).resolve().parents[2] / "templates" / "jitr-device.json")
 

@@ -14,10 +14,10 @@ import pytest
 
 from jitr.certificates import certificate_id
 from jitr.provisioning import Decision
-from jitr_tools import local_hooks
 from jitr_tools.cli import main
-from jitr_tools.serve import ServeOptions, Service
-from jitr_tools.simulate_products import HOOK_FUNCTION, ProductFleet, make_product_fleet
+from jitr_tools.endpoint.serve import ServeOptions, Service
+from jitr_tools.rehearsing import local_hooks
+from jitr_tools.rehearsing.simulate_products import HOOK_FUNCTION, ProductFleet, make_product_fleet
 
 DECIDED_S = 20.0
 HOOK = '''

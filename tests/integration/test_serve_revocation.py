@@ -25,11 +25,12 @@ from jitr.provisioning import Decision
 from jitr.revocation import distribution_point_urls
 from jitr.settings import DEFAULT_CRL_MAX_BYTES
 from jitr_config.model import load_config
-from jitr_tools import pki, pki_revocations
+from jitr_tools import pki
 from jitr_tools.cli import main
-from jitr_tools.crl_server import CrlServer, Served
-from jitr_tools.devices import Files, PahoDevice, write_device
-from jitr_tools.serve import ServeOptions, Service
+from jitr_tools.endpoint.devices import Files, PahoDevice, write_device
+from jitr_tools.endpoint.serve import ServeOptions, Service
+from jitr_tools.pki import revocations as pki_revocations
+from jitr_tools.pki.crl_server import CrlServer, Served
 
 REPO = Path(__file__).resolve().parents[2]
 TEMPLATE = str(REPO / "templates" / "jitr-device.json")

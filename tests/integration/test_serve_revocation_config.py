@@ -18,8 +18,8 @@ from jitr.provisioning import Decision
 from jitr.revocation import Status
 from jitr_config.model import load_config
 from jitr_tools import pki
-from jitr_tools.devices import PahoDevice, write_device
-from jitr_tools.serve import ServeOptions, Service
+from jitr_tools.endpoint.devices import PahoDevice, write_device
+from jitr_tools.endpoint.serve import ServeOptions, Service
 
 REPO = Path(__file__).resolve().parents[2]
 BUCKET, KEY = "acme-pki-crls", "crl/issuing.crl"

@@ -10,8 +10,8 @@ import pytest
 from jitr_tools import pki
 from jitr_tools.cli import main
 from jitr_tools.embedded.errors import InvalidRequestException
-from jitr_tools.reconnect import Reconnect
-from jitr_tools.simulate import Options, simulate, summary
+from jitr_tools.rehearsing.reconnect import Reconnect
+from jitr_tools.rehearsing.simulate import Options, simulate, summary
 
 FAST = Reconnect(0.03, 0.5)  # devices reconnecting every few tens of ms at first, then at most every half second
 

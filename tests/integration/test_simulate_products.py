@@ -9,8 +9,8 @@ import json
 import pytest
 
 from jitr_tools.cli import main
-from jitr_tools.reconnect import Reconnect
-from jitr_tools.simulate import Options, simulate, summary
+from jitr_tools.rehearsing.reconnect import Reconnect
+from jitr_tools.rehearsing.simulate import Options, simulate, summary
 
 FAST = Reconnect(0.03, 0.5)
 

@@ -17,7 +17,7 @@ from jitr_handlers.registration import handler
 from jitr_handlers.sweeper import CURSOR_PREFIX, PAGE_SIZE, SweepClients, SweepSettings, sweep
 from jitr_tools import pki
 from jitr_tools.embedded import EmbeddedIoT
-from jitr_tools.rehearsal import create_decision_table
+from jitr_tools.rehearsing.rehearsal import create_decision_table
 from tests.integration.support import FakeLambdaContext, Fleet, sqs_event
 
 LATER = datetime.now(UTC) + timedelta(hours=1)  # the sweep runs an hour after the devices connected

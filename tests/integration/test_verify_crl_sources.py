@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives import serialization
 
 from jitr_tools import pki
 from jitr_tools.cli import main
-from jitr_tools.crl_server import CrlServer, Served
+from jitr_tools.pki.crl_server import CrlServer, Served
 
 CRL_PATH = "/crl/issuing.crl"
 

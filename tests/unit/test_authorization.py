@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from jitr.policy import account_arn, device_policy_document
-from jitr_tools.authorization import (
+from jitr_tools.iot.authorization import (
     Connection,
     Decision,
     PolicyError,

@@ -14,8 +14,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from jitr_config.model import KNOWN_KEYS
-from jitr_tools import pki, pki_revocations, serve
+from jitr_tools import pki
 from jitr_tools.cli import main
+from jitr_tools.endpoint import serve
+from jitr_tools.pki import revocations as pki_revocations
 from tests.support import REPO
 
 

@@ -10,8 +10,9 @@ from cryptography import x509
 
 from jitr.revocation import Status, check, distribution_point_urls, read_crl
 from jitr_config.model import load_config
-from jitr_tools import pki, pki_revocations
+from jitr_tools import pki
 from jitr_tools.cli import main
+from jitr_tools.pki import revocations as pki_revocations
 from tests.support import REPO
 
 CODE = "0123456789abcdef" * 4

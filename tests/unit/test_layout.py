@@ -101,7 +101,7 @@ def offenders(package: str, forbidden: set[str]) -> dict[str, list[str]]:
 
 
 def test_the_operator_tools_never_import_the_deployment() -> None:
-    assert "jitr" in imports_of("jitr_tools")["jitr_tools.serve"]  # the reading works
+    assert "jitr" in imports_of("jitr_tools")["jitr_tools.endpoint.serve"]  # the reading works
     assert offenders("jitr_tools", {"jitr_cdk"}) == {}
 
 
@@ -114,3 +114,45 @@ def test_the_configuration_model_imports_neither_nor_the_cdk() -> None:
         offenders("jitr_config", {"jitr_cdk", "jitr_tools", "jitr_handlers", "benchmarks", "aws_cdk", "constructs"})
         == {}
     )
+
+
+# The operator tools by the reader each part serves, highest first: a module imports its own part and the parts
+# below it, never one above (docs/architecture.md). Modules straight under jitr_tools are parts of their own.
+TOOL_LAYERS = (
+    ("jitr_tools.cli",),  # the command line
+    ("jitr_tools.scaffold",),  # jitr init: a new CDK app with the construct
+    ("jitr_tools.operating",),  # a deployed stack: doctor, explain, invoke, enroll, revocation
+    ("jitr_tools.endpoint",),  # the device-side endpoint: serve, its broker and TLS, device clients
+    ("jitr_tools.rehearsing",),  # simulate, demo, the deployed account in-process
+    ("jitr_tools.pki", "jitr_tools.embedded"),  # the development PKI; the embedded AWS IoT
+    ("jitr_tools.iot", "jitr_tools.arguments", "jitr_tools.terminal"),  # AWS IoT's rules; shared command-line parts
+)
+
+
+def _tool_part(module: str) -> str:
+    parts = module.split(".")
+    return ".".join(parts[:2]) if len(parts) > 1 else module
+
+
+def test_the_operator_tools_import_only_their_own_part_and_parts_below() -> None:
+    layer = {part: depth for depth, parts in enumerate(TOOL_LAYERS) for part in parts}
+    graph = import_graph()
+    tools = [module for module in graph if module.startswith("jitr_tools.")]
+    assert {_tool_part(module) for module in tools} == set(layer)  # every part has its place
+    upward = sorted(
+        f"{module} -> {imported}"
+        for module in tools
+        for imported in graph.successors(module)
+        if imported.startswith("jitr_tools.")
+        and _tool_part(imported) != _tool_part(module)
+        and layer[_tool_part(imported)] <= layer[_tool_part(module)]
+    )
+    assert upward == []
+
+
+def test_each_part_of_the_operator_tools_says_what_it_is_for() -> None:
+    for part in {part for parts in TOOL_LAYERS for part in parts}:
+        folder = ROOT / "tools" / Path(*part.split("."))
+        path = folder / "__init__.py" if folder.is_dir() else folder.with_suffix(".py")
+        docstring = ast.get_docstring(ast.parse(path.read_text()))
+        assert docstring, part

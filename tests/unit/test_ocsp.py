@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from jitr.ocsp import Answer, Freshness, Query, query, read_response
 from jitr.revocation import Status
 from jitr_tools import pki
-from jitr_tools.ocsp_responder import OcspResponder, impostor, make_responder
+from jitr_tools.pki.ocsp_responder import OcspResponder, impostor, make_responder
 
 URL = "http://ocsp.maker.example/"
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from jitr_tools.devices import Closed, PowerUp, Tally, closed_as
 from jitr_tools.embedded import Connect
+from jitr_tools.endpoint.devices import Closed, PowerUp, Tally, closed_as
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from jitr_tools.reconnect import Reconnect
+from jitr_tools.rehearsing.reconnect import Reconnect
 
 
 def test_the_sdk_defaults_scale_with_the_rehearsals_time_factor() -> None:

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from jitr_tools.wiring import DirectWiring, Queue
+from jitr_tools.rehearsing.wiring import DirectWiring, Queue
 
 
 def test_a_received_message_is_invisible_until_its_timeout_then_returns() -> None:

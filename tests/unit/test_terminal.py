@@ -7,7 +7,7 @@ import re
 import pytest
 
 from jitr_tools import terminal
-from jitr_tools.simulate import Result, report
+from jitr_tools.rehearsing.simulate import Result, report
 
 REASONS = {f"REASON_NUMBER_{n}": n for n in range(1, 9)}  # a rejected line far longer than 80 columns
 ESCAPE = re.compile(r"\x1b\[[0-9;]*m")

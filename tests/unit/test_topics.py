@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from jitr_tools.topics import RuleSqlError, rule_topic, topic_matches
+from jitr_tools.iot.topics import RuleSqlError, rule_topic, topic_matches
 
 TOPIC = "$aws/events/certificates/registered/" + "0f" * 32
 

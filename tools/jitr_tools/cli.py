@@ -42,9 +42,8 @@ from jitr.products import extension_problem
 from jitr.revocation_sources import CrlSources
 from jitr.settings import CLOCK_SKEW_SECONDS, DEFAULT_CRL_GRACE_SECONDS, RevocationSource
 from jitr.templates import Problem, TemplateError, check_template, parse_template, render_template
-
-from . import enroll_commands, pki, pki_commands, pki_revocations, revocation_commands
-from .arguments import (
+from jitr_tools import pki
+from jitr_tools.arguments import (
     Parser,
     UsageError,
     certificate_id_argument,
@@ -60,8 +59,9 @@ from .arguments import (
     read_json,
     read_text,
 )
-from .arguments import regex as regular_expression
-from .revocation_check import (
+from jitr_tools.arguments import regex as regular_expression
+from jitr_tools.operating import enroll_commands, revocation_commands
+from jitr_tools.operating.revocation_check import (
     Answer,
     CrlFile,
     certificate_source_urls,
@@ -71,7 +71,9 @@ from .revocation_check import (
     from_sources,
     read_crl_file,
 )
-from .revocation_check import verdict as revocation_verdict
+from jitr_tools.operating.revocation_check import verdict as revocation_verdict
+from jitr_tools.pki import commands as pki_commands
+from jitr_tools.pki import revocations as pki_revocations
 
 EXIT_OK = 0
 EXIT_REJECTED = 1
@@ -517,8 +519,8 @@ def _intermediate(path: Path) -> bytes:
 
 
 def _simulate(args: argparse.Namespace) -> int:
-    from . import terminal
-    from .simulate import DEFAULT_REVOKED, Options, good_devices, report, simulate
+    from jitr_tools import terminal
+    from jitr_tools.rehearsing.simulate import DEFAULT_REVOKED, Options, good_devices, report, simulate
 
     options = Options(
         devices=args.devices,
@@ -550,7 +552,7 @@ def _simulate(args: argparse.Namespace) -> int:
 
 
 def _invoke(args: argparse.Namespace) -> int:
-    from .invoke import EventError, check_event, invoke, stack_environment
+    from jitr_tools.operating.invoke import EventError, check_event, invoke, stack_environment
 
     try:
         check_event(read_json(args.event, "a JSON event (a registration event, or an SQS batch of them)"))
@@ -591,8 +593,7 @@ def _explain(args: argparse.Namespace) -> int:
     from jitr.hook import Hooks, lambda_clients
     from jitr.iot import IoTError
     from jitr.settings import Settings, SettingsError
-
-    from .explain import explain
+    from jitr_tools.operating.explain import explain
 
     client = _aws(args)
     try:
@@ -627,8 +628,8 @@ def _explain(args: argparse.Namespace) -> int:
 def _doctor(args: argparse.Namespace) -> int:
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from . import terminal
-    from .doctor import Level, OutputsError, diagnose, outputs_from_file, outputs_from_stack, report
+    from jitr_tools import terminal
+    from jitr_tools.operating.doctor import Level, OutputsError, diagnose, outputs_from_file, outputs_from_stack, report
 
     if not args.stack and not args.outputs:
         raise UsageError("name the stack (--stack NAME) or its outputs file (--outputs cdk-outputs.json)")
@@ -655,7 +656,14 @@ def _doctor(args: argparse.Namespace) -> int:
 
 
 def _policy_test(args: argparse.Namespace) -> int:
-    from .authorization import Connection, PolicyError, action_name, evaluate, principal_view, resource_arn
+    from jitr_tools.iot.authorization import (
+        Connection,
+        PolicyError,
+        action_name,
+        evaluate,
+        principal_view,
+        resource_arn,
+    )
 
     action = action_name(args.action)
     if action != "iot:Connect" and not args.topic:
@@ -709,10 +717,10 @@ def _policy_test(args: argparse.Namespace) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     from jitr_config.model import CONFIG_FILE_KEY, CONTEXT_KEY, DEFAULTS, ConfigError, load_config, raw_settings
-
-    from . import local_hooks, terminal
-    from .pki import development_ca_pem
-    from .serve import DEFAULT_FOLDER, ServeOptions, Service, serve_until_interrupted
+    from jitr_tools import terminal
+    from jitr_tools.endpoint.serve import DEFAULT_FOLDER, ServeOptions, Service, serve_until_interrupted
+    from jitr_tools.pki import development_ca_pem
+    from jitr_tools.rehearsing import local_hooks
 
     try:
         hooks = {name: local_hooks.load(where) for name, where in map(local_hooks.parse, args.hook)}
@@ -757,7 +765,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _init(args: argparse.Namespace) -> int:
-    from .scaffold import ScaffoldError, scaffold
+    from jitr_tools.scaffold import ScaffoldError, scaffold
 
     if not re.fullmatch(r"[A-Za-z][A-Za-z0-9-]{0,127}", args.stack):
         raise UsageError(f"--stack {args.stack!r}: a stack name is letters, digits and hyphens, starting with a letter")
@@ -772,7 +780,7 @@ def _init(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from .demo import run_demo
+    from jitr_tools.rehearsing.demo import run_demo
 
     return run_demo()
 

@@ -6,7 +6,8 @@ both in place), `functions` (`EmbeddedLambda`: Lambda functions that are Python 
 `iot` (`EmbeddedIoT`: a device's connect, the event bus, the knobs).
 """
 
-from ..topics import topic_matches
+from jitr_tools.iot.topics import topic_matches
+
 from .functions import EmbeddedLambda
 from .iot import DEFAULT_ACCOUNT, DEFAULT_REGION, Connect, ConnectResult, EmbeddedIoT, mock, serve
 

@@ -27,8 +27,8 @@ from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 
 from jitr.certificates import certificate_id, certificate_parameters, load_certificate, load_certificates
 from jitr.provisioning import RegistrationEvent
+from jitr_tools.iot.topics import REGISTERED_TOPIC, topic_matches
 
-from ..topics import REGISTERED_TOPIC, topic_matches
 from . import errors
 from .functions import EmbeddedLambda
 from .install import install

@@ -11,8 +11,7 @@ from moto.iot.models import FakeCertificate, FakeThing, IoTBackend
 from moto.utilities.utils import get_partition
 
 from jitr.certificates import certificate_parameters, load_certificate
-
-from ..authorization import Connection, Thing
+from jitr_tools.iot.authorization import Connection, Thing
 
 
 def thing_arn(backend: IoTBackend, thing_name: str) -> str:

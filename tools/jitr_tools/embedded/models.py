@@ -23,8 +23,8 @@ from moto.iot.models import FakeCaCertificate, FakeCertificate, FakeThing, IoTBa
 from jitr.certificates import BadCertificate, certificate_id, load_certificate
 from jitr.templates import TemplateError, parse_template
 from jitr.templates.limits import TEMPLATE_NAME
+from jitr_tools.iot.authorization import PolicyError, policy_statements
 
-from ..authorization import PolicyError, policy_statements
 from .errors import (
     CertificateStateException,
     CertificateValidationException,

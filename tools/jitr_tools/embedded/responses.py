@@ -165,7 +165,7 @@ _ACTION_TYPES = {
 def _r_test_authorization(self: IoTResponse) -> ActionResult:
     """TestAuthorization for a certificate principal, answered by the evaluator the command line uses. The variables
     and keys the evaluator found no value for, or could not resolve, are its `missingContextValues`."""
-    from ..authorization import PolicyError, evaluate
+    from jitr_tools.iot.authorization import PolicyError, evaluate
 
     backend = _backend(self)
     principal = str(self._get_param("principal") or "")

@@ -17,12 +17,12 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
-from . import pki
-from .embedded import Connect
-from .reconnect import Reconnect
+from jitr_tools import pki
+from jitr_tools.embedded import Connect
+from jitr_tools.rehearsing.reconnect import Reconnect
 
 if TYPE_CHECKING:
-    from .broker import MqttEndpoint
+    from jitr_tools.endpoint.broker import MqttEndpoint
 
 WAIT_S = 10.0
 

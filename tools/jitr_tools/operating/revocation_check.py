@@ -21,8 +21,7 @@ from jitr.outcomes import Outcome, Reason
 from jitr.revocation import Revocation, Status, UnusableCrl, check, distribution_point_urls, parse_crl, read_crl
 from jitr.revocation_sources import CrlSources
 from jitr.settings import RevocationSource
-
-from .arguments import UsageError, read_bytes
+from jitr_tools.arguments import UsageError, read_bytes
 
 # what each certificate of a path is called, leaf first (the handler's words)
 WHICH = ("the certificate", "its CA", "the CA above it")

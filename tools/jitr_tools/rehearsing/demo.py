@@ -9,9 +9,9 @@ from typing import Any
 
 import boto3
 
-from . import embedded, pki
-from .embedded import EmbeddedIoT
-from .rehearsal import create_decision_table, handler_environment, prepare_account
+from jitr_tools import embedded, pki
+from jitr_tools.embedded import EmbeddedIoT
+from jitr_tools.rehearsing.rehearsal import create_decision_table, handler_environment, prepare_account
 
 
 def run_demo() -> int:

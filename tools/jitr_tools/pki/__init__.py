@@ -1,6 +1,8 @@
 """A development PKI: CAs, device certificates (good ones and every defect the handler refuses), verification certs.
 
-Used by `jitr pki`, `jitr simulate`, the tests and the benchmarks. Nothing here is for production keys.
+Used by `jitr pki`, `jitr simulate`, the tests and the benchmarks. Nothing here is for production keys. Beside it:
+`revocations` (the development CA's revocation list), `crl_server` and `ocsp_responder` (what devices' CRL and OCSP
+URLs reach), `commands` (`jitr pki`).
 """
 
 from __future__ import annotations

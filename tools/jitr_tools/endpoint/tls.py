@@ -19,7 +19,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from OpenSSL import SSL
 
-from . import pki
+from jitr_tools import pki
 
 SERVER_CA_STEM = "server-ca"
 SERVER_STEM = "server"

@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from . import pki
+from jitr_tools import pki
 
 Status = ocsp.OCSPResponseStatus
 

@@ -26,10 +26,9 @@ from jitr.certificates import certificate_id
 from jitr.enrollment import Enrollments, ImportReport, Intake, Manifest, import_manifest, read_manifest
 from jitr.outcomes import Outcome, Reason
 from jitr.provisioning import RegistrationEvent
-
-from . import pki
-from .local_hooks import install, local_settings
-from .rehearsal import (
+from jitr_tools import pki
+from jitr_tools.rehearsing.local_hooks import install, local_settings
+from jitr_tools.rehearsing.rehearsal import (
     DECISION_TABLE,
     ENROLLMENT_TABLE,
     TEMPLATE,
@@ -41,9 +40,8 @@ from .rehearsal import (
 if TYPE_CHECKING:
     from jitr.settings import Settings
     from jitr_config.model import JitrConfig
-
-    from .embedded import EmbeddedIoT
-    from .wiring import Wiring
+    from jitr_tools.embedded import EmbeddedIoT
+    from jitr_tools.rehearsing.wiring import Wiring
 
 SENSOR, GATEWAY, METER = "sensor", "gateway", "meter"
 PRODUCTS = (SENSOR, GATEWAY, METER)

@@ -23,8 +23,7 @@ from jitr.revocation import Revocation
 from jitr.revocation_index import RevocationIndex, serial_key
 from jitr.revocation_sources import CrlSources
 from jitr.settings import Settings
-
-from .revocation_check import describe
+from jitr_tools.operating.revocation_check import describe
 
 
 def read_serial_item(dynamodb_client: Any, table: str, ca_id: str, serial_hex: str) -> dict[str, Any] | None:

@@ -41,9 +41,8 @@ from jitr.settings import RevocationSource, Settings, SettingsError
 from jitr.templates import Plan, TemplateError, check_template, render_template
 from jitr.templates.fields import AWS_FIELDS, PREFIXES, neutral_parameters
 from jitr.templates.intrinsics import referenced_parameters
-
-from .explain import read_sync_state
-from .topics import REGISTERED_TOPIC, RuleSqlError, rule_topic, topic_matches
+from jitr_tools.iot.topics import REGISTERED_TOPIC, RuleSqlError, rule_topic, topic_matches
+from jitr_tools.operating.explain import read_sync_state
 
 # The stack outputs the checks read (the construct, infra/jitr_cdk/construct.py, writes them; a test holds the two
 # together).

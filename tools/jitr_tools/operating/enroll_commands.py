@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from .arguments import UsageError, number, read_bytes
+from jitr_tools.arguments import UsageError, number, read_bytes
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -225,7 +225,7 @@ def _list(args: argparse.Namespace) -> int:
             for enrollment in found:
                 print(json.dumps(enrollment.to_dict(), separators=(",", ":")))
             return EXIT_OK
-        from . import terminal
+        from jitr_tools import terminal
 
         terminal.show(terminal.console(), enrollment_table(found))
         return EXIT_OK

@@ -9,7 +9,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from .arguments import UsageError, certificate_id_argument, number
+from jitr_tools.arguments import UsageError, certificate_id_argument, number
 
 EXIT_OK = 0
 EXIT_FAILED = 1

@@ -17,8 +17,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from . import pki, pki_revocations
-from .arguments import UsageError, certificates, number, private_key
+from jitr_tools import pki
+from jitr_tools.arguments import UsageError, certificates, number, private_key
+from jitr_tools.pki import revocations as pki_revocations
 
 REGISTRATION_CODE = re.compile(r"^[0-9a-f]{64}$")
 

@@ -1,6 +1,6 @@
 """`jitr simulate`: a fleet's first connects on the embedded AWS IoT, wired as the stack wires them (or naively, for
-comparison: see `jitr_tools.wiring`), deciding with the real handler. Devices reconnect as the AWS IoT Device SDK v2
-does (`jitr_tools.reconnect`: backoff with jitter, no limit) until they are connected or refused, and AWS publishes
+comparison: see `wiring`), deciding with the real handler. Devices reconnect as the AWS IoT Device SDK v2
+does (`reconnect`: backoff with jitter, no limit) until they are connected or refused, and AWS publishes
 the registered event on every connect of a pending certificate, so duplicate events happen as on AWS. RegisterThing is
 held to `quota` calls per second by the embedded IoT (ThrottlingException beyond); with `aws_quotas`, every operation
 the flow calls is held to AWS's default quota scaled by the same factor. The summary is read from the account and from
@@ -46,15 +46,14 @@ from jitr.outcomes import Outcome
 from jitr.pacing import AWS_DEFAULT_TPS, max_concurrency
 from jitr.provisioning import Decision
 from jitr.settings import RevocationSource
-
-from . import embedded, pki, terminal
-from .crl_server import CrlServer
-from .embedded import EmbeddedIoT
-from .embedded.iot import Connect, ConnectResult
-from .event_tap import EventTap
-from .reconnect import Reconnect
-from .rehearsal import create_decision_table, handler_environment, prepare_account
-from .simulate_products import (
+from jitr_tools import embedded, pki, terminal
+from jitr_tools.embedded import EmbeddedIoT
+from jitr_tools.embedded.iot import Connect, ConnectResult
+from jitr_tools.pki.crl_server import CrlServer
+from jitr_tools.rehearsing.event_tap import EventTap
+from jitr_tools.rehearsing.reconnect import Reconnect
+from jitr_tools.rehearsing.rehearsal import create_decision_table, handler_environment, prepare_account
+from jitr_tools.rehearsing.simulate_products import (
     LateManifest,
     ProductFleet,
     count_by_product,
@@ -62,7 +61,7 @@ from .simulate_products import (
     make_product_fleet,
     product_table,
 )
-from .wiring import DirectWiring, QueueWiring, Wiring, WiringStats
+from jitr_tools.rehearsing.wiring import DirectWiring, QueueWiring, Wiring, WiringStats
 
 DEFAULT_REVOKED = 3  # the command line's fleet: this many good devices revoked by the CA (fewer in a smaller fleet)
 NAIVE_CONCURRENCY = 100  # rule -> Lambda: as many concurrent invocations as events arrive, up to this many threads

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from .policy_variables import Connection, Thing, documented, multivalued, substitutable
+from jitr_tools.iot.policy_variables import Connection, Thing, documented, multivalued, substitutable
 
 __all__ = [
     "Connection",

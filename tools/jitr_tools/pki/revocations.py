@@ -27,7 +27,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 
-from . import pki
+from jitr_tools import pki
 
 REVOCATIONS_FILE = "revocations.json"
 CRL_FILE = "issuing-ca.crl"

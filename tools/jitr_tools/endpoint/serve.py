@@ -40,15 +40,17 @@ from jitr.provisioning import Decision
 from jitr.revocation_sync import SyncReport
 from jitr.settings import RevocationSource, Settings
 from jitr_config.model import JitrConfig
-
-from . import embedded, pki, pki_revocations
-from .broker import MqttEndpoint, running
-from .crl_server import CrlServer
-from .embedded import EmbeddedIoT
-from .event_tap import EventPrinter, EventTap, local_bus
-from .local_hooks import LambdaHandler, install, local_settings
-from .pki import write_private
-from .rehearsal import (
+from jitr_tools import embedded, pki
+from jitr_tools.embedded import EmbeddedIoT
+from jitr_tools.endpoint.broker import MqttEndpoint, running
+from jitr_tools.endpoint.tls import ServerCredentials, server_credentials
+from jitr_tools.iot.topics import REGISTERED_TOPIC
+from jitr_tools.pki import revocations as pki_revocations
+from jitr_tools.pki import write_private
+from jitr_tools.pki.crl_server import CrlServer
+from jitr_tools.rehearsing.event_tap import EventPrinter, EventTap, local_bus
+from jitr_tools.rehearsing.local_hooks import LambdaHandler, install, local_settings
+from jitr_tools.rehearsing.rehearsal import (
     DECISION_TABLE,
     DEVICE_POLICY,
     ENROLLMENT_TABLE,
@@ -58,9 +60,7 @@ from .rehearsal import (
     handler_environment,
     template_names,
 )
-from .tls import ServerCredentials, server_credentials
-from .topics import REGISTERED_TOPIC
-from .wiring import QueueWiring
+from jitr_tools.rehearsing.wiring import QueueWiring
 
 # The stack's intake, as infra/jitr_cdk/intake.py and infra/jitr_cdk/handler.py set it (a test holds them together).
 BATCH_SIZE = 10

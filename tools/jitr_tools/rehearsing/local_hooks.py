@@ -16,8 +16,8 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .embedded import EmbeddedLambda
-from .lambda_context import LambdaContext
+from jitr_tools.embedded import EmbeddedLambda
+from jitr_tools.rehearsing.lambda_context import LambdaContext
 
 if TYPE_CHECKING:
     from jitr.settings import Settings

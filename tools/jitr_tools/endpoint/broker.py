@@ -42,11 +42,10 @@ from amqtt.session import Session
 from OpenSSL import SSL
 
 from jitr.certificates import BadCertificate, certificate_id, certificate_parameters
-
-from .authorization import Connection, Verdict, evaluate, resource_arn
-from .embedded import Connect, ConnectResult, EmbeddedIoT, topic_matches
-from .embedded.lookups import connection_of, policies_of
-from .tls import Peer, ServerCredentials, TlsClosed, TlsStream, server_context
+from jitr_tools.embedded import Connect, ConnectResult, EmbeddedIoT, topic_matches
+from jitr_tools.embedded.lookups import connection_of, policies_of
+from jitr_tools.endpoint.tls import Peer, ServerCredentials, TlsClosed, TlsStream, server_context
+from jitr_tools.iot.authorization import Connection, Verdict, evaluate, resource_arn
 
 Report = Callable[[str], None]
 HANDSHAKE_TIMEOUT_S = 10.0

@@ -15,9 +15,8 @@ from jitr.enrollment import PARTITION_KEY, SORT_KEY
 from jitr.policy import account_arn, device_policy_document
 from jitr.products import IMPLICIT
 from jitr_config.model import SHIPPED_TEMPLATE
-
-from . import pki
-from .lambda_context import LambdaContext
+from jitr_tools import pki
+from jitr_tools.rehearsing.lambda_context import LambdaContext
 
 if TYPE_CHECKING:
     from jitr.settings import RevocationSource, Settings
