@@ -36,8 +36,9 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.x509.oid import NameOID
 from pydantic import BaseModel, ConfigDict, Field
 
-from .iot import IoT, NotFound
+from .iot import CertificateRecord, IoT, NotFound
 from .pacing import Pacer
+from .revocation_index import RevocationIndex
 
 By = Literal["serialNumber", "commonName", "publicKeySha256"]
 BY_VALUES: tuple[str, ...] = By.__args__  # type: ignore[attr-defined]
@@ -596,6 +597,9 @@ def _requeue(intake: Intake, enrollment: Enrollment) -> int:
     return len(enrollment.waiting)
 
 
+ISSUER_HOLD = x509.ReasonFlags.certificate_hold.value  # the reason the revocation sync records for a hold
+
+
 class Action(StrEnum):
     """What `disable` or `enable` did to the certificate provisioned for the device."""
 
@@ -613,6 +617,7 @@ class Change:
     certificate_status: str | None = None  # as found (None: no certificate, or AWS IoT no longer has it)
     action: Action | None = None
     requeued: int = 0
+    issuer_hold: bool = False  # `enable` left it INACTIVE: its issuer holds it, and the sync releases it
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -622,6 +627,7 @@ class Change:
             "certificateStatus": self.certificate_status,
             "action": self.action and str(self.action),
             "requeued": self.requeued,
+            "issuerHold": self.issuer_hold,
         }
 
 
@@ -632,8 +638,8 @@ def _status(enrollments: Enrollments, product: str, by: str, value: str, status:
     return enrollment
 
 
-def _provisioned(iot: IoT, enrollment: Enrollment, change: Change) -> str | None:
-    """The provisioned certificate's status in AWS IoT (None: none was provisioned, or AWS IoT has it no more)."""
+def _provisioned(iot: IoT, enrollment: Enrollment, change: Change) -> CertificateRecord | None:
+    """The provisioned certificate as AWS IoT has it (None: none was provisioned, or AWS IoT has it no more)."""
     if not enrollment.provisioned_certificate_id:
         return None
     change.certificate_id = enrollment.provisioned_certificate_id
@@ -642,7 +648,21 @@ def _provisioned(iot: IoT, enrollment: Enrollment, change: Change) -> str | None
     except NotFound:
         return None
     change.ca_certificate_id, change.certificate_status = record.ca_certificate_id, record.status
-    return record.status
+    return record
+
+
+def _issuer_holds(index: RevocationIndex, record: CertificateRecord) -> bool:
+    """Whether the certificate's issuer holds it: its serial is among the held ones the last sync read on its CA's
+    CRL. If so, the hold is recorded as the sync's own, so the sync sets it ACTIVE once the issuer lifts it (the sync
+    does not hold a certificate that was INACTIVE already, as a quarantined one is). Raises `IndexUnavailable`."""
+    if record.ca_certificate_id is None:
+        return False
+    state = index.sync_state(record.ca_certificate_id) or {}
+    serial = f"{x509.load_pem_x509_certificate(record.pem.encode()).serial_number:x}"
+    if serial not in set(state.get("heldSerials", ())):
+        return False
+    index.mark_synced(record.ca_certificate_id, serial, "INACTIVE", reason=ISSUER_HOLD, source="jitr enroll enable")
+    return True
 
 
 def disable(enrollments: Enrollments, iot: IoT, product: str, by: str, value: str) -> Change:
@@ -651,23 +671,38 @@ def disable(enrollments: Enrollments, iot: IoT, product: str, by: str, value: st
     next. Raises `NotEnrolled`, `EnrollmentUnavailable`, or `IoTError`."""
     enrollment = _status(enrollments, product, by, value, Status.DISABLED)
     change = Change(enrollment)
-    if _provisioned(iot, enrollment, change) == "ACTIVE":
+    record = _provisioned(iot, enrollment, change)
+    if record is not None and record.status == "ACTIVE":
         enrollments.set_quarantined(product, by, value, True)
         iot.update_certificate(enrollment.provisioned_certificate_id or "", "INACTIVE")
         change.action = Action.QUARANTINED
     return change
 
 
-def enable(enrollments: Enrollments, iot: IoT, product: str, by: str, value: str, intake: Intake | None) -> Change:
+def enable(
+    enrollments: Enrollments,
+    iot: IoT,
+    product: str,
+    by: str,
+    value: str,
+    intake: Intake | None,
+    index: RevocationIndex | None = None,
+) -> Change:
     """Enable a device: ENROLLED again; a certificate jitr quarantined is set ACTIVE again if it is still INACTIVE
     (never one REVOKED, never one jitr did not set INACTIVE); the certificates held while it was disabled are sent to
-    the intake again. Raises `NotEnrolled`, `EnrollmentUnavailable`, `IoTError` or `RequeueFailed`."""
+    the intake again. With `index` (the decision table's revocation index, where the stack syncs CRLs), a certificate
+    its issuer holds stays INACTIVE, handed to the sync, which sets it ACTIVE when the hold is lifted. Raises
+    `NotEnrolled`, `EnrollmentUnavailable`, `IoTError`, `IndexUnavailable` or `RequeueFailed`."""
     enrollment = _status(enrollments, product, by, value, Status.ENROLLED)
     change = Change(enrollment)
     if enrollment.quarantined:
-        if _provisioned(iot, enrollment, change) == "INACTIVE":
-            iot.update_certificate(enrollment.provisioned_certificate_id or "", "ACTIVE")
-            change.action = Action.RELEASED
+        record = _provisioned(iot, enrollment, change)
+        if record is not None and record.status == "INACTIVE":
+            if index is not None and _issuer_holds(index, record):
+                change.issuer_hold = True
+            else:
+                iot.update_certificate(record.certificate_id, "ACTIVE")
+                change.action = Action.RELEASED
         enrollments.set_quarantined(product, by, value, False)
     if intake is not None:
         change.requeued = _requeue(intake, enrollment)

@@ -13,6 +13,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from jitr.certificates import certificate_id
+from jitr.enrollment import Enrollments
 from jitr.revocation_index import RevocationIndex
 from jitr.settings import Settings
 from jitr_handlers.registration import handler
@@ -232,27 +233,35 @@ def test_a_ca_with_no_crl_url_is_not_a_sync_failure(synced: Fleet, monkeypatch: 
     assert (ca.error, ca.note) == (None, "no CRL URL is configured for this CA: nothing to sync")
 
 
-def test_a_hold_lifted_from_a_disabled_device_leaves_it_quarantined_until_it_is_enabled(
-    synced: Fleet, crl_server: CrlServer, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from jitr.enrollment import Enrollments, EnrollmentSettings, disable, enable, import_manifest, read_manifest
-    from jitr.iot import IoT
+def enrolled(fleet: Fleet, monkeypatch: pytest.MonkeyPatch, name: str) -> tuple[Enrollments, pki.Issued]:
+    """A product that requires enrollment by common name, with the enrolled device `name` provisioned."""
+    from jitr.enrollment import EnrollmentSettings, import_manifest, read_manifest
     from jitr.products import Product
     from jitr_handlers import registration
     from jitr_tools.rehearsing.rehearsal import create_enrollment_table
 
-    # Given a product that requires enrollment, and its enrolled device provisioned
     dynamodb = boto3.client("dynamodb", region_name="us-east-1")
     enrollments = Enrollments(create_enrollment_table(dynamodb), dynamodb)
     product = Product(
-        name="sensor", cas=(synced.ca_id,), template="jitr-device", enrollment=EnrollmentSettings(by="commonName")
+        name="sensor", cas=(fleet.ca_id,), template="jitr-device", enrollment=EnrollmentSettings(by="commonName")
     )
     products = Settings(template_name="jitr-device", products=(product,)).to_environment()["JITR_PRODUCTS"]
     monkeypatch.setenv("JITR_PRODUCTS", products)
     monkeypatch.setenv("JITR_ENROLLMENT_TABLE", enrollments.table_name)
     registration.use(None)
-    import_manifest(enrollments, "sensor", read_manifest("b1.csv", "commonName\nheld-1\n"))
-    (device,) = provision(synced, "held-1")
+    import_manifest(enrollments, "sensor", read_manifest("b1.csv", f"commonName\n{name}\n"))
+    (device,) = provision(fleet, name)
+    return enrollments, device
+
+
+def test_a_hold_lifted_from_a_disabled_device_leaves_it_quarantined_until_it_is_enabled(
+    synced: Fleet, crl_server: CrlServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from jitr.enrollment import disable, enable
+    from jitr.iot import IoT
+
+    # Given a product that requires enrollment, and its enrolled device provisioned
+    enrollments, device = enrolled(synced, monkeypatch, "held-1")
     # When the issuer holds it, an operator disables it meanwhile, and the issuer lifts the hold
     publish(crl_server, synced, [(device.certificate, x509.ReasonFlags.certificate_hold)], number=2)
     assert run(Settings.from_environment()).cas[0].held == [certificate_id(device.certificate)]
@@ -266,4 +275,36 @@ def test_a_hold_lifted_from_a_disabled_device_leaves_it_quarantined_until_it_is_
     assert enrollments.look_up("sensor", "commonName", "held-1").quarantined
     # and enabling it releases it
     enable(enrollments, iot, "sensor", "commonName", "held-1", None)
+    assert status(synced, device) == "ACTIVE"
+
+
+def test_a_device_enabled_while_its_issuer_holds_it_stays_inactive_until_the_issuer_lifts_the_hold(
+    synced: Fleet, crl_server: CrlServer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from jitr.enrollment import disable
+    from jitr.iot import IoT
+
+    # Given an enrolled device an operator disabled (its certificate quarantined: INACTIVE), and then its issuer
+    # holds it: the sync leaves it as it is (it holds only an ACTIVE certificate)
+    enrollments, device = enrolled(synced, monkeypatch, "held-2")
+    disable(enrollments, IoT(synced.account.client), "sensor", "commonName", "held-2")
+    publish(crl_server, synced, [(device.certificate, x509.ReasonFlags.certificate_hold)], number=2)
+    assert run(Settings.from_environment()).cas[0].held == []
+    assert status(synced, device) == "INACTIVE"
+
+    # When the operator enables it while the issuer still holds it
+    table = Settings.from_environment().decision_table
+    command = ["enroll", "enable", "held-2", "--product", "sensor", "--table", enrollments.table_name, "--json"]
+    capsys.readouterr()  # what the handler and the sync logged
+    assert main([*command, "--decision-table", str(table)]) == 0
+
+    # Then the enable takes (no longer quarantined), but the certificate stays INACTIVE: the issuer's word holds
+    change = json.loads(capsys.readouterr().out)
+    assert (change["issuerHold"], change["action"]) == (True, None)
+    assert not enrollments.look_up("sensor", "commonName", "held-2").quarantined
+    assert status(synced, device) == "INACTIVE"
+    # and when the issuer lifts the hold, the sync sets it ACTIVE
+    publish(crl_server, synced, [], number=3)
+    (ca,) = run(Settings.from_environment()).cas
+    assert (ca.released, ca.error) == ([certificate_id(device.certificate)], None)
     assert status(synced, device) == "ACTIVE"

@@ -17,6 +17,7 @@ from jitr_tools.arguments import UsageError, number, read_bytes
 EXIT_OK = 0
 EXIT_FAILED = 1
 TABLE_VARIABLE = "JITR_ENROLLMENT_TABLE"  # the registration function's variable naming its enrollment table
+DECISION_TABLE_VARIABLE = "JITR_DECISION_TABLE"  # and its decision table (the revocation index is kept there)
 MAX_PROBLEMS_SHOWN = 100
 STATUSES = ("ENROLLED", "DISABLED", "NOT_ENROLLED")
 
@@ -53,6 +54,12 @@ def add_parser(commands: Any) -> None:
         )
         command.add_argument("--stack", help="the stack's name in the event (default: --function's service name)")
         _stack_options(command, queue=name == "enable")
+        if name == "enable":
+            command.add_argument(
+                "--decision-table",
+                help="the stack's decision table, where the revocation sync records what the issuer holds: a"
+                f" certificate its issuer holds stays INACTIVE (default: --function's {DECISION_TABLE_VARIABLE})",
+            )
         command.set_defaults(run=run)
 
 
@@ -110,6 +117,18 @@ def _stack(args: argparse.Namespace, client: Callable[[str], Any]) -> tuple[str,
     return table, queue_url
 
 
+def _revocation_index(args: argparse.Namespace, client: Callable[[str], Any]) -> Any:
+    """The revocation index in the stack's decision table: as given, else the registration function's (None: neither
+    names one, and `enable` cannot see what the issuer holds)."""
+    from jitr.revocation_index import RevocationIndex
+
+    table = args.decision_table
+    if args.function and not table:
+        configuration = client("lambda").get_function_configuration(FunctionName=args.function)
+        table = configuration.get("Environment", {}).get("Variables", {}).get(DECISION_TABLE_VARIABLE)
+    return RevocationIndex(table, client("dynamodb")) if table else None
+
+
 def _intake(queue_url: str | None, client: Callable[[str], Any]) -> Any:
     from jitr.enrollment import Intake
     from jitr.provisioning import RegistrationEvent
@@ -131,12 +150,13 @@ def _aws(run: Callable[[], int]) -> int:
 
     from jitr.enrollment import EnrollmentUnavailable, NotEnrolled, RequeueFailed
     from jitr.iot import IoTError
+    from jitr.revocation_index import IndexUnavailable
 
     try:
         return run()
     except NotEnrolled as exc:
         raise UsageError(str(exc)) from None
-    except (EnrollmentUnavailable, IoTError, RequeueFailed, BotoCoreError, ClientError) as exc:
+    except (EnrollmentUnavailable, IoTError, IndexUnavailable, RequeueFailed, BotoCoreError, ClientError) as exc:
         raise UsageError(f"AWS: {exc}") from None
 
 
@@ -284,7 +304,11 @@ def _change(args: argparse.Namespace, act: Callable[..., Any]) -> int:
         table, queue_url = _stack(args, client)
         enrollments = Enrollments(table, client("dynamodb"))
         by, value = _target(args, enrollments)
-        extra = {"intake": _intake(queue_url, client)} if hasattr(args, "queue_url") else {}
+        extra: dict[str, Any] = {}
+        if hasattr(args, "queue_url"):
+            extra["intake"] = _intake(queue_url, client)
+        if hasattr(args, "decision_table"):
+            extra["index"] = _revocation_index(args, client)
         change = act(enrollments, IoT(client("iot"), template_ttl_s=0), args.product, by, value, **extra)
         if args.json:
             print(json.dumps(change.to_dict(), indent=2))
@@ -293,6 +317,11 @@ def _change(args: argparse.Namespace, act: Callable[..., Any]) -> int:
         kept = ""
         if change.certificate_id and not change.action:
             kept = f"; its certificate left {change.certificate_status or 'as it is (not found in AWS IoT)'}"
+        if change.issuer_hold:
+            kept = (
+                "; its certificate left INACTIVE: its issuer holds it (certificateHold), and the revocation sync sets"
+                " it ACTIVE when the hold is lifted"
+            )
         requeued = f"; {change.requeued} held certificates sent again" if change.requeued else ""
         print(f"{by} {value} of {args.product}: {change.enrollment.status}{done[change.action]}{kept}{requeued}")
         return _announce(args, client, change, f"{by} {value}")
