@@ -32,6 +32,7 @@ from types import FrameType
 import boto3
 from moto.dynamodb.models import dynamodb_backends
 from moto.iot.models import iot_backends
+from rich.table import Table
 
 from jitr.certificates import certificate_id
 from jitr.outcomes import Outcome
@@ -40,7 +41,7 @@ from jitr.provisioning import Decision
 from jitr.revocation_sync import SyncReport
 from jitr.settings import RevocationSource, Settings
 from jitr_config.model import JitrConfig
-from jitr_tools import embedded, pki
+from jitr_tools import embedded, pki, terminal
 from jitr_tools.embedded import EmbeddedIoT
 from jitr_tools.endpoint.broker import MqttEndpoint, running
 from jitr_tools.endpoint.tls import ServerCredentials, server_credentials
@@ -365,9 +366,6 @@ class Service:
         counts = ", ".join(f"{outcome} {count}" for outcome, count in sorted(outcomes.items())) or "none"
         decided = sum(outcomes.values())
         line = f"jitr serve: decided {decided} certificate{'' if decided == 1 else 's'} this run ({counts})"
-        if not self.config.implicit_products and final:
-            by_product = Counter((str(d.product or "no product"), str(d.outcome)) for d in final)
-            line += "; by product: " + ", ".join(f"{p} {o} {n}" for (p, o), n in sorted(by_product.items()))
         if self.revoked_by_sync:
             line += f"; the revocation sync revoked {self.revoked_by_sync}"
         if self.events is not None:
@@ -381,6 +379,9 @@ class Service:
         if wiring.depth:
             line += f"; {wiring.depth} events still queued, not kept"
         self.say(line)
+        if not self.config.implicit_products and final:
+            for row in terminal.plain(outcome_table(final)).splitlines():
+                self.say(row)
 
     def _product_lines(self) -> list[str]:
         """The products, each with its stored template, and its enrollment or hook (none for a configuration that
@@ -448,6 +449,19 @@ class Service:
             "Ctrl-C stops it" + (f"; the account is saved in {folder}." if self.options.keep else "."),
         ]
         return "\n".join(lines)
+
+
+def outcome_table(decisions: list[Decision]) -> Table:
+    """The run's final decisions by product: one row per product, one column per outcome (none: no product)."""
+    counts = Counter((str(d.product or "none"), str(d.outcome)) for d in decisions)
+    outcomes = sorted({outcome for _, outcome in counts})
+    table = Table(box=None, padding=(0, 2), collapse_padding=True, pad_edge=False)
+    table.add_column("by product")
+    for outcome in outcomes:
+        table.add_column(outcome, justify="right")
+    for product in sorted({product for product, _ in counts}):
+        table.add_row(product, *(str(counts[product, outcome]) for outcome in outcomes))
+    return table
 
 
 def serve_until_interrupted(stop: threading.Event | None = None) -> None:
